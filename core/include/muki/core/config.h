@@ -1,0 +1,79 @@
+// Experiment configuration: one TOML file, `--set a.b=VALUE` overrides (defaults < file < CLI),
+// and validation against the host's own schema and the plugins' parameter schemas. Every problem
+// is reported as "file:line:col: message"; validation collects all of them, not just the first.
+#pragma once
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <muki/registry/registry.h>
+#include <toml++/toml.h>
+
+namespace muki::core {
+
+struct ConfigProblem {
+  std::string source;  // the file, or "--set key" for an override
+  uint32_t line = 0;   // 1-based; 0 when unknown
+  uint32_t column = 0;
+  std::string message;
+  std::string format() const;  // "source:line:col: message"
+};
+
+// Thrown when a config cannot be read or an override cannot be applied; what() holds every
+// problem, one per line.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<ConfigProblem> problems);
+  const std::vector<ConfigProblem>& problems() const { return problems_; }
+
+ private:
+  std::vector<ConfigProblem> problems_;
+};
+
+class Config {
+ public:
+  // Parses a TOML file. Throws ConfigError (file:line:col) on a syntax error or missing file.
+  static Config load(const std::filesystem::path& path);
+  // Parses TOML text; `source_name` names it in messages.
+  static Config parse(std::string_view text, std::string source_name,
+                      std::filesystem::path base_dir);
+
+  // Applies "dotted.key=VALUE" where VALUE is a TOML value (strings need quotes; a bare word that
+  // is not a TOML value is taken as a string, so `--set experiment.device=cpu` works). Array
+  // elements are addressed as teachers.0.name or teachers[0].name. Missing tables are created.
+  void apply_override(std::string_view assignment);
+
+  const toml::table& root() const { return root_; }
+  toml::table& root() { return root_; }
+  const std::filesystem::path& path() const { return path_; }
+  // Folder relative paths in the file are resolved against (absolute).
+  const std::filesystem::path& base_dir() const { return base_dir_; }
+
+  // The resolved config as TOML text.
+  std::string to_toml() const;
+
+  // [plugins].paths resolved against base_dir().
+  std::vector<std::filesystem::path> plugin_paths() const;
+
+ private:
+  toml::table root_;
+  std::filesystem::path path_;
+  std::filesystem::path base_dir_;
+};
+
+// Checks the whole experiment: the host's sections and keys (types, required keys, allowed
+// values, unknown keys with a suggestion), then every `options` table against the schema of the
+// plugin it configures (looked up in `registry`), including that PATH options exist. Returns
+// every problem found; empty means valid.
+std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry);
+
+// The options sub-table of a plugin as TOML text for create(), with PATH parameters made absolute
+// against the config's base folder. `options` may be null (no options given).
+std::string plugin_options_toml(const toml::table* options, const Config& config,
+                                const registry::Registry& registry, registry::Kind kind,
+                                std::string_view plugin_name);
+
+}  // namespace muki::core

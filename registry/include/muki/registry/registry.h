@@ -1,0 +1,205 @@
+// The host side of the plugin boundary: finds plugin libraries, loads them (Boost.DLL, rtld_now |
+// rtld_local), performs the ABI handshake, lists what they hold and makes instances. No torch
+// here: tensors cross as raw float buffers wrapped into DLTensors at the boundary.
+//
+// Lifetime: every plugin description and every instance holds a shared reference to the library
+// it came from, so a library stays loaded while anything it made lives, and is unloaded (after its
+// shutdown hook) when the last of them goes.
+#pragma once
+
+#include <muki/plugin.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace muki::registry {
+
+enum class Kind { Teacher, Uncertainty, Integration };
+
+// "teacher", "uncertainty", "integration"
+const char* kind_name(Kind kind);
+// A readable noun: "teacher adapter", "uncertainty strategy", "integration strategy".
+const char* kind_noun(Kind kind);
+const char* param_type_name(muki_param_type type);
+std::string format_abi(uint32_t abi_version);  // "1.0"
+
+// Every refusal of the registry: the message says what went wrong and where.
+class PluginError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ParamInfo {
+  std::string name;
+  muki_param_type type = MUKI_PARAM_STRING;
+  bool required = false;
+  std::optional<std::string> default_value;  // a TOML literal
+  std::string doc;
+  std::optional<double> min_value, max_value;
+};
+
+class LoadedLibrary;
+
+struct PluginInfo {
+  Kind kind = Kind::Teacher;
+  std::string name;
+  std::string version;
+  std::string description;
+  std::vector<ParamInfo> params;
+  std::filesystem::path library_path;
+  std::string library_name;
+  std::string library_version;
+  uint32_t abi_version = 0;  // the library's
+  std::shared_ptr<LoadedLibrary> library;  // pins the library
+  const muki_plugin_desc* desc = nullptr;
+
+  const ParamInfo* find_param(std::string_view key) const;
+};
+
+// Base of the three instance wrappers: owns the plugin's opaque instance and pins its library.
+class Instance {
+ public:
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+  virtual ~Instance();
+  const PluginInfo& plugin() const { return *plugin_; }
+  const std::string& instance_name() const { return instance_name_; }
+
+ protected:
+  Instance(std::shared_ptr<const PluginInfo> plugin, std::string instance_name, void* handle,
+           void (*destroy)(void*));
+  // Throws PluginError "<kind> '<name>' <what> failed: <plugin's message>" unless status is OK.
+  void check(muki_status status, const muki_error& error, const char* what) const;
+  void* handle_;
+
+ private:
+  std::shared_ptr<const PluginInfo> plugin_;
+  std::string instance_name_;
+  void (*destroy_)(void*);
+};
+
+class TeacherInstance : public Instance {
+ public:
+  const std::vector<std::string>& labels() const { return labels_; }
+  bool can_sample() const { return can_sample_; }
+  const std::string& sampling_note() const { return sampling_note_; }
+  // samples == 0: out holds B * C floats (deterministic); else samples * B * C floats.
+  void predict(const std::vector<std::string>& texts, uint32_t samples, uint64_t seed,
+               float* out) const;
+
+ private:
+  friend class Registry;
+  TeacherInstance(std::shared_ptr<const PluginInfo> plugin, std::string instance_name,
+                  void* handle);
+  const muki_teacher_api* api_;
+  std::vector<std::string> labels_;
+  bool can_sample_ = false;
+  std::string sampling_note_;
+};
+
+class UncertaintyInstance : public Instance {
+ public:
+  uint32_t samples() const { return samples_; }  // 0 = one deterministic pass
+  // logits: K * B * C floats ([K, B, C]); out: B floats.
+  void score(const float* logits, int64_t k, int64_t b, int64_t c, float* out) const;
+
+ private:
+  friend class Registry;
+  UncertaintyInstance(std::shared_ptr<const PluginInfo> plugin, std::string instance_name,
+                      void* handle);
+  const muki_uncertainty_api* api_;
+  uint32_t samples_ = 0;
+};
+
+// One teacher's outputs on a batch, as the integration strategy sees them.
+struct TeacherOutputsView {
+  const float* logits;              // [B, C_i] deterministic
+  const float* scores;              // [B]
+  const std::vector<int64_t>* label_map;  // C_i union indices
+};
+
+class IntegrationInstance : public Instance {
+ public:
+  muki_loss_kind loss() const { return info_.loss; }
+  float student_temperature() const { return info_.student_temperature; }
+  bool needs_gold() const { return (info_.flags & MUKI_INTEGRATION_NEEDS_GOLD) != 0; }
+  // target: B * union_size floats; weight: B floats; gold: B union indices or nullptr.
+  void integrate(const std::vector<TeacherOutputsView>& teachers, int64_t batch_size,
+                 int64_t union_size, const int64_t* gold, float* target, float* weight) const;
+
+ private:
+  friend class Registry;
+  IntegrationInstance(std::shared_ptr<const PluginInfo> plugin, std::string instance_name,
+                      void* handle);
+  const muki_integration_api* api_;
+  muki_integration_info info_{};
+};
+
+// What create_*() hands the plugin besides the schema-checked options.
+struct CreateArgs {
+  std::string instance_name;
+  std::string options_toml;
+  std::filesystem::path config_dir;
+  uint64_t seed = 0;
+};
+
+// One line per library that could not be used; scanning goes on past it.
+struct LoadFailure {
+  std::filesystem::path path;
+  std::string message;
+};
+
+class Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Loads one library. Throws PluginError with a message naming the file on: missing file, not a
+  // shared library, no entry symbol, ABI mismatch (both versions named), malformed table, failing
+  // init, or a (kind, name) already provided by another library. Loading the same file twice is a
+  // no-op.
+  void load_library(const std::filesystem::path& path);
+
+  // Loads every lib*.so in each folder (not recursive). Failures are collected, not thrown; a
+  // folder that does not exist is a failure too.
+  std::vector<LoadFailure> scan(const std::vector<std::filesystem::path>& folders);
+
+  // Case-insensitive look-up; nullptr when absent.
+  const PluginInfo* find(Kind kind, std::string_view name) const;
+  // Throws PluginError "<kind noun> '<name>' not found; available: a, b, c".
+  const PluginInfo& get(Kind kind, std::string_view name) const;
+  // Every plugin, ordered by kind then name.
+  std::vector<const PluginInfo*> list() const;
+  std::vector<std::string> names(Kind kind) const;
+
+  std::unique_ptr<TeacherInstance> create_teacher(std::string_view plugin,
+                                                  const CreateArgs& args) const;
+  std::unique_ptr<UncertaintyInstance> create_uncertainty(std::string_view plugin,
+                                                          const CreateArgs& args) const;
+  std::unique_ptr<IntegrationInstance> create_integration(std::string_view plugin,
+                                                          const CreateArgs& args) const;
+
+ private:
+  std::map<std::pair<Kind, std::string>, std::shared_ptr<const PluginInfo>> plugins_;
+  std::vector<std::filesystem::path> loaded_paths_;  // canonical
+  std::shared_ptr<const PluginInfo> lookup(Kind kind, std::string_view name) const;
+};
+
+// The default plugin folders, in search order: $MUKI_PLUGIN_PATH (colon-separated), then the
+// folder where muki's own plugins live, <bin>/../lib/muki/plugins (the build tree mirrors the
+// install tree). Folders that do not exist are left out.
+std::vector<std::filesystem::path> default_plugin_folders();
+
+// The host API table handed to plugins (logging goes to spdlog under the logger "plugin").
+const muki_host_api* host_api();
+
+}  // namespace muki::registry

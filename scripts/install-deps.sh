@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every system package muki needs from Debian 12's repositories. Idempotent: packages
+# already present are skipped, so the README's commands can call it every time.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-openmp   # without openblas libtorch falls back to the reference BLAS (~45x slower)
+  libboost-dev libboost-program-options-dev
+  libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libdlpack-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# --no-install-recommends: otherwise Qt and Mesa come along with libtorch.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
