@@ -1,0 +1,208 @@
+// The registry: discovery, the ABI handshake, every refusal with its message, look-ups and the
+// lifetime rule (a library stays loaded while anything it made lives).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <muki/registry/registry.h>
+
+#include "../test_support.h"
+
+using muki::registry::Kind;
+using muki::registry::PluginError;
+using muki::registry::Registry;
+using muki::test::fixture_dir;
+using muki::test::plugin_dir;
+using ::testing::HasSubstr;
+
+namespace {
+
+std::string load_error(Registry& registry, const std::filesystem::path& path) {
+  try {
+    registry.load_library(path);
+  } catch (const PluginError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::filesystem::path lib(const std::string& folder, const std::string& name) {
+  return fixture_dir(folder) / ("lib" + name + ".so");
+}
+
+}  // namespace
+
+TEST(Registry, ScansBuiltinPluginsOfEachKind) {
+  Registry registry;
+  const auto failures = registry.scan({plugin_dir()});
+  for (const auto& f : failures) ADD_FAILURE() << f.message;
+  EXPECT_NE(registry.find(Kind::Uncertainty, "entropy"), nullptr);
+  EXPECT_NE(registry.find(Kind::Uncertainty, "mc_dropout"), nullptr);
+  EXPECT_NE(registry.find(Kind::Integration, "max"), nullptr);
+  EXPECT_NE(registry.find(Kind::Integration, "weighted"), nullptr);
+  const auto* mc = registry.find(Kind::Uncertainty, "mc_dropout");
+  ASSERT_NE(mc, nullptr);
+  EXPECT_EQ(mc->version, "0.1.0");
+  EXPECT_EQ(mc->abi_version, MUKI_ABI_VERSION);
+  ASSERT_NE(mc->find_param("samples"), nullptr);
+  EXPECT_EQ(mc->find_param("samples")->type, MUKI_PARAM_INT);
+  EXPECT_EQ(*mc->find_param("samples")->default_value, "16");
+}
+
+TEST(Registry, NamesAreCaseInsensitive) {
+  Registry registry;
+  registry.scan({plugin_dir()});
+  const auto* a = registry.find(Kind::Uncertainty, "MC_Dropout");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->name, "mc_dropout");
+  // Kinds are separate name spaces.
+  EXPECT_EQ(registry.find(Kind::Teacher, "mc_dropout"), nullptr);
+}
+
+TEST(Registry, UnknownNameListsWhatIsAvailable) {
+  Registry registry;
+  registry.scan({plugin_dir()});
+  try {
+    registry.get(Kind::Uncertainty, "bald");
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("uncertainty strategy 'bald' not found; available: "));
+    EXPECT_THAT(e.what(), HasSubstr("entropy, mc_dropout"));
+  }
+}
+
+TEST(Registry, LoadingTheSameFileTwiceIsANoOp) {
+  Registry registry;
+  const auto path = plugin_dir() / "libmuki_uncertainty_builtin.so";
+  registry.load_library(path);
+  EXPECT_NO_THROW(registry.load_library(path));
+  EXPECT_EQ(registry.names(Kind::Uncertainty).size(), 2u);
+}
+
+TEST(RegistryRefuses, MissingFile) {
+  Registry registry;
+  EXPECT_THAT(load_error(registry, "/nonexistent/libnothing.so"),
+              HasSubstr("/nonexistent/libnothing.so: no such file"));
+}
+
+TEST(RegistryRefuses, FileThatIsNotASharedLibrary) {
+  Registry registry;
+  EXPECT_THAT(load_error(registry, lib("not_elf", "not_elf")),
+              HasSubstr("libnot_elf.so: not a shared library (no ELF header)"));
+}
+
+TEST(RegistryRefuses, SharedLibraryWithoutEntrySymbol) {
+  Registry registry;
+  EXPECT_THAT(load_error(registry, lib("bad", "fixture_no_entry")),
+              HasSubstr("not a muki plugin (no 'muki_plugin_library_entry' symbol)"));
+}
+
+TEST(RegistryRefuses, WrongAbiMajorNamingBothVersions) {
+  Registry registry;
+  const std::string message = load_error(registry, lib("bad", "fixture_wrong_major"));
+  EXPECT_THAT(message, HasSubstr("plugin ABI 2.0 is incompatible with host ABI 1.0"));
+}
+
+TEST(RegistryRefuses, NewerMinorThanTheHost) {
+  Registry registry;
+  const std::string message = load_error(registry, lib("newer_minor", "fixture_newer_minor"));
+  EXPECT_THAT(message, HasSubstr("plugin ABI 1.1 is incompatible with host ABI 1.0"));
+}
+
+TEST(RegistryRefuses, FailingInitWithThePluginsMessage) {
+  Registry registry;
+  EXPECT_THAT(load_error(registry, lib("bad", "fixture_failing_init")),
+              HasSubstr("init failed: licence file /opt/vendor/licence.key not found"));
+  EXPECT_EQ(registry.find(Kind::Uncertainty, "fixture_strategy"), nullptr);
+}
+
+TEST(RegistryRefuses, NullFunctionInTable) {
+  Registry registry;
+  EXPECT_THAT(load_error(registry, lib("null_function", "fixture_null_function")),
+              HasSubstr("plugin 'fixture_strategy' has a NULL function in its table"));
+}
+
+TEST(RegistryRefuses, DuplicateKindAndNameIgnoringCase) {
+  Registry registry;
+  registry.load_library(plugin_dir() / "libmuki_uncertainty_builtin.so");
+  const std::string message = load_error(registry, lib("duplicate", "fixture_duplicate"));
+  EXPECT_THAT(message, HasSubstr("uncertainty strategy 'ENTROPY' is already provided by"));
+  EXPECT_THAT(message, HasSubstr("libmuki_uncertainty_builtin.so"));
+}
+
+TEST(RegistryRefuses, ScanReportsEachBadLibraryAndKeepsGoing) {
+  Registry registry;
+  const auto failures = registry.scan({fixture_dir("bad"), fixture_dir("good"), "/no/such/folder"});
+  ASSERT_EQ(failures.size(), 4u);
+  EXPECT_THAT(failures[0].message, HasSubstr("init failed"));
+  EXPECT_THAT(failures[1].message, HasSubstr("no 'muki_plugin_library_entry' symbol"));
+  EXPECT_THAT(failures[2].message, HasSubstr("plugin ABI 2.0 is incompatible"));
+  EXPECT_THAT(failures[3].message, HasSubstr("/no/such/folder: not a folder"));
+  EXPECT_NE(registry.find(Kind::Teacher, "fixture_length"), nullptr);
+  EXPECT_NE(registry.find(Kind::Uncertainty, "throwing"), nullptr);
+}
+
+TEST(RegistryInstances, PlainCTeacherThroughTheBoundary) {
+  Registry registry;
+  registry.load_library(lib("good", "fixture_c_teacher"));
+  auto teacher = registry.create_teacher("fixture_length", {"t1", "", "/", 1});
+  EXPECT_EQ(teacher->labels(), (std::vector<std::string>{"short", "long"}));
+  EXPECT_TRUE(teacher->can_sample());
+  EXPECT_THAT(teacher->sampling_note(), HasSubstr("noise"));
+  std::vector<float> out(2 * 2);
+  teacher->predict({"tiny", std::string(40, 'x')}, 0, 0, out.data());
+  EXPECT_FLOAT_EQ(out[0], 1.6f);   // (20 - 4) / 10
+  EXPECT_FLOAT_EQ(out[1], -1.6f);
+  EXPECT_FLOAT_EQ(out[2], -2.0f);  // (20 - 40) / 10
+  EXPECT_FLOAT_EQ(out[3], 2.0f);
+  std::vector<float> a(3 * 2 * 2), b(3 * 2 * 2);
+  teacher->predict({"tiny", "longer text"}, 3, 7, a.data());
+  teacher->predict({"tiny", "longer text"}, 3, 7, b.data());
+  EXPECT_EQ(a, b);  // same seed, same samples
+  EXPECT_NE(a[0], a[4]);  // samples differ
+}
+
+TEST(RegistryInstances, ExceptionsBecomeStatusesWithMessages) {
+  Registry registry;
+  registry.load_library(lib("good", "fixture_throwing"));
+  try {
+    registry.create_uncertainty("throwing", {"u", "fail_in_create = true", "/", 0});
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_STREQ(e.what(),
+                 "uncertainty strategy 'throwing' (u): create failed: asked to fail in create");
+  }
+  auto strategy = registry.create_uncertainty("throwing", {"u", "", "/", 0});
+  std::vector<float> logits(2), scores(1);
+  try {
+    strategy->score(logits.data(), 1, 1, 2, scores.data());
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_STREQ(e.what(),
+                 "uncertainty strategy 'throwing' (u): score failed: vector index 7 out of range");
+  }
+}
+
+TEST(RegistryInstances, InvalidOptionsTomlIsAConfigError) {
+  Registry registry;
+  registry.load_library(plugin_dir() / "libmuki_uncertainty_builtin.so");
+  try {
+    registry.create_uncertainty("mc_dropout", {"u", "samples = = 3", "/", 0});
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("create failed: options are not valid TOML"));
+  }
+}
+
+TEST(RegistryInstances, InstanceKeepsItsLibraryLoaded) {
+  std::unique_ptr<muki::registry::UncertaintyInstance> strategy;
+  {
+    Registry registry;
+    registry.load_library(plugin_dir() / "libmuki_uncertainty_builtin.so");
+    strategy = registry.create_uncertainty("entropy", {"u", "", "/", 0});
+  }  // the registry is gone; the instance still pins the library
+  const std::vector<float> logits = {0.0f, 0.0f};
+  float score = -1.0f;
+  strategy->score(logits.data(), 1, 1, 2, &score);
+  EXPECT_FLOAT_EQ(score, 0.0f);  // a uniform distribution is maximally uncertain
+  EXPECT_EQ(strategy->plugin().name, "entropy");
+}
