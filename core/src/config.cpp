@@ -145,7 +145,7 @@ void Config::apply_override(std::string_view assignment) {
       fail("'" + last + "' is not an index of the array");
     array->replace(array->begin() + static_cast<std::ptrdiff_t>(std::stoul(last)), std::move(value));
   } else {
-    fail("the parent of '" + last + "' is a value, not a table");
+    fail("'" + walked + "' is a value, not a table");
   }
 }
 
@@ -503,6 +503,7 @@ std::string plugin_options_toml(const toml::table* options, const Config& config
   if (options == nullptr) return {};
   const registry::PluginInfo& info = registry.get(kind, plugin_name);
   toml::table resolved = *options;
+  resolved.is_inline(false);  // key = value lines, not "{ ... }"
   for (const auto& p : info.params) {
     if (p.type != MUKI_PARAM_PATH) continue;
     if (auto value = resolved[p.name].value<std::string>())

@@ -1,0 +1,149 @@
+// The `muki` command line as a user runs it: exit codes, and one clear line per problem.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+
+#include "../test_support.h"
+
+using muki::test::fixture_dir;
+using muki::test::TempDir;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_muki(const std::string& args) {
+  const std::string command = "env -u MUKI_PLUGIN_PATH " +
+                              (muki::test::build_dir() / "bin" / "muki").string() + " " + args +
+                              " 2>&1";
+  Result r{-1, {}};
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+size_t count_lines_with(const std::string& text, const std::string& needle) {
+  size_t count = 0, pos = 0;
+  while ((pos = text.find(needle, pos)) != std::string::npos) {
+    ++count;
+    pos += needle.size();
+  }
+  return count;
+}
+
+const char* kExperiment = R"([experiment]
+name = "cli"
+[plugins]
+paths = ["%FIXTURES%"]
+[[teachers]]
+name = "lengths"
+adapter = "fixture_length"
+[uncertainty]
+strategy = "mc_dropout"
+[integration]
+strategy = "max"
+options = { margin_reweighting = true }
+)";
+
+std::string experiment() {
+  std::string text = kExperiment;
+  text.replace(text.find("%FIXTURES%"), 10, fixture_dir("good").string());
+  return text;
+}
+
+}  // namespace
+
+TEST(Cli, PluginsListsBuiltinsWithVersionAndAbi) {
+  const Result r = run_muki("plugins");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("uncertainty  mc_dropout           v0.1.0    ABI 1.0"));
+  EXPECT_THAT(r.output, HasSubstr("integration  weighted"));
+  EXPECT_THAT(r.output, HasSubstr("samples               int          default 16  in [2, 4096]"));
+}
+
+TEST(Cli, PluginsWithBadLibrariesPrintsOneLineEachAndFails) {
+  const Result r = run_muki("plugins --no-default-paths --path " + fixture_dir("bad").string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, "error: /"), 3u) << r.output;  // one per library
+  EXPECT_THAT(r.output, HasSubstr("error: no plugins found"));
+  EXPECT_THAT(r.output, HasSubstr("libfixture_no_entry.so: not a muki plugin"));
+  EXPECT_THAT(r.output, HasSubstr("libfixture_wrong_major.so: plugin ABI 2.0 is incompatible with host ABI 1.0"));
+  EXPECT_THAT(r.output, HasSubstr("libfixture_failing_init.so: init failed: licence file"));
+  EXPECT_THAT(r.output, HasSubstr("3 libraries refused"));
+}
+
+TEST(Cli, PluginsPathAddsAFolder) {
+  const Result r = run_muki("plugins --path " + fixture_dir("good").string());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("teacher      fixture_length"));
+  EXPECT_THAT(r.output, HasSubstr("uncertainty  entropy"));
+}
+
+TEST(Cli, ValidateAcceptsAValidConfig) {
+  TempDir dir;
+  const auto path = dir.write("exp.toml", experiment());
+  const Result r = run_muki("validate " + path.string());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("exp.toml: valid"));
+}
+
+TEST(Cli, ValidateReportsEveryProblemWithFileLineColumn) {
+  TempDir dir;
+  const auto path = dir.write("exp.toml", experiment());
+  const Result r = run_muki("validate " + path.string() +
+                        " --set uncertainty.options.samples=1 --set integration.strategy=maxx");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--set uncertainty.options.samples=1:1:5: "
+                                  "'uncertainty.options.samples' is 1; it must lie in [2, 4096]"));
+  EXPECT_THAT(r.output, HasSubstr("--set integration.strategy=maxx:1:5: 'integration.strategy': "
+                                  "integration strategy 'maxx' not found; available: max, weighted"));
+  EXPECT_THAT(r.output, HasSubstr("2 problems found"));
+}
+
+TEST(Cli, ValidateReportsSyntaxErrors) {
+  TempDir dir;
+  const auto path = dir.write("broken.toml", "[experiment\nname = 1\n");
+  const Result r = run_muki("validate " + path.string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(path.string() + ":1:"));
+}
+
+TEST(Cli, PrintConfigAppliesOverridesInOrder) {
+  TempDir dir;
+  const auto path = dir.write("exp.toml", experiment());
+  const Result r = run_muki("print-config " + path.string() +
+                        " --set experiment.seed=5 --set experiment.seed=9 --set experiment.device=cpu");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("seed = 9"));
+  EXPECT_THAT(r.output, HasSubstr("device = 'cpu'"));
+  EXPECT_THAT(r.output, Not(HasSubstr("seed = 5")));
+}
+
+TEST(Cli, HelpEverywhereAndExitCodes) {
+  EXPECT_EQ(run_muki("--help").code, 0);
+  for (const char* command : {"plugins", "validate", "print-config"}) {
+    const Result r = run_muki(std::string(command) + " --help");
+    EXPECT_EQ(r.code, 0) << command;
+    EXPECT_THAT(r.output, HasSubstr("usage: muki " + std::string(command))) << command;
+  }
+  const Result unknown = run_muki("trian");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown command 'trian'"));
+  const Result missing = run_muki("validate");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("the option '--config' is required"));
+  EXPECT_EQ(run_muki("").code, 2);
+}

@@ -1,0 +1,235 @@
+// Config loading, --set overrides and validation messages (file:line:col, all problems at once).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <muki/core/config.h>
+
+#include "../test_support.h"
+
+using muki::core::Config;
+using muki::core::ConfigError;
+using muki::core::ConfigProblem;
+using muki::registry::Kind;
+using muki::registry::Registry;
+using muki::test::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+namespace {
+
+const char* kValid = R"([experiment]
+name = "two-teachers"
+seed = 3
+device = "auto"
+
+[[teachers]]
+name = "lengths"
+adapter = "fixture_length"
+
+[[teachers]]
+name = "lengths2"
+adapter = "FIXTURE_LENGTH"
+
+[uncertainty]
+strategy = "mc_dropout"
+options = { samples = 8 }
+
+[integration]
+strategy = "weighted"
+options = { tau = 0.2, margin_reweighting = true }
+)";
+
+Registry& registry() {
+  static Registry* r = [] {
+    auto* reg = new Registry();
+    reg->scan({muki::test::plugin_dir(), muki::test::fixture_dir("good")});
+    return reg;
+  }();
+  return *r;
+}
+
+std::vector<std::string> problems_of(const std::string& text) {
+  const Config config = Config::parse(text, "exp.toml", "/tmp");
+  std::vector<std::string> out;
+  for (const auto& p : muki::core::validate(config, registry())) out.push_back(p.format());
+  return out;
+}
+
+std::string override_error(Config& config, const std::string& assignment) {
+  try {
+    config.apply_override(assignment);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Config, SyntaxErrorNamesFileLineAndColumn) {
+  TempDir dir;
+  const auto path = dir.write("bad.toml", "[experiment]\nname = \"x\"\nseed = = 3\n");
+  try {
+    Config::load(path);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.problems().size(), 1u);
+    EXPECT_EQ(e.problems()[0].source, path.string());
+    EXPECT_EQ(e.problems()[0].line, 3u);
+    EXPECT_THAT(e.what(), HasSubstr(path.string() + ":3:"));
+  }
+}
+
+TEST(Config, MissingFileIsReported) {
+  try {
+    Config::load("/no/such/exp.toml");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/no/such/exp.toml: cannot open the config file");
+  }
+}
+
+TEST(Config, BaseDirIsTheConfigsFolder) {
+  TempDir dir;
+  const auto path = dir.write("sub/exp.toml", "[plugins]\npaths = [\"../plugins\"]\n");
+  const Config config = Config::load(path);
+  EXPECT_EQ(config.base_dir(), std::filesystem::absolute(dir.path() / "sub"));
+  EXPECT_THAT(config.plugin_paths(), ElementsAre(dir.path() / "plugins"));
+}
+
+TEST(ConfigOverrides, TypedValuesBareWordsAndNewTables) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("experiment.seed=7");
+  config.apply_override("experiment.device=cpu");  // a bare word is a string
+  config.apply_override("uncertainty.options.samples=32");
+  config.apply_override("student.train.lr=5e-4");  // tables are created
+  config.apply_override("plugins.paths=[\"a\", \"b\"]");
+  EXPECT_EQ(config.root().at_path("experiment.seed").value<int64_t>(), 7);
+  EXPECT_EQ(config.root().at_path("experiment.device").value<std::string>(), "cpu");
+  EXPECT_EQ(config.root().at_path("uncertainty.options.samples").value<int64_t>(), 32);
+  EXPECT_DOUBLE_EQ(*config.root().at_path("student.train.lr").value<double>(), 5e-4);
+  EXPECT_EQ(config.root().at_path("plugins.paths").as_array()->size(), 2u);
+}
+
+TEST(ConfigOverrides, ArrayElementsByIndexInBothSpellings) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("teachers.1.name=\"renamed\"");
+  config.apply_override("teachers[0].options.model=\"m.bin\"");
+  EXPECT_EQ(config.root().at_path("teachers[1].name").value<std::string>(), "renamed");
+  EXPECT_EQ(config.root().at_path("teachers[0].options.model").value<std::string>(), "m.bin");
+}
+
+TEST(ConfigOverrides, LaterOverridesWin) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("experiment.seed=1");
+  config.apply_override("experiment.seed=2");
+  EXPECT_EQ(config.root().at_path("experiment.seed").value<int64_t>(), 2);
+}
+
+TEST(ConfigOverrides, ErrorsSayWhatIsWrong) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  EXPECT_EQ(override_error(config, "experiment.seed"),
+            "--set experiment.seed: expected KEY=VALUE, e.g. experiment.seed=2");
+  EXPECT_EQ(override_error(config, "teachers.5.name=x"),
+            "--set teachers.5.name=x: 'teachers.5' is out of range (the array has 2 elements)");
+  EXPECT_EQ(override_error(config, "experiment.seed.x=1"),
+            "--set experiment.seed.x=1: 'experiment.seed' is a value, not a table");
+  EXPECT_EQ(override_error(config, "experiment.name=[1,"),
+            "--set experiment.name=[1,: '[1,' is not a TOML value");
+}
+
+TEST(ConfigOverrides, OverriddenValuesAreValidatedWithTheirOrigin) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("uncertainty.options.samples=\"many\"");
+  const auto problems = muki::core::validate(config, registry());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].format(),
+            "--set uncertainty.options.samples=\"many\":1:5: 'uncertainty.options.samples' must "
+            "be an integer");
+}
+
+TEST(ConfigValidate, AValidExperimentHasNoProblems) {
+  EXPECT_THAT(problems_of(kValid), ElementsAre());
+}
+
+TEST(ConfigValidate, ReportsEveryProblemWithItsPosition) {
+  const std::string text = R"([experiment]
+seed = "three"
+device = "gpu"
+colour = "blue"
+
+[[teachers]]
+name = "a"
+adapter = "bert"
+
+[[teachers]]
+name = "a"
+adapter = "fixture_length"
+options = { x = 1 }
+
+[uncertainty]
+strategy = "mc_dropout"
+options = { sampels = 8 }
+
+[integration]
+strategy = "weighted"
+options = { tau = -1.0, margin_reweighting = "yes" }
+)";
+  EXPECT_THAT(
+      problems_of(text),
+      ElementsAre(
+          "exp.toml:1:1: missing required key 'experiment.name'",
+          "exp.toml:2:8: 'experiment.seed' must be an integer",
+          "exp.toml:3:10: 'experiment.device' must be a device string (auto, cpu, cuda or cuda:N)",
+          "exp.toml:4:1: unknown key 'experiment.colour' (known keys: name, seed, device, "
+          "output_dir, deterministic)",
+          "exp.toml:8:11: 'teachers[0].adapter': teacher adapter 'bert' not found; available: "
+          "fixture_length",
+          "exp.toml:11:8: 'teachers' has two entries named \"a\"",
+          "exp.toml:13:13: unknown key 'teachers[1].options.x' (this table takes no keys)",
+          "exp.toml:17:13: unknown key 'uncertainty.options.sampels' (did you mean 'samples'?)",
+          "exp.toml:21:19: 'integration.options.tau' is -1; it must lie in [0.0001, 10000]",
+          "exp.toml:21:46: 'integration.options.margin_reweighting' must be a boolean"));
+}
+
+TEST(ConfigValidate, MissingSectionsAndPluginNames) {
+  EXPECT_THAT(problems_of("[experiment]\nname = \"x\"\n[uncertainty]\nstrategy = \"nope\"\n"),
+              ElementsAre("exp.toml:1:1: missing required key 'teachers'",
+                          "exp.toml:1:1: missing required key 'integration'",
+                          "exp.toml:4:12: 'uncertainty.strategy': uncertainty strategy 'nope' not "
+                          "found; available: entropy, mc_dropout, throwing"));
+}
+
+TEST(ConfigValidate, PathOptionsMustExistRelativeToTheConfig) {
+  TempDir dir;
+  dir.write("data/train.tsv", "id\tgroup\tlabel\ttext\n");
+  const std::string text = std::string(kValid) +
+                           "[data]\ntransfer = { path = \"data/train.tsv\" }\n"
+                           "test = { path = \"data/test.tsv\", label = \"label\" }\n";
+  const Config config = Config::parse(text, "exp.toml", dir.path());
+  const auto problems = muki::core::validate(config, registry());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].format(), "exp.toml:23:17: 'data.test.path': " +
+                                      (dir.path() / "data/test.tsv").string() + " does not exist");
+}
+
+TEST(ConfigValidate, LabeledSplitsNeedALabelField) {
+  TempDir dir;
+  dir.write("dev.tsv", "");
+  const std::string text = std::string(kValid) + "[data]\ndev = { path = \"dev.tsv\" }\n";
+  const auto problems = muki::core::validate(Config::parse(text, "exp.toml", dir.path()), registry());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0].format(), HasSubstr("missing required key 'data.dev.label'"));
+}
+
+TEST(ConfigPluginOptions, PathParametersAreMadeAbsolute) {
+  // mc_dropout has no PATH parameter; the options pass through unchanged.
+  const Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  const std::string toml = muki::core::plugin_options_toml(
+      config.root().at_path("uncertainty.options").as_table(), config, registry(),
+      Kind::Uncertainty, "mc_dropout");
+  EXPECT_EQ(toml, "samples = 8");
+  EXPECT_EQ(muki::core::plugin_options_toml(nullptr, config, registry(), Kind::Uncertainty,
+                                            "entropy"),
+            "");
+}
