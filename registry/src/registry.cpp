@@ -83,8 +83,13 @@ std::string check_plugin_desc(const muki_plugin_desc& d) {
   if (d.num_params > 0 && d.params == nullptr)
     return std::string("plugin '") + d.name + "' declares parameters but has no table";
   for (uint64_t i = 0; i < d.num_params; ++i)
+  {
     if (d.params[i].name == nullptr || *d.params[i].name == '\0')
       return std::string("plugin '") + d.name + "' has a parameter without a name";
+    if (d.params[i].type > MUKI_PARAM_STRING_ARRAY)
+      return std::string("plugin '") + d.name + "' parameter '" + d.params[i].name +
+             "' has an unknown type " + std::to_string(d.params[i].type);
+  }
   bool complete = false;
   switch (d.kind) {
     case MUKI_KIND_TEACHER: {
@@ -285,6 +290,8 @@ IntegrationInstance::IntegrationInstance(std::shared_ptr<const PluginInfo> plugi
   info_.struct_size = sizeof(info_);
   muki_error error;
   check(api_->describe(handle_, &info_, &error), error, "describe");
+  if (info_.loss > MUKI_LOSS_KL_PER_TEACHER)
+    check(MUKI_ERR_INTERNAL, muki_error{}, "describe (unknown loss kind)");
   if (!(info_.student_temperature > 0.0f))
     check(MUKI_ERR_INTERNAL, muki_error{}, "describe (student temperature must be > 0)");
 }
@@ -407,7 +414,7 @@ void Registry::load_library(const fs::path& path) {
       const auto& pd = d.params[p];
       ParamInfo param;
       param.name = pd.name;
-      param.type = pd.type;
+      param.type = static_cast<muki_param_type>(pd.type);
       param.required = pd.required != 0;
       if (pd.default_value != nullptr) param.default_value = pd.default_value;
       param.doc = str(pd.doc);

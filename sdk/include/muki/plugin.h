@@ -25,6 +25,8 @@
  *     handle. On failure the plugin calls host->set_error(error, status, message) once (the host
  *     copies the message) and returns the same status. A plugin never keeps the handle.
  *   - Logging goes through host->log, never through a logging library's global state.
+ *   - Enumerations travel as uint32_t inside structs (an enum's size is the compiler's choice);
+ *     muki_status, returned by value, is int-sized on every supported platform.
  *   - Threading: the host calls a given instance from one thread at a time. Different instances
  *     may be called concurrently. create/destroy/entry may be called from any thread.
  *
@@ -127,7 +129,7 @@ typedef struct muki_param_desc {
   uint32_t abi_version;
   uint32_t struct_size;
   const char* name; /* NUL-terminated key, e.g. "samples" */
-  muki_param_type type;
+  uint32_t type;    /* a muki_param_type */
   int32_t required;          /* nonzero: the key must be present */
   const char* default_value; /* TOML literal shown in listings ("16", "\"mean\""); NULL if none */
   const char* doc;           /* one line */
@@ -253,7 +255,7 @@ typedef enum muki_loss_kind {
 typedef struct muki_integration_info {
   uint32_t abi_version;
   uint32_t struct_size;
-  muki_loss_kind loss;
+  uint32_t loss;             /* a muki_loss_kind */
   float student_temperature; /* T applied to the student's logits in the loss; > 0 */
   uint32_t flags;            /* MUKI_INTEGRATION_* */
 } muki_integration_info;
@@ -307,7 +309,7 @@ typedef enum muki_plugin_kind {
 typedef struct muki_plugin_desc {
   uint32_t abi_version;
   uint32_t struct_size;
-  muki_plugin_kind kind;
+  uint32_t kind;           /* a muki_plugin_kind */
   const char* name;        /* case-insensitive identifier used in configs, e.g. "mc_dropout" */
   const char* version;     /* the plugin's own version, e.g. "1.2.0" */
   const char* description; /* one line */
@@ -347,5 +349,7 @@ typedef const muki_library_desc* (*muki_plugin_entry_fn)(uint32_t host_abi_versi
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
+
+#include <muki/plugin_layout.h>
 
 #endif /* MUKI_PLUGIN_H */

@@ -127,7 +127,7 @@ struct TeacherOutputsView {
 
 class IntegrationInstance : public Instance {
  public:
-  muki_loss_kind loss() const { return info_.loss; }
+  muki_loss_kind loss() const { return static_cast<muki_loss_kind>(info_.loss); }
   float student_temperature() const { return info_.student_temperature; }
   bool needs_gold() const { return (info_.flags & MUKI_INTEGRATION_NEEDS_GOLD) != 0; }
   // target: B * union_size floats; weight: B floats; gold: B union indices or nullptr.
