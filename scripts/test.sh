@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, builds, and runs the whole suite.
+# Safe to re-run; a warm re-run only rebuilds what changed (ccache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+if [ -f scripts/fetch-assets.sh ]; then bash scripts/fetch-assets.sh; fi
+
+cmake --preset default > /dev/null
+cmake --build --preset default -j "$(nproc)"
+ctest --preset default -j "$(nproc)"
