@@ -10,12 +10,17 @@ packages=(
   libtomlplusplus-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libdlpack-dev
+  libsentencepiece-dev   # SentencePiece tokenizer: train + encode (core)
+  libfasttext-dev fasttext   # fastText teacher adapter; the CLI trains the tests' models
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Tools that may come from elsewhere on the machine: Debian's packages only when absent.
+command -v python3 > /dev/null || missing+=(python3)  # dataset builders and checks (stdlib only)
+command -v npm > /dev/null || missing+=(nodejs npm)   # fetch-assets.sh: BERT vocab, lid.176 model
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0

@@ -1,5 +1,4 @@
 // The `muki` command line: a thin dispatcher over core and registry.
-#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -7,16 +6,12 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include "cli_common.h"
+#include "muki/core/experiment.h"
 
-#include "muki/core/config.h"
-#include "muki/registry/registry.h"
-
-namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using muki::registry::Registry;
+using namespace muki::cli;
 
 namespace {
 
@@ -29,59 +24,11 @@ const char* kUsage =
     "  plugins        list the plugins found (kind, name, version, ABI, library, parameters)\n"
     "  validate       check an experiment config against the host's and the plugins' schemas\n"
     "  print-config   print an experiment config with --set overrides applied\n"
+    "  analyze        run the teachers on a labeled split and measure the integrated supervision\n"
     "\n"
     "Run `muki <command> --help` for a command's options.\n"
     "Plugins are searched in: --path folders, [plugins].paths of the config, $MUKI_PLUGIN_PATH,\n"
     "and muki's own plugin folder.\n";
-
-struct CommonOptions {
-  std::vector<std::string> paths;
-  bool no_default_paths = false;
-  std::string log_level = "warn";
-};
-
-void add_common(po::options_description& desc, CommonOptions& common) {
-  desc.add_options()("help,h", "show this help")(
-      "path,p", po::value(&common.paths)->composing(),
-      "a folder of plugin libraries to load (repeatable)")(
-      "no-default-paths", po::bool_switch(&common.no_default_paths),
-      "load only --path and config folders, not $MUKI_PLUGIN_PATH or muki's own")(
-      "log-level", po::value(&common.log_level)->default_value("warn"),
-      "trace, debug, info, warn, error");
-}
-
-// Parses a command's arguments; returns false (after printing help) when --help was given.
-bool parse(const std::vector<std::string>& args, const po::options_description& desc,
-           const po::positional_options_description& positional, po::variables_map& vm,
-           const std::string& usage) {
-  po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
-  if (vm.count("help")) {
-    std::cout << usage << "\n" << desc << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
-
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("muki");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
-  spdlog::set_level(spdlog::level::from_str(level));
-}
-
-// Loads the plugin folders; prints one line per library that failed. Returns the failure count.
-size_t load_plugins(Registry& registry, const CommonOptions& common,
-                    const std::vector<fs::path>& config_paths) {
-  std::vector<fs::path> folders;
-  for (const auto& p : common.paths) folders.emplace_back(p);
-  folders.insert(folders.end(), config_paths.begin(), config_paths.end());
-  if (!common.no_default_paths)
-    for (const auto& p : muki::registry::default_plugin_folders()) folders.push_back(p);
-  const auto failures = registry.scan(folders);
-  for (const auto& f : failures) std::cerr << "error: " << f.message << "\n";
-  return failures.size();
-}
 
 std::string schema_line(const muki::registry::ParamInfo& p) {
   std::ostringstream out;
@@ -98,14 +45,18 @@ std::string schema_line(const muki::registry::ParamInfo& p) {
 
 int cmd_plugins(const std::vector<std::string>& args) {
   CommonOptions common;
-  po::options_description desc("muki plugins options");
+  po::options_description desc("options");
   add_common(desc, common);
-  po::variables_map vm;
-  if (!parse(args, desc, {}, vm, "usage: muki plugins [--path DIR]...")) return 0;
+  if (!parse(args, desc, {}, "usage: muki plugins [--path DIR]...")) return 0;
   setup_logging(common.log_level);
 
   Registry registry;
-  const size_t failures = load_plugins(registry, common, {});
+  std::vector<fs::path> folders = extra_paths(common);
+  if (!common.no_default_paths)
+    for (const auto& p : muki::registry::default_plugin_folders()) folders.push_back(p);
+  const auto failures = registry.scan(folders);
+  for (const auto& f : failures) std::cerr << "error: " << f.message << "\n";
+
   const auto plugins = registry.list();
   for (const auto* p : plugins) {
     std::cout << std::left << std::setw(12) << muki::registry::kind_name(p->kind) << " "
@@ -117,64 +68,44 @@ int cmd_plugins(const std::vector<std::string>& args) {
   }
   if (plugins.empty()) std::cerr << "error: no plugins found\n";
   std::cout << plugins.size() << " plugins";
-  if (failures > 0) std::cout << ", " << failures << " libraries refused (see above)";
+  if (!failures.empty()) std::cout << ", " << failures.size() << " libraries refused (see above)";
   std::cout << "\n";
-  return failures == 0 && !plugins.empty() ? 0 : 1;
-}
-
-struct ConfigOptions {
-  std::string config;
-  std::vector<std::string> sets;
-};
-
-void add_config(po::options_description& desc, ConfigOptions& options) {
-  desc.add_options()("config", po::value(&options.config)->required(), "experiment TOML file")(
-      "set", po::value(&options.sets)->composing(),
-      "override: KEY=VALUE with VALUE in TOML syntax, e.g. --set uncertainty.options.samples=8 "
-      "(repeatable; applied in order, after the file)");
-}
-
-muki::core::Config load_config(const ConfigOptions& options) {
-  auto config = muki::core::Config::load(options.config);
-  for (const auto& s : options.sets) config.apply_override(s);
-  return config;
+  return failures.empty() && !plugins.empty() ? 0 : 1;
 }
 
 int cmd_validate(const std::vector<std::string>& args) {
   CommonOptions common;
   ConfigOptions cfg;
-  po::options_description desc("muki validate options");
+  po::options_description desc("options");
   add_config(desc, cfg);
   add_common(desc, common);
   po::positional_options_description positional;
   positional.add("config", 1);
-  po::variables_map vm;
-  if (!parse(args, desc, positional, vm, "usage: muki validate CONFIG [--set KEY=VALUE]...")) return 0;
+  if (!parse(args, desc, positional, "usage: muki validate CONFIG [--set KEY=VALUE]...")) return 0;
   setup_logging(common.log_level);
 
   const auto config = load_config(cfg);
   Registry registry;
-  const size_t failures = load_plugins(registry, common, config.plugin_paths());
-  const auto problems = muki::core::validate(config, registry);
-  for (const auto& p : problems) std::cerr << p.format() << "\n";
-  if (problems.empty() && failures == 0) {
-    std::cout << cfg.config << ": valid\n";
-    return 0;
+  try {
+    muki::core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  } catch (const muki::core::ConfigError& e) {
+    const size_t n = e.problems().size();
+    std::cerr << e.what() << "\n"
+              << cfg.config << ": " << n << " problem" << (n == 1 ? "" : "s") << " found\n";
+    return 1;
   }
-  std::cerr << cfg.config << ": " << problems.size() << " problem"
-            << (problems.size() == 1 ? "" : "s") << " found\n";
-  return 1;
+  std::cout << cfg.config << ": valid\n";
+  return 0;
 }
 
 int cmd_print_config(const std::vector<std::string>& args) {
   ConfigOptions cfg;
-  po::options_description desc("muki print-config options");
+  po::options_description desc("options");
   add_config(desc, cfg);
   desc.add_options()("help,h", "show this help");
   po::positional_options_description positional;
   positional.add("config", 1);
-  po::variables_map vm;
-  if (!parse(args, desc, positional, vm, "usage: muki print-config CONFIG [--set KEY=VALUE]..."))
+  if (!parse(args, desc, positional, "usage: muki print-config CONFIG [--set KEY=VALUE]..."))
     return 0;
   std::cout << load_config(cfg).to_toml();
   return 0;
@@ -194,7 +125,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   static const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-      {"plugins", &cmd_plugins}, {"validate", &cmd_validate}, {"print-config", &cmd_print_config}};
+      {"plugins", &cmd_plugins},
+      {"validate", &cmd_validate},
+      {"print-config", &cmd_print_config},
+      {"analyze", &cmd_analyze}};
   const auto it = commands.find(all[0]);
   if (it == commands.end()) {
     std::cerr << "muki: unknown command '" << all[0] << "'\n\n" << kUsage;

@@ -1,0 +1,206 @@
+// `muki analyze CONFIG`: runs the teachers over a labeled split (cached teacher pass) and
+// measures, for every requested uncertainty x integration strategy, how good the integrated
+// supervision is before any student is trained.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli_common.h"
+#include "muki/core/analysis.h"
+#include "muki/core/experiment.h"
+#include "muki/core/label_space.h"
+#include "muki/core/teacher_pass.h"
+
+namespace muki::cli {
+namespace fs = std::filesystem;
+using core::Config;
+using core::ConfigError;
+using core::ConfigProblem;
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// [experiment].output_dir with ${name} expanded; default runs/<name>. Relative to the working
+// folder, like every output path a user types.
+fs::path output_dir(const Config& config) {
+  const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
+  std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
+  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
+  return dir;
+}
+
+std::string fixed(double v, int digits = 3) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_analyze(const std::vector<std::string>& args) {
+  CommonOptions common;
+  ConfigOptions cfg;
+  std::string split = "test", uncertainty_list, integration_list, json_path;
+  int64_t batch_size = 64;
+  po::options_description desc("options");
+  add_config(desc, cfg);
+  desc.add_options()("split", po::value(&split)->default_value("test"),
+                     "labeled split of [data] to analyze (dev or test)")(
+      "uncertainty", po::value(&uncertainty_list),
+      "comma-separated uncertainty strategies to compare (default: the config's)")(
+      "integration", po::value(&integration_list),
+      "comma-separated integration strategies to compare (default: the config's)")(
+      "batch-size", po::value(&batch_size)->default_value(64), "texts per teacher call")(
+      "json", po::value(&json_path), "also write the results as JSON to this file "
+                                     "(default: <output_dir>/analysis-<split>.json)");
+  add_common(desc, common, "info");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  if (!parse(args, desc, positional,
+             "usage: muki analyze CONFIG [--split test] [--uncertainty a,b] [--integration x,y]"))
+    return 0;
+  setup_logging(common.log_level);
+
+  const Config config = load_config(cfg);
+  registry::Registry registry;
+  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+
+  // The labeled split. Labels are read here only to measure; they never reach a strategy
+  // (except `oracle`-like strategies that declare they need gold labels).
+  core::DatasetSpec spec = core::dataset_spec(config, split);
+  if (spec.label_field.empty())
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                     "[data." + split + "] has no label field; analyze needs labels"}});
+  const core::Dataset data = core::read_all(spec);
+  if (data.report.rows_skipped > 0 || !data.report.problems.empty())
+    spdlog::warn("{}", data.report.summary(spec.path));
+
+  auto teachers = core::create_teachers(config, registry);
+  std::vector<std::vector<std::string>> teacher_labels;
+  for (const auto& t : teachers) teacher_labels.push_back(t.instance->labels());
+  const core::LabelSpace labels(teacher_labels);
+
+  // Examples whose gold label no teacher knows cannot be scored: counted and reported.
+  std::vector<std::string> texts;
+  std::vector<int64_t> gold;
+  std::map<std::string, int64_t> unknown;
+  for (const auto& ex : data.examples) {
+    if (!labels.contains(*ex.label)) {
+      ++unknown[*ex.label];
+      continue;
+    }
+    texts.push_back(ex.text);
+    gold.push_back(static_cast<int64_t>(labels.index_of(*ex.label)));
+  }
+  for (const auto& [label, count] : unknown)
+    spdlog::warn("{} examples labelled '{}' (no teacher knows it) are left out", count, label);
+  if (texts.empty()) throw std::runtime_error("no example of " + spec.path.string() + " has a label a teacher knows");
+
+  const std::string configured_u = config.root().at_path("uncertainty.strategy").value_or<std::string>("");
+  const std::string configured_i = config.root().at_path("integration.strategy").value_or<std::string>("");
+  const auto u_names = uncertainty_list.empty() ? std::vector<std::string>{configured_u} : split_list(uncertainty_list);
+  const auto i_names = integration_list.empty() ? std::vector<std::string>{configured_i} : split_list(integration_list);
+  std::vector<std::unique_ptr<registry::UncertaintyInstance>> uncertainties;
+  std::vector<std::unique_ptr<registry::IntegrationInstance>> integrations;
+  uint32_t samples = 0;
+  for (const auto& name : u_names) {
+    uncertainties.push_back(core::create_uncertainty(config, registry, name));
+    samples = std::max(samples, uncertainties.back()->samples());
+  }
+  for (const auto& name : i_names) integrations.push_back(core::create_integration(config, registry, name));
+
+  // The teacher pass, cached under the run folder.
+  const fs::path out_dir = output_dir(config);
+  core::TeacherPassOptions pass;
+  pass.samples = samples;
+  pass.seed = core::experiment_seed(config);
+  pass.batch_size = batch_size;
+  pass.cache_dir = out_dir / "cache" / ("teacher-pass-" + split);
+  const std::string data_key = core::dataset_key(spec);
+  std::vector<core::TeacherOutputs> outputs;
+  for (const auto& t : teachers) {
+    spdlog::info("teacher '{}' ({} labels; sampling: {}), {} examples, K = {}", t.name,
+                 t.instance->labels().size(),
+                 t.instance->sampling_note().empty() ? "none" : t.instance->sampling_note(),
+                 texts.size(), samples);
+    outputs.push_back(core::run_teacher_pass(*t.instance, texts, data_key, t.cache_key, pass));
+  }
+
+  // Each teacher on its own labels: the ceiling of what selecting it can give.
+  std::ostringstream report;
+  report << "# muki analyze: " << config.path().string() << " [" << split << ", " << texts.size()
+         << " examples, " << labels.size() << " labels, " << teachers.size() << " teachers]\n\n";
+  report << "| teacher | labels | accuracy on its own labels | examples |\n|---|---:|---:|---:|\n";
+  std::ostringstream json;
+  json << "{\"config\": \"" << config.path().string() << "\", \"split\": \"" << split
+       << "\", \"examples\": " << texts.size() << ", \"samples\": " << samples << ", \"teachers\": [";
+  for (size_t t = 0; t < teachers.size(); ++t) {
+    int64_t own = 0, right = 0;
+    const auto& map = labels.label_map(t);
+    for (size_t i = 0; i < gold.size(); ++i) {
+      const auto it = std::find(map.begin(), map.end(), gold[i]);
+      if (it == map.end()) continue;
+      ++own;
+      const float* row = outputs[t].deterministic_row(static_cast<int64_t>(i));
+      const auto argmax = std::max_element(row, row + outputs[t].num_labels) - row;
+      if (argmax == it - map.begin()) ++right;
+    }
+    const double acc = own > 0 ? static_cast<double>(right) / static_cast<double>(own) : 0.0;
+    report << "| " << teachers[t].name << " | " << map.size() << " | " << fixed(acc) << " | " << own << " |\n";
+    json << (t ? ", " : "") << "{\"name\": \"" << teachers[t].name << "\", \"own_accuracy\": " << acc
+         << ", \"own_examples\": " << own << "}";
+  }
+  json << "], \"results\": [";
+
+  report << "\n| uncertainty | K | teacher selection | AUROC owner vs other | certainty owner | certainty other |"
+         << "\n|---|---:|---:|---:|---:|---:|\n";
+  std::ostringstream targets_table;
+  targets_table << "\n| uncertainty | integration | target accuracy | weighted accuracy | mean weight right | mean weight wrong |"
+                << "\n|---|---|---:|---:|---:|---:|\n";
+  bool first = true;
+  for (size_t u = 0; u < uncertainties.size(); ++u) {
+    const auto scores = core::score_teachers(*uncertainties[u], outputs);
+    const auto sel = core::selection_metrics(scores, labels, gold);
+    report << "| " << u_names[u] << " | " << uncertainties[u]->samples() << " | "
+           << fixed(sel.selection_accuracy) << " | " << fixed(sel.auroc) << " | "
+           << fixed(sel.mean_certainty_owner) << " | " << fixed(sel.mean_certainty_other) << " |\n";
+    for (size_t g = 0; g < integrations.size(); ++g) {
+      const auto integrated = core::integrate_teachers(*integrations[g], outputs, scores, labels, gold);
+      const auto tm = core::target_metrics(integrated, gold);
+      targets_table << "| " << u_names[u] << " | " << i_names[g] << " | " << fixed(tm.accuracy) << " | "
+                    << fixed(tm.weighted_accuracy) << " | " << fixed(tm.mean_weight_right, 4) << " | "
+                    << fixed(tm.mean_weight_wrong, 4) << " |\n";
+      json << (first ? "" : ", ") << "{\"uncertainty\": \"" << u_names[u] << "\", \"integration\": \""
+           << i_names[g] << "\", \"selection_accuracy\": " << sel.selection_accuracy
+           << ", \"auroc\": " << sel.auroc << ", \"certainty_owner\": " << sel.mean_certainty_owner
+           << ", \"certainty_other\": " << sel.mean_certainty_other
+           << ", \"target_accuracy\": " << tm.accuracy << ", \"weighted_target_accuracy\": "
+           << tm.weighted_accuracy << "}";
+      first = false;
+    }
+  }
+  json << "]}\n";
+  report << targets_table.str();
+  std::cout << report.str() << std::flush;
+
+  const fs::path json_file = json_path.empty() ? out_dir / ("analysis-" + split + ".json") : fs::path(json_path);
+  if (json_file.has_parent_path()) fs::create_directories(json_file.parent_path());
+  std::ofstream(json_file) << json.str();
+  spdlog::info("wrote {}", json_file.string());
+  return 0;
+}
+
+}  // namespace muki::cli

@@ -1,0 +1,44 @@
+// Options and helpers every `muki` subcommand shares.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "muki/core/config.h"
+#include "muki/registry/registry.h"
+
+namespace muki::cli {
+
+namespace po = boost::program_options;
+
+struct CommonOptions {
+  std::vector<std::string> paths;
+  bool no_default_paths = false;
+  std::string log_level;
+};
+
+struct ConfigOptions {
+  std::string config;
+  std::vector<std::string> sets;
+};
+
+void add_common(po::options_description& desc, CommonOptions& common,
+                const char* default_log_level = "warn");
+void add_config(po::options_description& desc, ConfigOptions& options);
+
+// Parses a command's arguments; returns false (after printing usage and options) on --help.
+bool parse(const std::vector<std::string>& args, const po::options_description& desc,
+           const po::positional_options_description& positional, const std::string& usage);
+
+void setup_logging(const std::string& level);
+
+// Loads the file and applies the --set overrides in order.
+core::Config load_config(const ConfigOptions& options);
+
+std::vector<std::filesystem::path> extra_paths(const CommonOptions& common);
+
+int cmd_analyze(const std::vector<std::string>& args);
+
+}  // namespace muki::cli

@@ -1,0 +1,26 @@
+// Content fingerprints for cache keys: 64-bit FNV-1a over bytes, strings and file contents.
+// Not cryptographic; it only has to change when any input of a cached computation changes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace muki::core {
+
+class Fingerprint {
+ public:
+  Fingerprint& add(std::string_view bytes);
+  Fingerprint& add(uint64_t value);
+  // Adds the content of a file, or of every regular file under a folder (sorted by relative
+  // path, names included). Throws std::runtime_error naming the path if it cannot be read.
+  Fingerprint& add_path(const std::filesystem::path& path);
+  uint64_t value() const { return hash_; }
+  std::string hex() const;  // 16 lowercase hex digits
+
+ private:
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+}  // namespace muki::core

@@ -1,0 +1,52 @@
+// The teacher pass: every teacher over a list of texts, one deterministic pass and K stochastic
+// passes, in batches. Results are cached on disk in chunks keyed by a fingerprint of everything
+// they depend on, so a second run (another strategy, an ablation) costs nothing and an
+// interrupted pass resumes from its last finished chunk.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <muki/registry/registry.h>
+
+namespace muki::core {
+
+// One teacher's outputs over N examples.
+struct TeacherOutputs {
+  int64_t num_examples = 0;  // N
+  int64_t num_labels = 0;    // C
+  int64_t samples = 0;       // K (0: no stochastic passes)
+  std::vector<float> deterministic;  // [N, C] logits, dropout off
+  std::vector<float> stochastic;     // [N, K, C] logits, example-major
+
+  const float* deterministic_row(int64_t i) const { return &deterministic[static_cast<size_t>(i * num_labels)]; }
+  // The K samples of examples [begin, begin + count) as [K, count, C] (what scorers take).
+  std::vector<float> samples_batch(int64_t begin, int64_t count) const;
+};
+
+struct TeacherPassOptions {
+  uint32_t samples = 0;        // K stochastic passes per example (0: deterministic only)
+  uint64_t seed = 0;           // the experiment's seed; each chunk derives its own
+  int64_t batch_size = 64;     // texts per predict() call
+  int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
+  std::filesystem::path cache_dir;  // empty: no cache
+};
+
+struct TeacherPassStats {
+  int64_t chunks_computed = 0;
+  int64_t chunks_cached = 0;
+  double seconds = 0;
+};
+
+// Runs (or loads) one teacher over `texts`. `data_key` must identify the texts (e.g. a
+// Fingerprint of the data file and reader settings) and `teacher_key` the teacher (plugin,
+// version, options, model files): together with K, the seed and the chunking they form the
+// cache key. Progress (rate, ETA) is logged at info level.
+TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
+                                const std::vector<std::string>& texts, const std::string& data_key,
+                                const std::string& teacher_key, const TeacherPassOptions& options,
+                                TeacherPassStats* stats = nullptr);
+
+}  // namespace muki::core
