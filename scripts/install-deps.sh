@@ -12,6 +12,7 @@ packages=(
   libdlpack-dev
   libsentencepiece-dev   # SentencePiece tokenizer: train + encode (core)
   libfasttext-dev fasttext   # fastText teacher adapter; the CLI trains the tests' models
+  python3-torch   # TorchScript teacher tests: the fixture generator exports models like a third party
 )
 
 missing=()

@@ -40,5 +40,6 @@ core::Config load_config(const ConfigOptions& options);
 std::vector<std::filesystem::path> extra_paths(const CommonOptions& common);
 
 int cmd_analyze(const std::vector<std::string>& args);
+int cmd_teacher_train(const std::vector<std::string>& args);
 
 }  // namespace muki::cli

@@ -25,6 +25,7 @@ const char* kUsage =
     "  validate       check an experiment config against the host's and the plugins' schemas\n"
     "  print-config   print an experiment config with --set overrides applied\n"
     "  analyze        run the teachers on a labeled split and measure the integrated supervision\n"
+    "  teacher train  train a teacher on a label subset; writes a checkpoint folder\n"
     "\n"
     "Run `muki <command> --help` for a command's options.\n"
     "Plugins are searched in: --path folders, [plugins].paths of the config, $MUKI_PLUGIN_PATH,\n"
@@ -128,7 +129,8 @@ int main(int argc, char** argv) {
       {"plugins", &cmd_plugins},
       {"validate", &cmd_validate},
       {"print-config", &cmd_print_config},
-      {"analyze", &cmd_analyze}};
+      {"analyze", &cmd_analyze},
+      {"teacher", &cmd_teacher_train}};
   const auto it = commands.find(all[0]);
   if (it == commands.end()) {
     std::cerr << "muki: unknown command '" << all[0] << "'\n\n" << kUsage;

@@ -245,6 +245,37 @@ const std::vector<Field>& experiment_schema() {
   return schema;
 }
 
+// `muki teacher train`'s own file: one teacher, trained on the labeled examples of its labels.
+const std::vector<Field>& teacher_training_schema() {
+  static const std::vector<Field> schema = [] {
+    return std::vector<Field>{
+        req(table("teacher",
+                  {req(leaf("name", Type::String)), req(leaf("output", Type::String)),
+                   leaf("labels", Type::StringArray), leaf("seed", Type::Int, 0, 9.2e18),
+                   leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096)})),
+        req(table("data", {req(table("train", dataset_fields(true))),
+                           table("dev", dataset_fields(true)), table("test", dataset_fields(true))})),
+        req(table("tokenizer",
+                  {req(choice("type", {"sentencepiece", "wordpiece"})), leaf("vocab", Type::Path),
+                   leaf("lowercase", Type::Bool), leaf("model", Type::Path),
+                   leaf("vocab_size", Type::Int, 16, 1e7),
+                   choice("model_type", {"unigram", "bpe"})})),
+        req(table("model",
+                  {choice("type", {"transformer", "bag_of_embeddings", "cnn"}),
+                   leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
+                   leaf("heads", Type::Int, 1, 256), leaf("ffn", Type::Int, 1, 1e6),
+                   leaf("max_length", Type::Int, 4, 1e6), leaf("dropout", Type::Float, 0, 0.99),
+                   choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5)})),
+        table("train", {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
+                        leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
+                        leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
+                        leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
+                        leaf("eval_batch_size", Type::Int, 1, 1e6)}),
+    };
+  }();
+  return schema;
+}
+
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -309,10 +340,13 @@ class Validator {
   Validator(const Config& config, const registry::Registry& registry)
       : config_(config), registry_(registry) {}
 
-  std::vector<ConfigProblem> run() {
-    check_table(config_.root(), experiment_schema(), "");
+  std::vector<ConfigProblem> run() { return run(experiment_schema()); }
+  std::vector<ConfigProblem> run(const std::vector<Field>& schema) {
+    check_table(config_.root(), schema, "");
     return std::move(problems_);
   }
+  // A problem found by a check outside the schema (cross-field rules).
+  void add(const toml::node& where, std::string message) { report(where, std::move(message)); }
 
  private:
   void report(const toml::node& where, std::string message) {
@@ -490,6 +524,53 @@ std::vector<ConfigProblem> validate(const Config& config, const registry::Regist
   Validator v(config, registry);
   v.check_plugin_names();
   std::vector<ConfigProblem> problems = v.run();
+  std::stable_sort(problems.begin(), problems.end(),
+                   [](const ConfigProblem& a, const ConfigProblem& b) {
+                     return std::tie(a.source, a.line, a.column) < std::tie(b.source, b.line, b.column);
+                   });
+  return problems;
+}
+
+std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
+  const registry::Registry no_plugins;  // a teacher-training file configures no plugin
+  Validator v(config, no_plugins);
+  const toml::table& root = config.root();
+  // Rules that tie two keys together, reported at the key a user would edit.
+  if (const toml::table* tok = root.get_as<toml::table>("tokenizer")) {
+    const std::string type = (*tok)["type"].value_or(std::string());
+    if (type == "wordpiece" && tok->contains("model"))
+      v.add(*tok->get("model"), "'tokenizer.model' is for \"sentencepiece\"; a WordPiece "
+                                "vocabulary is 'tokenizer.vocab' (or none: one is built from the "
+                                "train split)");
+    if (tok->contains("vocab") && tok->contains("vocab_size"))
+      v.add(*tok->get("vocab_size"), "'tokenizer.vocab_size' applies only when no vocabulary file "
+                                     "is given (one is then built from the train split)");
+    if (type == "sentencepiece" && tok->contains("vocab"))
+      v.add(*tok->get("vocab"), "'tokenizer.vocab' is for \"wordpiece\"; a SentencePiece model is "
+                                "'tokenizer.model' (or none: one is trained on the train split)");
+  }
+  if (const toml::table* model = root.get_as<toml::table>("model")) {
+    const auto hidden = (*model)["hidden"].value<int64_t>();
+    const auto heads = (*model)["heads"].value<int64_t>();
+    const std::string type = (*model)["type"].value_or(std::string("transformer"));
+    if (type == "transformer" && hidden && heads && *heads > 0 && *hidden % *heads != 0)
+      v.add(*model->get("heads"), "'model.heads' (" + std::to_string(*heads) +
+                                      ") must divide 'model.hidden' (" + std::to_string(*hidden) +
+                                      ")");
+  }
+  if (const toml::array* labels = root.at_path("teacher.labels").as_array()) {
+    if (labels->empty()) v.add(*labels, "'teacher.labels' must not be empty (leave it out for all labels)");
+    std::vector<std::string> seen;
+    for (const toml::node& item : *labels) {
+      const auto name = item.value<std::string>();
+      if (!name) continue;  // the schema reports it
+      if (name->empty()) v.add(item, "'teacher.labels' holds an empty label name");
+      if (std::find(seen.begin(), seen.end(), *name) != seen.end())
+        v.add(item, "'teacher.labels' lists \"" + *name + "\" twice");
+      seen.push_back(*name);
+    }
+  }
+  std::vector<ConfigProblem> problems = v.run(teacher_training_schema());
   std::stable_sort(problems.begin(), problems.end(),
                    [](const ConfigProblem& a, const ConfigProblem& b) {
                      return std::tie(a.source, a.line, a.column) < std::tie(b.source, b.line, b.column);

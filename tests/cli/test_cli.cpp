@@ -147,3 +147,44 @@ TEST(Cli, HelpEverywhereAndExitCodes) {
   EXPECT_THAT(missing.output, HasSubstr("the option '--config' is required"));
   EXPECT_EQ(run_muki("").code, 2);
 }
+
+namespace {
+std::string analyze_experiment(const TempDir& dir) {
+  dir.write("test.tsv",
+            "id\tgroup\tlabel\ttext\n"
+            "1\ta\tshort\ttiny\n"
+            "2\tb\tlong\tthis text is long enough to be called long\n"
+            "3\tc\tmedium\ta text of medium size\n");
+  std::string text = experiment();
+  text += "[data]\ntest = { path = \"test.tsv\", label = \"label\" }\n";
+  text.replace(text.find("[experiment]\nname = \"cli\""), 25,
+               "[experiment]\nname = \"cli\"\noutput_dir = \"" + (dir.path() / "run").string() + "\"");
+  text.replace(text.find("[uncertainty]"), 13,
+               "[[teachers]]\nname = \"lengths2\"\nadapter = \"fixture_length\"\n[uncertainty]");
+  return dir.write("exp.toml", text).string();
+}
+}  // namespace
+
+TEST(Cli, AnalyzePrintsTheTablesAndWritesJson) {
+  TempDir dir;
+  const std::string config = analyze_experiment(dir);
+  const Result r = run_muki("analyze " + config + " --uncertainty entropy,mc_dropout --integration max");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[test, 2 examples, 2 labels, 2 teachers]"));
+  EXPECT_THAT(r.output, HasSubstr("1 examples labelled 'medium' (no teacher knows it) are left out"));
+  EXPECT_THAT(r.output, HasSubstr("| lengths | 2 | 1.000 | 2 |"));
+  EXPECT_THAT(r.output, HasSubstr("| mc_dropout | 16 |"));
+  EXPECT_THAT(r.output, HasSubstr("| entropy | max |"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "run" / "analysis-test.json"));
+  // A second run reuses the teacher pass.
+  const Result again = run_muki("analyze " + config + " --uncertainty mc_dropout --integration max");
+  EXPECT_THAT(again.output, HasSubstr("reused from the cache"));
+}
+
+TEST(Cli, AnalyzeNeedsALabeledSplit) {
+  TempDir dir;
+  const std::string config = analyze_experiment(dir);
+  const Result r = run_muki("analyze " + config + " --split dev");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("missing [data.dev] (this command needs that split)"));
+}

@@ -70,6 +70,12 @@ class Config {
 // every problem found; empty means valid.
 std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry);
 
+// Checks a `muki teacher train` file against its own schema ([teacher], [data], [tokenizer],
+// [model], [train]; see configs/teachers/) plus the rules tying keys together (a WordPiece
+// tokenizer needs `vocab`, heads must divide hidden, labels listed once). Returns every problem as
+// file:line:col, sorted by position; empty means valid. Does not read the data files.
+std::vector<ConfigProblem> validate_teacher_training(const Config& config);
+
 // The options sub-table of a plugin as TOML text for create(), with PATH parameters made absolute
 // against the config's base folder. `options` may be null (no options given).
 std::string plugin_options_toml(const toml::table* options, const Config& config,

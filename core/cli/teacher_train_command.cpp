@@ -1,0 +1,53 @@
+// `muki teacher train CONFIG [--set KEY=VALUE]...`: trains one teacher on the labeled examples of
+// its label subset and writes a checkpoint folder for the `native` adapter. The work is
+// core::train_teacher (teacher_training.h); this file only parses the command line.
+#include <iostream>
+
+#include "cli_common.h"
+#include "muki/core/teacher_training.h"
+
+namespace muki::cli {
+
+namespace {
+constexpr const char* kTeacherUsage =
+    "usage: muki teacher train CONFIG [--set KEY=VALUE]... [--log-level LEVEL]\n"
+    "\n"
+    "Trains a classifier on the examples whose label is in [teacher].labels (all labels when\n"
+    "absent: the supervised upper bound) and writes a checkpoint folder to [teacher].output.\n"
+    "Examples: configs/teachers/*.toml.";
+}  // namespace
+
+int cmd_teacher_train(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "train") {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      std::cout << kTeacherUsage << "\n";
+      return 0;
+    }
+    std::cerr << "muki teacher: expected the sub-command 'train'"
+              << (args.empty() ? std::string() : ", not '" + args[0] + "'") << "\n\n"
+              << kTeacherUsage << "\n";
+    return 2;
+  }
+  ConfigOptions cfg;
+  std::string log_level;
+  po::options_description desc("options");
+  add_config(desc, cfg);
+  desc.add_options()("help,h", "show this help")(
+      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  if (!parse(std::vector<std::string>(args.begin() + 1, args.end()), desc, positional, kTeacherUsage))
+    return 0;
+  setup_logging(log_level);
+  const core::Config config = load_config(cfg);
+  const core::TeacherTrainingResult result = core::train_teacher(config);
+  // One machine-readable summary line on stdout; the details are in train_report.json.
+  std::cout << result.output.string() << ": dev accuracy "
+            << (result.dev_metrics ? std::to_string(result.dev_metrics->accuracy) : "n/a")
+            << ", test accuracy "
+            << (result.test_metrics ? std::to_string(result.test_metrics->accuracy) : "n/a")
+            << ", " << result.train_seconds << " s\n";
+  return 0;
+}
+
+}  // namespace muki::cli

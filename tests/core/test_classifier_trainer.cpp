@@ -1,0 +1,146 @@
+// The classifier trainer and `muki teacher train`'s core (train_teacher) on real data.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+
+#include <torch/torch.h>
+
+#include <muki/core/checkpoint.h>
+#include <muki/core/classifier_trainer.h>
+#include <muki/core/config.h>
+#include <muki/core/teacher_training.h>
+
+#include "../test_support.h"
+#include "torch_test_support.h"
+
+using namespace muki::core;
+using muki::test::small_config;
+using muki::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A teacher-training file over the committed data, with {OUT} replaced by `out`.
+std::string teacher_toml(const fs::path& out, const std::string& extra_model = "") {
+  return "[teacher]\nname = \"two\"\noutput = \"" + out.string() +
+         "\"\nlabels = [\"games\", \"science\"]\nseed = 1\ndevice = \"cpu\"\n"
+         "[data]\ntrain = { path = \"data/ddtp-en/train.tsv\", label = \"label\" }\n"
+         "dev = { path = \"data/ddtp-en/dev.tsv\", label = \"label\" }\n"
+         "test = { path = \"data/ddtp-en/test.tsv\", label = \"label\" }\n"
+         "[tokenizer]\ntype = \"wordpiece\"\nvocab_size = 4000\n"
+         "[model]\ntype = \"bag_of_embeddings\"\nhidden = 64\nmax_length = 96\n" + extra_model +
+         "[train]\nepochs = 4\nbatch_size = 32\nlr = 1e-2\neval_every = 40\npatience = 5\n";
+}
+
+// Synthetic separable data: label = whether token 5 occurs.
+struct Synthetic {
+  TrainInputs train;
+  EvalSet dev;
+};
+Synthetic synthetic(int64_t n) {
+  torch::manual_seed(0);
+  torch::Tensor ids = torch::randint(6, 20, {n, 8}, torch::kLong);
+  torch::Tensor labels = torch::randint(0, 2, {n}, torch::kLong);
+  ids.select(1, 3).masked_fill_(labels == 1, 5);
+  torch::Tensor mask = torch::ones({n, 8}, torch::kLong);
+  return {{ids, mask}, {ids, mask, labels}};
+}
+
+}  // namespace
+
+TEST(ClassifierTrainer, TeacherLearnsATwoLabelSubsetOfRealData) {
+  TempDir dir;
+  const fs::path out = dir.path() / "teacher";
+  const Config config =
+      Config::parse(teacher_toml(out), "two.toml", muki::test::source_dir());
+  const auto start = std::chrono::steady_clock::now();
+  const TeacherTrainingResult r = train_teacher(config);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.labels, (std::vector<std::string>{"games", "science"}));
+  EXPECT_EQ(r.train.kept, 539 + 899);
+  EXPECT_EQ(r.train.read, r.train.kept + r.train.left_out);
+  ASSERT_TRUE(r.dev_metrics && r.test_metrics);
+  EXPECT_GT(r.dev_metrics->accuracy, 0.85);
+  EXPECT_GT(r.test_metrics->accuracy, 0.85);
+  EXPECT_GT(r.test_metrics->macro_f1, 0.8);
+  EXPECT_LT(seconds, 30.0);
+  for (const char* f : {"config.toml", "labels.txt", "vocab.txt", "weights.pt", "train_report.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::ifstream report(out / "train_report.json");
+  const std::string json((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  EXPECT_NE(json.find("\"test\": {\"accuracy\": "), std::string::npos) << json;
+  EXPECT_NE(json.find("\"left_out\": "), std::string::npos);
+  EXPECT_EQ(load_checkpoint(out).labels.size(), 2u);
+}
+
+TEST(ClassifierTrainer, TeacherConfigProblemsComeWithPositions) {
+  TempDir dir;
+  std::string text = teacher_toml(dir.path() / "t", "heads = 3\n");
+  text.replace(text.find("bag_of_embeddings"), 17, "transformer");
+  text.replace(text.find("lr = 1e-2"), 9, "lr = \"fast\"");
+  const Config config = Config::parse(text, "bad.toml", muki::test::source_dir());
+  const auto problems = validate_teacher_training(config);
+  std::string all;
+  for (const auto& p : problems) all += p.format() + "\n";
+  EXPECT_NE(all.find("bad.toml:"), std::string::npos) << all;
+  EXPECT_NE(all.find("'train.lr' must be a number"), std::string::npos) << all;
+  EXPECT_NE(all.find("'model.heads' (3) must divide 'model.hidden' (64)"), std::string::npos) << all;
+  EXPECT_THROW(train_teacher(config), ConfigError);
+}
+
+TEST(ClassifierTrainer, EarlyStopsAndKeepsTheBestWeights) {
+  const Synthetic data = synthetic(256);
+  torch::manual_seed(1);
+  ModelConfig c = small_config("bag_of_embeddings", 2);
+  Classifier m = make_classifier(c);
+  TrainerOptions o;
+  o.epochs = 50;
+  o.lr = 1e-9;  // nothing improves after the first evaluation
+  o.eval_every = 2;
+  o.patience = 3;
+  const TrainResult r = train_classifier(*m, data.train, cross_entropy_loss(data.dev.labels),
+                                         &data.dev, o, torch::kCPU);
+  EXPECT_TRUE(r.stopped_early);
+  EXPECT_EQ(r.history.size(), 4u);
+  EXPECT_EQ(r.best_step, 2);
+  EXPECT_LT(r.steps, r.planned_steps);
+  EXPECT_FALSE(m->is_training());
+}
+
+TEST(ClassifierTrainer, LearnsAndIsReproducibleWithTheSameSeed) {
+  const Synthetic data = synthetic(512);
+  auto run = [&] {
+    torch::manual_seed(1);
+    Classifier m = make_classifier(small_config("bag_of_embeddings", 2));
+    TrainerOptions o;
+    o.epochs = 8;
+    o.lr = 5e-2;
+    o.eval_every = 0;
+    o.seed = 7;
+    const TrainResult r = train_classifier(*m, data.train, cross_entropy_loss(data.dev.labels),
+                                           &data.dev, o, torch::kCPU);
+    return std::make_pair(r, predict_logits(*m, data.dev.input_ids, data.dev.attention_mask, 64, torch::kCPU));
+  };
+  const auto [a, logits_a] = run();
+  const auto [b, logits_b] = run();
+  EXPECT_GT(a.best_dev.accuracy, 0.95);
+  EXPECT_EQ(a.history.size(), 8u);  // one evaluation per epoch
+  EXPECT_TRUE(torch::equal(logits_a, logits_b));
+}
+
+TEST(ClassifierTrainer, WeightedKlMatchesHandComputation) {
+  // One example, target (0.5, 0.5, 0), student logits (0, 0, log 2) -> q = (0.25, 0.25, 0.5):
+  // KL = 2 * 0.5 * log(0.5 / 0.25) = log 2; weight 0.5 -> 0.5 log 2. A second example with
+  // weight 0 does not count except in the mean's denominator.
+  const torch::Tensor targets = torch::tensor({0.5f, 0.5f, 0.0f, 1.0f, 0.0f, 0.0f}).view({2, 3});
+  const torch::Tensor weights = torch::tensor({0.5f, 0.0f});
+  const LossFn loss = weighted_kl_loss(targets, weights);
+  const torch::Tensor logits =
+      torch::tensor({0.0f, 0.0f, static_cast<float>(std::log(2.0)), 3.0f, 1.0f, 0.0f}).view({2, 3});
+  const double value = loss(logits, torch::tensor({int64_t{0}, int64_t{1}})).item<double>();
+  EXPECT_NEAR(value, 0.5 * std::log(2.0) / 2.0, 1e-6);
+  const torch::Tensor ce_labels = torch::tensor({int64_t{2}, int64_t{0}});
+  EXPECT_NEAR(cross_entropy_loss(ce_labels)(logits.slice(0, 0, 1), torch::tensor({int64_t{0}})).item<double>(),
+              -std::log(0.5), 1e-6);
+}

@@ -1,0 +1,130 @@
+// The cached teacher pass: layout of the outputs, reuse of the cache, and resumption.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <muki/core/fingerprint.h>
+#include <muki/core/teacher_pass.h>
+
+#include "../test_support.h"
+
+using muki::core::Fingerprint;
+using muki::core::run_teacher_pass;
+using muki::core::TeacherPassOptions;
+using muki::core::TeacherPassStats;
+using muki::registry::Registry;
+using muki::test::TempDir;
+
+namespace {
+
+struct Fixture {
+  Registry registry;
+  std::unique_ptr<muki::registry::TeacherInstance> teacher;
+  Fixture() {
+    registry.load_library(muki::test::fixture_dir("good") / "libfixture_c_teacher.so");
+    teacher = registry.create_teacher("fixture_length", {"lengths", "", "/", 0});
+  }
+};
+
+std::vector<std::string> texts(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(std::string(i % 37, 'x'));
+  return out;
+}
+
+}  // namespace
+
+TEST(Fingerprint, ChangesWithEveryInputAndSeparatesFields) {
+  EXPECT_EQ(Fingerprint().add("abc").hex(), Fingerprint().add("abc").hex());
+  EXPECT_NE(Fingerprint().add("ab").add("c").hex(), Fingerprint().add("a").add("bc").hex());
+  EXPECT_NE(Fingerprint().add(uint64_t{1}).hex(), Fingerprint().add(uint64_t{2}).hex());
+  TempDir dir;
+  const auto file = dir.write("model.bin", "weights-1");
+  const std::string before = Fingerprint().add_path(file).hex();
+  dir.write("model.bin", "weights-2");
+  EXPECT_NE(Fingerprint().add_path(file).hex(), before);
+  EXPECT_THROW(Fingerprint().add_path(dir.path() / "missing.bin"), std::runtime_error);
+}
+
+TEST(TeacherPass, DeterministicAndStochasticLayouts) {
+  Fixture f;
+  const auto in = texts(5);
+  TeacherPassOptions options;
+  options.samples = 3;
+  options.batch_size = 2;
+  const auto out = run_teacher_pass(*f.teacher, in, "data", "teacher", options);
+  ASSERT_EQ(out.num_examples, 5);
+  ASSERT_EQ(out.num_labels, 2);
+  ASSERT_EQ(out.samples, 3);
+  // Deterministic logits: (20 - len) / 10 and (len - 20) / 10.
+  EXPECT_FLOAT_EQ(out.deterministic_row(4)[0], 1.6f);
+  EXPECT_FLOAT_EQ(out.deterministic_row(4)[1], -1.6f);
+  // Stochastic samples are the deterministic logits plus noise in [-0.5, 0.5).
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t s = 0; s < 3; ++s)
+      for (int64_t c = 0; c < 2; ++c)
+        EXPECT_NEAR(out.stochastic[static_cast<size_t>((i * 3 + s) * 2 + c)],
+                    out.deterministic_row(i)[c], 0.5f);
+  // samples_batch gives [K, B, C] back.
+  const auto batch = out.samples_batch(1, 2);
+  ASSERT_EQ(batch.size(), 3u * 2u * 2u);
+  for (int64_t s = 0; s < 3; ++s)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t c = 0; c < 2; ++c)
+        EXPECT_EQ(batch[static_cast<size_t>((s * 2 + i) * 2 + c)],
+                  out.stochastic[static_cast<size_t>(((1 + i) * 3 + s) * 2 + c)]);
+}
+
+TEST(TeacherPass, SecondRunComesFromTheCache) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.cache_dir = dir.path();
+  const auto in = texts(10);
+  TeacherPassStats first, second;
+  const auto a = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &first);
+  const auto b = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &second);
+  EXPECT_EQ(first.chunks_computed, 3);
+  EXPECT_EQ(second.chunks_computed, 0);
+  EXPECT_EQ(second.chunks_cached, 3);
+  EXPECT_EQ(a.deterministic, b.deterministic);
+  EXPECT_EQ(a.stochastic, b.stochastic);
+  // Another seed, K or data key is another cache entry.
+  options.seed = 9;
+  TeacherPassStats third;
+  run_teacher_pass(*f.teacher, in, "data", "teacher", options, &third);
+  EXPECT_EQ(third.chunks_computed, 3);
+}
+
+TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.cache_dir = dir.path();
+  const auto in = texts(10);
+  const auto full = run_teacher_pass(*f.teacher, in, "data", "teacher", options);
+  // Simulate a kill after the first chunk: drop the later chunks, leave a half-written file.
+  std::filesystem::path folder;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  std::filesystem::remove(folder / "chunk-4.bin");
+  std::filesystem::remove(folder / "chunk-8.bin");
+  std::ofstream(folder / "chunk-4.bin.tmp") << "partial";
+  TeacherPassStats stats;
+  const auto resumed = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &stats);
+  EXPECT_EQ(stats.chunks_cached, 1);
+  EXPECT_EQ(stats.chunks_computed, 2);
+  EXPECT_EQ(resumed.stochastic, full.stochastic);  // same seeds per batch position
+}
+
+TEST(TeacherPass, RefusesSamplesFromATeacherThatCannotSample) {
+  Fixture f;
+  // The fixture can sample; a strategy asking more than the pass computed is refused elsewhere.
+  TeacherPassOptions options;
+  options.samples = 0;
+  const auto out = run_teacher_pass(*f.teacher, texts(3), "d", "t", options);
+  EXPECT_TRUE(out.stochastic.empty());
+  EXPECT_EQ(out.samples_batch(0, 3).size(), 3u * 2u);  // K = 1: the deterministic logits
+}
