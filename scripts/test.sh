@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-if [ -f scripts/fetch-assets.sh ]; then bash scripts/fetch-assets.sh; fi
+bash scripts/fetch-assets.sh   # BERT vocab.txt, lid.176.ftz into .cache/assets
 
 cmake --preset default > /dev/null
 cmake --build --preset default -j "$(nproc)"

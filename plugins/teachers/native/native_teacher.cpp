@@ -1,0 +1,151 @@
+// The `native` teacher adapter: a checkpoint folder written by `muki teacher train`
+// (config.toml, labels.txt, the tokenizer file, weights.pt), run with muki's own model code.
+//
+// Options (schema in kParams below):
+//   checkpoint  PATH, required. The checkpoint folder.
+//   device      "auto" (CUDA when LibTorch sees it, else CPU) | "cpu" | "cuda" | "cuda:N".
+//   threads     INT, default 0 = all cores: torch's intra-op threads (a process-wide setting).
+//   batch_size  INT, default 64: texts per forward call; K samples of a micro-batch of b texts run
+//               as ONE forward call over K * b rows.
+//   dropout     FLOAT, optional: the p of every dropout module during the stochastic passes;
+//               default the checkpoint's own rate (the rate it was trained with).
+//
+// Deterministic pass (samples = 0): eval mode, torch::InferenceMode.
+// Stochastic passes (samples = K): only the dropout modules go to train mode (the models have no
+// BatchNorm, and LayerNorm has no mode), the micro-batch is replicated K times in one forward
+// call, and torch's default generator is seeded with mix_seed(request seed, micro-batch index)
+// for it (see mc_dropout.h: saved and restored on CPU). The same (texts, K, seed, batch_size,
+// device) gives the same output. Results are copied to the host's CPU float32 tensor.
+#include <muki/plugin.hpp>
+
+#include <muki/core/checkpoint.h>
+#include <muki/core/device.h>
+#include <muki/core/mc_dropout.h>
+#include <muki/core/text_encoding.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+using muki::sdk::Error;
+
+std::string torch_message(const c10::Error& e) {
+  std::string msg = e.what_without_backtrace();
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+class NativeTeacher : public muki::sdk::Teacher {
+ public:
+  explicit NativeTeacher(const muki::sdk::Context& ctx) {
+    const std::string folder = ctx.options.get_string("checkpoint", "");
+    if (folder.empty()) throw Error(MUKI_ERR_CONFIG, "option 'checkpoint' is required");
+    fs::path path(folder);
+    if (path.is_relative() && !ctx.config_dir.empty()) path = fs::path(ctx.config_dir) / path;
+    batch_size_ = ctx.options.get_int("batch_size", 64);
+    if (batch_size_ < 1) throw Error(MUKI_ERR_CONFIG, "option 'batch_size' must be >= 1");
+    try {
+      muki::core::configure_threads(ctx.options.get_int("threads", 0));
+      device_ = muki::core::resolve_device(ctx.options.get_string("device", "auto"));
+    } catch (const std::invalid_argument& e) {
+      throw Error(MUKI_ERR_CONFIG, std::string("option 'device'/'threads': ") + e.what());
+    }
+    try {
+      checkpoint_ = muki::core::load_checkpoint(path, device_);
+    } catch (const muki::core::CheckpointError& e) {
+      throw Error(MUKI_ERR_IO, std::string("checkpoint: ") + e.what());
+    } catch (const c10::Error& e) {
+      throw Error(MUKI_ERR_INTERNAL, "checkpoint " + path.string() + ": " + torch_message(e));
+    }
+    auto& model = *checkpoint_.model;
+    double p = checkpoint_.model_config.dropout;
+    if (ctx.options.has("dropout")) {
+      p = ctx.options.get_float("dropout", p);
+      try {
+        muki::core::set_dropout_rate(model, p);
+      } catch (const std::invalid_argument& e) {
+        throw Error(MUKI_ERR_CONFIG, std::string("option 'dropout': ") + e.what());
+      }
+    }
+    const int64_t layers = muki::core::count_dropout_modules(model);
+    can_sample_ = layers > 0 && p > 0;
+    std::ostringstream note;
+    if (can_sample_)
+      note << "MC dropout p=" << p << " on " << layers << " dropout layers ("
+           << checkpoint_.model_config.type << ")";
+    note_ = note.str();
+    ctx.log(MUKI_LOG_INFO, "loaded " + path.string() + ": " + checkpoint_.model_config.type + ", " +
+                               std::to_string(checkpoint_.labels.size()) + " labels, device " +
+                               device_.str());
+  }
+
+  const std::vector<std::string>& labels() const override { return checkpoint_.labels; }
+  bool can_sample() const override { return can_sample_; }
+  std::string sampling_note() const override { return note_; }
+
+  void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
+               muki::sdk::Tensor out) override {
+    const int64_t n = static_cast<int64_t>(texts.size());
+    const int64_t c = static_cast<int64_t>(checkpoint_.labels.size());
+    const int64_t k = samples;
+    auto& model = *checkpoint_.model;
+    try {
+      for (int64_t start = 0, index = 0; start < n; start += batch_size_, ++index) {
+        const int64_t b = std::min(batch_size_, n - start);
+        const std::vector<std::string_view> chunk(texts.begin() + start, texts.begin() + start + b);
+        muki::core::EncodedTexts enc = muki::core::encode_texts(
+            *checkpoint_.tokenizer, chunk, checkpoint_.model_config.max_length);
+        const torch::Tensor ids = enc.input_ids.to(device_), mask = enc.attention_mask.to(device_);
+        if (k == 0) {
+          const torch::Tensor logits =
+              muki::core::predict_deterministic(model, ids, mask).to(torch::kCPU, torch::kFloat).contiguous();
+          std::memcpy(&out(start, 0), logits.data_ptr<float>(), sizeof(float) * static_cast<size_t>(b * c));
+        } else {
+          const torch::Tensor logits =
+              muki::core::mc_dropout_sample(model, ids, mask, k,
+                                            muki::core::mix_seed(seed, static_cast<uint64_t>(index)))
+                  .to(torch::kCPU, torch::kFloat)
+                  .contiguous();  // [K, b, C]
+          for (int64_t s = 0; s < k; ++s)
+            std::memcpy(&out(s, start, 0), logits[s].data_ptr<float>(),
+                        sizeof(float) * static_cast<size_t>(b * c));
+        }
+      }
+    } catch (const c10::Error& e) {
+      throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
+    }
+  }
+
+ private:
+  torch::Device device_ = torch::kCPU;
+  muki::core::LoadedCheckpoint checkpoint_;
+  int64_t batch_size_ = 64;
+  bool can_sample_ = false;
+  std::string note_;
+};
+
+const muki_param_desc kParams[] = {
+    muki::sdk::required_param("checkpoint", MUKI_PARAM_PATH,
+                              "checkpoint folder written by `muki teacher train`"),
+    muki::sdk::param("device", MUKI_PARAM_STRING, "\"auto\"", "auto | cpu | cuda | cuda:N"),
+    muki::sdk::param("threads", MUKI_PARAM_INT, "0", "torch intra-op threads (0 = all cores)", 0,
+                     4096),
+    muki::sdk::param("batch_size", MUKI_PARAM_INT, "64",
+                     "texts per forward call (K samples run as one K*b-row call)", 1, 1e6),
+    muki::sdk::param("dropout", MUKI_PARAM_FLOAT, nullptr,
+                     "MC-dropout rate override (default: the checkpoint's)", 0, 0.99),
+};
+
+}  // namespace
+
+MUKI_PLUGIN_LIBRARY("muki-teacher-native", "0.1.0", "muki's own LibTorch classifier checkpoints",
+                    MUKI_TEACHER(NativeTeacher, "native", "0.1.0",
+                                 "a `muki teacher train` checkpoint folder (Transformer, CNN or "
+                                 "bag of embeddings); MC dropout for the stochastic passes",
+                                 kParams))

@@ -1,0 +1,174 @@
+// The `native` teacher adapter through the registry, on checkpoints made in-process and by
+// `muki teacher train` (the binary, as a user runs it).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+#include <torch/torch.h>
+
+#include <muki/core/checkpoint.h>
+#include <muki/core/mc_dropout.h>
+#include <muki/core/text_encoding.h>
+#include <muki/registry/registry.h>
+
+#include "../core/torch_test_support.h"
+#include "../test_support.h"
+
+using namespace muki::core;
+using muki::registry::CreateArgs;
+using muki::registry::Registry;
+using muki::registry::TeacherInstance;
+using muki::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+Registry& registry() {
+  static Registry r;
+  static bool loaded = [] {
+    r.load_library(muki::test::plugin_dir() / "libmuki_teacher_native.so");
+    return true;
+  }();
+  (void)loaded;
+  return r;
+}
+
+std::unique_ptr<TeacherInstance> make_teacher(const fs::path& checkpoint,
+                                              const std::string& extra = "") {
+  return registry().create_teacher(
+      "native", CreateArgs{"t", "checkpoint = \"" + checkpoint.string() + "\"\ndevice = \"cpu\"\n" + extra,
+                           checkpoint.parent_path(), 7});
+}
+
+std::vector<float> predict(const TeacherInstance& t, const std::vector<std::string>& texts,
+                           uint32_t samples = 0, uint64_t seed = 0) {
+  std::vector<float> out(std::max<uint32_t>(1, samples) * texts.size() * t.labels().size());
+  t.predict(texts, samples, seed, out.data());
+  return out;
+}
+
+const std::vector<std::string> kTexts = {"the arcade game", "a font editor for text",
+                                         "music player with audio", "image and graphics",
+                                         "puzzle game", "video"};
+
+// A freshly initialised Transformer checkpoint with the tiny vocabulary.
+fs::path make_checkpoint(const TempDir& dir) {
+  std::string vocab;
+  for (const auto& t : muki::test::tiny_vocab()) vocab += t + "\n";
+  const fs::path vocab_file = dir.write("vocab.txt", vocab);
+  torch::manual_seed(2);
+  Classifier m = make_classifier(muki::test::small_config("transformer"));
+  const fs::path folder = dir.path() / "ckpt";
+  save_checkpoint(folder, *m, TokenizerSpec{"wordpiece", "vocab.txt", true}, vocab_file,
+                  {"games", "text", "sound"});
+  return folder;
+}
+
+}  // namespace
+
+TEST(NativeTeacher, LabelsAndSamplingNoteComeThrough) {
+  TempDir dir;
+  const auto t = make_teacher(make_checkpoint(dir));
+  EXPECT_EQ(t->labels(), (std::vector<std::string>{"games", "text", "sound"}));
+  EXPECT_TRUE(t->can_sample());
+  EXPECT_EQ(t->sampling_note(), "MC dropout p=0.1 on 8 dropout layers (transformer)");
+  const auto p = make_teacher(make_checkpoint(dir), "dropout = 0.3\n");
+  EXPECT_EQ(p->sampling_note(), "MC dropout p=0.3 on 8 dropout layers (transformer)");
+}
+
+TEST(NativeTeacher, DeterministicPassEqualsTheModelsOwnForward) {
+  TempDir dir;
+  const fs::path folder = make_checkpoint(dir);
+  const auto t = make_teacher(folder, "batch_size = 4\n");  // two micro-batches
+  const std::vector<float> got = predict(*t, kTexts);
+  LoadedCheckpoint ck = load_checkpoint(folder);
+  const EncodedTexts enc = encode_texts(*ck.tokenizer, kTexts, ck.model_config.max_length);
+  const torch::Tensor expected = predict_deterministic(*ck.model, enc.input_ids, enc.attention_mask);
+  ASSERT_EQ(got.size(), static_cast<size_t>(expected.numel()));
+  for (int64_t i = 0; i < expected.numel(); ++i)
+    EXPECT_NEAR(got[static_cast<size_t>(i)], expected.view(-1)[i].item<float>(), 1e-5) << i;
+  EXPECT_EQ(predict(*t, kTexts), got);
+}
+
+TEST(NativeTeacher, SamplesDifferAndAreReproduciblePerSeed) {
+  TempDir dir;
+  const auto t = make_teacher(make_checkpoint(dir), "batch_size = 4\n");
+  const size_t bc = kTexts.size() * 3;
+  const std::vector<float> a = predict(*t, kTexts, 4, 42);
+  const std::vector<float> again = predict(*t, kTexts, 4, 42);
+  const std::vector<float> other = predict(*t, kTexts, 4, 43);
+  EXPECT_EQ(a, again);
+  EXPECT_NE(a, other);
+  EXPECT_NE(std::vector<float>(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(bc)),
+            std::vector<float>(a.begin() + static_cast<std::ptrdiff_t>(bc), a.begin() + 2 * static_cast<std::ptrdiff_t>(bc)));
+  // Sampling leaves the deterministic pass alone.
+  const auto det = predict(*t, kTexts);
+  EXPECT_EQ(predict(*t, kTexts), det);
+  // dropout = 0: every sample is the deterministic pass.
+  const auto zero = make_teacher(make_checkpoint(dir), "dropout = 0.0\n");
+  EXPECT_FALSE(zero->can_sample());
+}
+
+TEST(NativeTeacher, RefusesABrokenCheckpointWithTheFileName) {
+  TempDir dir;
+  const fs::path folder = make_checkpoint(dir);
+  fs::remove(folder / "labels.txt");
+  try {
+    make_teacher(folder);
+    FAIL() << "expected a refusal";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("labels.txt"), std::string::npos) << e.what();
+  }
+}
+
+TEST(NativeTeacher, LoadsWhatMukiTeacherTrainWrites) {
+  TempDir dir;
+  const fs::path out = dir.path() / "media";
+  const fs::path config = dir.write(
+      "media.toml",
+      "[teacher]\nname = \"media\"\noutput = \"" + out.string() +
+          "\"\nlabels = [\"games\", \"sound\", \"graphics\", \"text\"]\ndevice = \"cpu\"\n"
+          "threads = 2\n[data]\ntrain = { path = \"" +
+          (muki::test::source_dir() / "data/ddtp-en/dev.tsv").string() +
+          "\", label = \"label\" }\ntest = { path = \"" +
+          (muki::test::source_dir() / "data/ddtp-en/test.tsv").string() +
+          "\", label = \"label\" }\n[tokenizer]\ntype = \"wordpiece\"\nvocab_size = 2000\n"
+          "[model]\ntype = \"transformer\"\nlayers = 1\nhidden = 32\nheads = 2\nffn = 64\n"
+          "max_length = 48\n[train]\nepochs = 1\nbatch_size = 32\n");
+  const std::string command = (muki::test::build_dir() / "bin" / "muki").string() +
+                              " teacher train " + config.string() +
+                              " --set train.lr=1e-3 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_NE(output.find("train: 211 examples of this teacher's 4 labels kept, 304 with other "
+                        "labels left out"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("test accuracy"), std::string::npos) << output;
+  EXPECT_TRUE(fs::exists(out / "train_report.json"));
+
+  const auto t = make_teacher(out);
+  EXPECT_EQ(t->labels(), (std::vector<std::string>{"games", "sound", "graphics", "text"}));
+  const auto logits = predict(*t, {"a puzzle game for kids", "an audio player"}, 3, 1);
+  EXPECT_EQ(logits.size(), 3u * 2u * 4u);
+
+  // A config problem: one line with the file's position, exit code 1.
+  const fs::path bad = dir.write("bad.toml", "[teacher]\nname = \"x\"\n");
+  FILE* p2 = popen(((muki::test::build_dir() / "bin" / "muki").string() + " teacher train " +
+                    bad.string() + " 2>&1").c_str(), "r");
+  std::string bad_output;
+  while ((n = fread(buffer.data(), 1, buffer.size(), p2)) > 0) bad_output.append(buffer.data(), n);
+  const int bad_status = pclose(p2);
+  EXPECT_EQ(WEXITSTATUS(bad_status), 1) << bad_output;
+  EXPECT_NE(bad_output.find("bad.toml:1:1: missing required key 'teacher.output'"), std::string::npos)
+      << bad_output;
+}
