@@ -1,4 +1,5 @@
-// Numerics shared by the built-in strategies: stable softmax and entropy in double precision.
+// Numerics shared by the built-in strategies: stable softmax, log-sum-exp and entropy in double
+// precision.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +19,19 @@ inline void softmax(const float* logits, int64_t n, double temperature, double* 
     sum += out[c];
   }
   for (int64_t c = 0; c < n; ++c) out[c] /= sum;
+}
+
+// log sum_c exp(logits[c] / temperature), computed stably: factoring out the largest term keeps
+// exp() from overflowing on large logits. All -inf (an empty distribution) gives -inf, not NaN.
+inline double log_sum_exp(const float* logits, int64_t n, double temperature) {
+  double max_scaled = -INFINITY;
+  for (int64_t c = 0; c < n; ++c)
+    max_scaled = std::max(max_scaled, static_cast<double>(logits[c]) / temperature);
+  if (std::isinf(max_scaled)) return max_scaled;
+  double sum = 0.0;
+  for (int64_t c = 0; c < n; ++c)
+    sum += std::exp(static_cast<double>(logits[c]) / temperature - max_scaled);
+  return max_scaled + std::log(sum);
 }
 
 // Shannon entropy in nats with 0 * log 0 = 0.

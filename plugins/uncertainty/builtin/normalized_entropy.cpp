@@ -2,10 +2,11 @@
 // by log C, turned into a certainty score s = 1 - H(mean_k softmax(z_k)) / log C in [0, 1].
 //   - `entropy`:    one deterministic pass (K = 1): the single-pass baseline.
 //   - `mc_dropout`: K stochastic passes with dropout on (MUKI, K = 16 in the paper).
-#include <muki/plugin.hpp>
+#include "strategies.h"
 
 #include "probability.h"
 
+namespace muki::plugins::uncertainty {
 namespace {
 
 using muki::sdk::ConstTensor;
@@ -28,37 +29,19 @@ void normalized_entropy_certainty(ConstTensor logits, Tensor scores) {
   }
 }
 
-class SinglePassEntropy : public muki::sdk::UncertaintyStrategy {
- public:
-  explicit SinglePassEntropy(const muki::sdk::Context&) {}
-  uint32_t samples() const override { return 0; }
-  void score(ConstTensor logits, Tensor scores) override {
-    normalized_entropy_certainty(logits, scores);
-  }
-};
-
-class McDropoutEntropy : public muki::sdk::UncertaintyStrategy {
- public:
-  explicit McDropoutEntropy(const muki::sdk::Context& ctx)
-      : samples_(static_cast<uint32_t>(ctx.options.get_int("samples", 16))) {}
-  uint32_t samples() const override { return samples_; }
-  void score(ConstTensor logits, Tensor scores) override {
-    normalized_entropy_certainty(logits, scores);
-  }
-
- private:
-  uint32_t samples_;
-};
-
-const muki_param_desc kMcParams[] = {muki::sdk::param(
-    "samples", MUKI_PARAM_INT, "16", "stochastic teacher passes K (dropout on)", 2, 4096)};
-
 }  // namespace
 
-MUKI_PLUGIN_LIBRARY(
-    "muki-uncertainty-builtin", "0.1.0", "muki's built-in uncertainty strategies",
-    MUKI_UNCERTAINTY(SinglePassEntropy, "entropy", "0.1.0",
-                     "1 - normalised entropy of one deterministic pass (single-pass baseline)",
-                     muki::sdk::ParamList{}),
-    MUKI_UNCERTAINTY(McDropoutEntropy, "mc_dropout", "0.1.0",
-                     "1 - normalised entropy of the mean of K MC-dropout passes (MUKI)", kMcParams))
+SinglePassEntropy::SinglePassEntropy(const sdk::Context&) {}
+uint32_t SinglePassEntropy::samples() const { return 0; }
+void SinglePassEntropy::score(ConstTensor logits, Tensor scores) {
+  normalized_entropy_certainty(logits, scores);
+}
+
+McDropoutEntropy::McDropoutEntropy(const sdk::Context& ctx)
+    : samples_(static_cast<uint32_t>(ctx.options.get_int("samples", 16))) {}
+uint32_t McDropoutEntropy::samples() const { return samples_; }
+void McDropoutEntropy::score(ConstTensor logits, Tensor scores) {
+  normalized_entropy_certainty(logits, scores);
+}
+
+}  // namespace muki::plugins::uncertainty

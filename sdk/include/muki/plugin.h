@@ -250,6 +250,10 @@ typedef enum muki_loss_kind {
 
 /* Integration flags. */
 #define MUKI_INTEGRATION_NEEDS_GOLD 0x1u /* needs gold labels (analysis only, e.g. oracle) */
+/* The target does not depend on the certainty scores (e.g. vanilla KD): the host then runs no
+ * stochastic teacher passes and reports no teacher-selection figures. A host that does not know
+ * this flag still passes scores, which such a strategy ignores. */
+#define MUKI_INTEGRATION_IGNORES_SCORES 0x2u
 
 /* (ABI 1.0) */
 typedef struct muki_integration_info {

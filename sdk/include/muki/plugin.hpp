@@ -218,6 +218,8 @@ class IntegrationStrategy {
   virtual muki_loss_kind loss() const { return MUKI_LOSS_KL_UNION; }
   virtual float student_temperature() const { return 1.0f; }
   virtual bool needs_gold() const { return false; }
+  // True when integrate() never reads the teachers' scores (MUKI_INTEGRATION_IGNORES_SCORES).
+  virtual bool ignores_scores() const { return false; }
   // target [B, |Y|], weight [B]
   virtual void integrate(const IntegrationBatch& batch, Tensor target, Tensor weight) = 0;
 };
@@ -388,7 +390,8 @@ struct IntegrationTrampolines {
       info->struct_size = sizeof(muki_integration_info);
       info->loss = in.object->loss();
       info->student_temperature = in.object->student_temperature();
-      info->flags = in.object->needs_gold() ? MUKI_INTEGRATION_NEEDS_GOLD : 0u;
+      info->flags = (in.object->needs_gold() ? MUKI_INTEGRATION_NEEDS_GOLD : 0u) |
+                    (in.object->ignores_scores() ? MUKI_INTEGRATION_IGNORES_SCORES : 0u);
     });
   }
   static muki_status integrate(void* p, const muki_integration_request* req, DLTensor* target,

@@ -130,6 +130,7 @@ class IntegrationInstance : public Instance {
   muki_loss_kind loss() const { return static_cast<muki_loss_kind>(info_.loss); }
   float student_temperature() const { return info_.student_temperature; }
   bool needs_gold() const { return (info_.flags & MUKI_INTEGRATION_NEEDS_GOLD) != 0; }
+  bool ignores_scores() const { return (info_.flags & MUKI_INTEGRATION_IGNORES_SCORES) != 0; }
   // target: B * union_size floats; weight: B floats; gold: B union indices or nullptr.
   void integrate(const std::vector<TeacherOutputsView>& teachers, int64_t batch_size,
                  int64_t union_size, const int64_t* gold, float* target, float* weight) const;

@@ -1,0 +1,43 @@
+// The library table of muki's built-in uncertainty strategies: the one place that lists them,
+// with their one-line descriptions and the parameter schemas the host checks options against.
+#include "strategies.h"
+
+namespace {
+
+namespace u = muki::plugins::uncertainty;
+
+const muki_param_desc kMcParams[] = {muki::sdk::param(
+    "samples", MUKI_PARAM_INT, "16", "stochastic teacher passes K (dropout on)", 2, 4096)};
+
+const muki_param_desc kBaldParams[] = {muki::sdk::param(
+    "samples", MUKI_PARAM_INT, "16",
+    "stochastic teacher passes K (dropout on); disagreement needs K >= 2", 2, 4096)};
+
+const muki_param_desc kEnergyParams[] = {
+    muki::sdk::param("samples", MUKI_PARAM_INT, "0",
+                     "teacher passes averaged: 0 = one deterministic pass, K = K passes with "
+                     "dropout on",
+                     0, 4096),
+    muki::sdk::param("temperature", MUKI_PARAM_FLOAT, "1.0",
+                     "temperature T of the free energy T * logsumexp(z / T)", 1e-3, 1e3),
+    muki::sdk::param("normalize", MUKI_PARAM_BOOL, "true",
+                     "subtract T * log C so teachers with different label counts compare (all-zero "
+                     "logits score 0)")};
+
+}  // namespace
+
+MUKI_PLUGIN_LIBRARY(
+    "muki-uncertainty-builtin", "0.1.0", "muki's built-in uncertainty strategies",
+    MUKI_UNCERTAINTY(u::SinglePassEntropy, "entropy", "0.1.0",
+                     "1 - normalised entropy of one deterministic pass (single-pass baseline)",
+                     muki::sdk::ParamList{}),
+    MUKI_UNCERTAINTY(u::McDropoutEntropy, "mc_dropout", "0.1.0",
+                     "1 - normalised entropy of the mean of K MC-dropout passes (MUKI)", kMcParams),
+    MUKI_UNCERTAINTY(u::Bald, "bald", "0.1.0",
+                     "1 - normalised mutual information between prediction and parameters over K "
+                     "MC-dropout passes (BALD; disagreement only)",
+                     kBaldParams),
+    MUKI_UNCERTAINTY(u::Energy, "energy", "0.1.0",
+                     "negative free energy T*logsumexp(z/T), mean over passes; UNBOUNDED, in logit "
+                     "units (so are `weighted`'s tau and the margin weights)",
+                     kEnergyParams))
