@@ -16,11 +16,8 @@
 #include "muki/core/dataset.h"
 #include "muki/core/device.h"
 #include "muki/core/models.h"
-#ifdef MUKI_TORCH_SENTENCEPIECE
-#include "muki/core/sentencepiece_tokenizer.h"
-#endif
 #include "muki/core/text_encoding.h"
-#include "muki/core/wordpiece_tokenizer.h"
+#include "muki/core/training_setup.h"
 
 namespace muki::core {
 namespace fs = std::filesystem;
@@ -108,55 +105,6 @@ EvalSet eval_set(const Tokenizer& tokenizer, const Split& split, int64_t max_len
                      .clone()};
 }
 
-// A WordPiece vocabulary from a corpus: the special tokens, every character seen (as a word
-// start and as a "##" continuation, so any word of the corpus can be spelled), then the most
-// frequent words (BERT's basic tokenization: lowercased, accents stripped, punctuation split) until
-// vocab_size. Not Google's likelihood-based WordPiece training, but a deterministic stand-in that
-// needs no extra library: frequent words are single tokens, rare words fall back to pieces.
-std::vector<std::string> build_wordpiece_vocabulary(const std::vector<std::string>& texts,
-                                                    int64_t vocab_size,
-                                                    const WordPieceOptions& options) {
-  const WordPieceTokenizer basic({options.pad_token, options.unk_token}, options);
-  std::map<std::string, int64_t> words;
-  std::map<std::string, int64_t> chars;
-  for (const std::string& text : texts)
-    for (const std::string& w : basic.basic_tokenize(text)) {
-      ++words[w];
-      // UTF-8 characters of the word.
-      for (size_t i = 0; i < w.size();) {
-        size_t len = 1;
-        const auto c = static_cast<unsigned char>(w[i]);
-        if (c >= 0xF0) len = 4;
-        else if (c >= 0xE0) len = 3;
-        else if (c >= 0xC0) len = 2;
-        ++chars[w.substr(i, len)];
-        i += len;
-      }
-    }
-  std::vector<std::string> vocab = {options.pad_token, options.unk_token, options.cls_token,
-                                    options.sep_token};
-  std::set<std::string> seen(vocab.begin(), vocab.end());
-  auto add = [&](const std::string& t) {
-    if (static_cast<int64_t>(vocab.size()) < vocab_size && seen.insert(t).second) vocab.push_back(t);
-  };
-  std::vector<std::pair<int64_t, std::string>> by_count;
-  for (const auto& [c, n] : chars) by_count.emplace_back(-n, c);
-  std::sort(by_count.begin(), by_count.end());
-  for (const auto& [n, c] : by_count) add(c);
-  for (const auto& [n, c] : by_count) add(options.continuation_prefix + c);
-  by_count.clear();
-  for (const auto& [w, n] : words) by_count.emplace_back(-n, w);
-  std::sort(by_count.begin(), by_count.end());  // most frequent first, ties alphabetical
-  for (const auto& [n, w] : by_count) add(w);
-  return vocab;
-}
-
-void write_vocabulary(const std::vector<std::string>& vocab, const fs::path& file) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  for (const std::string& t : vocab) out << t << "\n";
-  if (!out) throw CheckpointError(file.string() + ": cannot write the vocabulary");
-}
-
 }  // namespace
 
 TeacherTrainingResult train_teacher(const Config& config) {
@@ -213,100 +161,17 @@ TeacherTrainingResult train_teacher(const Config& config) {
   if (dev) log_split("dev", result.dev);
   if (test) log_split("test", result.test);
 
-  // --- tokenizer -----------------------------------------------------------------------------
-  std::error_code ec;
-  fs::create_directories(result.output, ec);
-  if (ec) throw CheckpointError(result.output.string() + ": cannot create the folder: " + ec.message());
-  const toml::table& tok = *root["tokenizer"].as_table();
-  TokenizerSpec spec;
-  spec.type = *tok["type"].value<std::string>();
-  fs::path tokenizer_file;
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (spec.type == "wordpiece") {
-    spec.file = "vocab.txt";
-    spec.lowercase = tok["lowercase"].value_or(true);
-    WordPieceOptions options;
-    options.lower_case = spec.lowercase;
-    if (auto vocab = tok["vocab"].value<std::string>()) {
-      tokenizer_file = (config.base_dir() / *vocab).lexically_normal();
-    } else {
-      // No vocabulary given: one is built from this teacher's own training texts (a teacher knows
-      // only its own data).
-      tokenizer_file = result.output / spec.file;
-      const auto vocab_size = tok["vocab_size"].value_or(int64_t{8000});
-      write_vocabulary(build_wordpiece_vocabulary(train.texts, vocab_size, options), tokenizer_file);
-    }
-    tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(tokenizer_file, options));
-    spdlog::info("tokenizer: WordPiece, {} tokens ({})", tokenizer->vocab_size(),
-                 tok["vocab"] ? tokenizer_file.string() : std::string("built from the train split"));
-  } else {
-#ifdef MUKI_TORCH_SENTENCEPIECE
-    spec.file = "tokenizer.model";
-    if (auto model = tok["model"].value<std::string>()) {
-      tokenizer_file = (config.base_dir() / *model).lexically_normal();
-      tokenizer = std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::load(tokenizer_file));
-    } else {
-      // Trained on this teacher's own training texts.
-      const fs::path corpus = result.output / ".tokenizer-corpus.txt";
-      {
-        std::ofstream out(corpus, std::ios::binary | std::ios::trunc);
-        for (const std::string& t : train.texts) out << t << "\n";
-        if (!out) throw CheckpointError(corpus.string() + ": cannot write");
-      }
-      SentencePieceTrainOptions options;
-      options.corpus = corpus;
-      options.vocab_size = static_cast<int>(tok["vocab_size"].value_or(int64_t{8000}));
-      options.model_type = tok["model_type"].value_or(std::string("unigram"));
-      options.character_coverage = 1.0;
-      // A small corpus cannot always fill vocab_size pieces: take what it supports.
-      options.hard_vocab_limit = false;
-      SentencePieceTokenizer trained = SentencePieceTokenizer::train(options);
-      fs::remove(corpus, ec);
-      tokenizer_file = result.output / spec.file;
-      trained.save(tokenizer_file);
-      tokenizer = std::make_unique<SentencePieceTokenizer>(std::move(trained));
-    }
-    spdlog::info("tokenizer: SentencePiece, {} pieces", tokenizer->vocab_size());
-#else
-    throw ConfigError({ConfigProblem{
-        config.path().string(), tok["type"].node()->source().begin.line,
-        tok["type"].node()->source().begin.column,
-        "tokenizer.type \"sentencepiece\" is off in this build: Debian's libsentencepiece bundles "
-        "a protobuf that clashes with the system LibTorch's (see core/CMakeLists.txt, "
-        "MUKI_TORCH_SENTENCEPIECE); use \"wordpiece\" (a vocabulary is built from the train "
-        "split when no vocab file is given)"}});
-#endif
-  }
-
-  // --- model ---------------------------------------------------------------------------------
-  const toml::table& m = *root["model"].as_table();
-  ModelConfig mc;
-  mc.type = m["type"].value_or(std::string("transformer"));
-  mc.vocab_size = tokenizer->vocab_size();
-  mc.num_labels = static_cast<int64_t>(result.labels.size());
-  mc.hidden = m["hidden"].value_or(mc.hidden);
-  mc.layers = m["layers"].value_or(mc.layers);
-  mc.heads = m["heads"].value_or(mc.heads);
-  mc.ffn = m["ffn"].value_or(mc.ffn);
-  mc.max_length = m["max_length"].value_or(mc.max_length);
-  mc.dropout = m["dropout"].value_or(mc.dropout);
-  mc.pooling = m["pooling"].value_or(mc.pooling);
-  mc.filters = m["filters"].value_or(mc.filters);
+  // --- tokenizer, model, trainer -------------------------------------------------------------
+  TrainingTokenizer tok = make_training_tokenizer(root["tokenizer"].as_table(), config,
+                                                  "tokenizer", train.texts, result.output);
+  const Tokenizer* tokenizer = tok.tokenizer.get();
+  const TokenizerSpec& spec = tok.spec;
+  const ModelConfig mc = model_config_from(root["model"].as_table(), tokenizer->vocab_size(),
+                                           static_cast<int64_t>(result.labels.size()));
   torch::manual_seed(seed);  // the initial weights
   Classifier model = make_classifier(mc);
   model->to(device);
-
-  TrainerOptions to;
-  const toml::node_view<const toml::node> tr = root["train"];
-  to.epochs = tr["epochs"].value_or(to.epochs);
-  to.batch_size = tr["batch_size"].value_or(to.batch_size);
-  to.lr = tr["lr"].value_or(to.lr);
-  to.weight_decay = tr["weight_decay"].value_or(to.weight_decay);
-  to.warmup = tr["warmup"].value_or(to.warmup);
-  to.eval_every = tr["eval_every"].value_or(to.eval_every);
-  to.patience = tr["patience"].value_or(to.patience);
-  to.grad_clip = tr["grad_clip"].value_or(to.grad_clip);
-  to.eval_batch_size = tr["eval_batch_size"].value_or(to.eval_batch_size);
+  TrainerOptions to = trainer_options_from(root["train"].as_table());
   to.seed = seed;
   to.name = name;
 
@@ -361,7 +226,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
     << ",\n  \"test\": " << (result.test_metrics ? json_metrics(*result.test_metrics) : "null")
     << ",\n  \"total_seconds\": " << json_number(result.total_seconds) << "\n}\n";
   result.report_json = j.str();
-  save_checkpoint(result.output, *model, spec, tokenizer_file, result.labels, result.report_json);
+  save_checkpoint(result.output, *model, spec, tok.file, result.labels, result.report_json);
 
   spdlog::info("teacher '{}' done: {} labels, {} train examples, {} steps in {:.1f} s{}", name,
                result.labels.size(), result.train.kept, result.steps, result.train_seconds,

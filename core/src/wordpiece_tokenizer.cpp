@@ -1,6 +1,9 @@
 #include <muki/core/wordpiece_tokenizer.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <muki/core/utf8.h>
 
@@ -203,6 +206,53 @@ std::optional<int64_t> WordPieceTokenizer::token_to_id(std::string_view token) c
   const auto it = ids_.find(std::string(token));
   if (it == ids_.end()) return std::nullopt;
   return it->second;
+}
+
+}  // namespace muki::core
+
+namespace muki::core {
+
+std::vector<std::string> WordPieceTokenizer::build_vocabulary(const std::vector<std::string>& texts,
+                                                              int64_t vocab_size,
+                                                              const WordPieceOptions& options) {
+  const WordPieceTokenizer basic({options.pad_token, options.unk_token}, options);
+  std::map<std::string, int64_t> words, chars;
+  for (const std::string& text : texts)
+    for (const std::string& w : basic.basic_tokenize(text)) {
+      ++words[w];
+      // The UTF-8 characters of the word (basic_tokenize returns valid UTF-8).
+      for (size_t i = 0; i < w.size();) {
+        const auto c = static_cast<unsigned char>(w[i]);
+        const size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        ++chars[w.substr(i, len)];
+        i += len;
+      }
+    }
+  std::vector<std::string> vocab = {options.pad_token, options.unk_token, options.cls_token,
+                                    options.sep_token};
+  std::set<std::string> seen(vocab.begin(), vocab.end());
+  auto add = [&](const std::string& t) {
+    if (static_cast<int64_t>(vocab.size()) < vocab_size && seen.insert(t).second) vocab.push_back(t);
+  };
+  // Most frequent first, ties alphabetical.
+  auto by_frequency = [](const std::map<std::string, int64_t>& counts) {
+    std::vector<std::pair<int64_t, std::string>> out;
+    for (const auto& [token, n] : counts) out.emplace_back(-n, token);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto ranked_chars = by_frequency(chars);
+  for (const auto& [n, c] : ranked_chars) add(c);
+  for (const auto& [n, c] : ranked_chars) add(options.continuation_prefix + c);
+  for (const auto& [n, w] : by_frequency(words)) add(w);
+  return vocab;
+}
+
+void WordPieceTokenizer::write_vocabulary(const std::vector<std::string>& vocab,
+                                          const std::filesystem::path& file) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  for (const std::string& t : vocab) out << t << "\n";
+  if (!out) throw TokenizerError(file.string() + ": cannot write the vocabulary");
 }
 
 }  // namespace muki::core

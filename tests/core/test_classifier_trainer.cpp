@@ -144,3 +144,97 @@ TEST(ClassifierTrainer, WeightedKlMatchesHandComputation) {
   EXPECT_NEAR(cross_entropy_loss(ce_labels)(logits.slice(0, 0, 1), torch::tensor({int64_t{0}})).item<double>(),
               -std::log(0.5), 1e-6);
 }
+
+TEST(ClassifierTrainer, PerTeacherKlMatchesHandComputation) {
+  // Blocks {0, 1} and {2, 3}; target (0.5, 0.5 | 1, 0); student logits (0, log 3 | 0, 0).
+  // Block 1: q = (1/4, 3/4): KL = 0.5 log(0.5/0.25) + 0.5 log(0.5/0.75) = 0.5 log(4/3).
+  // Block 2: q = (1/2, 1/2): KL = 1 * log(1 / 0.5) = log 2 (the 0 entry adds 0).
+  // Weight 2 -> 2 * (0.5 log(4/3) + log 2). The student's mass across blocks does not matter.
+  const torch::Tensor targets = torch::tensor({0.5f, 0.5f, 1.0f, 0.0f}).view({1, 4});
+  const torch::Tensor weights = torch::tensor({2.0f});
+  const LossFn loss = per_teacher_kl_loss(
+      targets, weights, {torch::tensor({int64_t{0}, int64_t{1}}), torch::tensor({int64_t{2}, int64_t{3}})});
+  const float l3 = static_cast<float>(std::log(3.0));
+  const double value =
+      loss(torch::tensor({0.0f, l3, 0.0f, 0.0f}).view({1, 4}), torch::tensor({int64_t{0}})).item<double>();
+  EXPECT_NEAR(value, 2.0 * (0.5 * std::log(4.0 / 3.0) + std::log(2.0)), 1e-6);
+  // Shifting one block's logits by a constant changes nothing: only within-block shape counts.
+  const double shifted =
+      loss(torch::tensor({5.0f, 5.0f + l3, -2.0f, -2.0f}).view({1, 4}), torch::tensor({int64_t{0}})).item<double>();
+  EXPECT_NEAR(shifted, value, 1e-5);
+  EXPECT_THROW(per_teacher_kl_loss(targets, weights, {}), std::invalid_argument);
+}
+
+namespace {
+struct Trained {
+  TrainResult result;
+  torch::Tensor logits;
+};
+// Trains the synthetic task with a state file; `fail_at_eval` > 0 throws from the evaluation
+// callback at that evaluation (a crash: the state written at the previous evaluation survives).
+Trained train_with_state(const Synthetic& data, const fs::path& state, const std::string& key,
+                         int fail_at_eval = 0) {
+  torch::manual_seed(1);
+  Classifier m = make_classifier(small_config("transformer", 2));  // has dropout: RNG matters
+  TrainerOptions o;
+  o.epochs = 3;
+  o.lr = 1e-2;
+  o.eval_every = 5;
+  o.patience = 0;
+  o.seed = 3;
+  o.state_file = state;
+  o.state_key = key;
+  int evals = 0;
+  const TrainResult r = train_classifier(
+      *m, data.train, cross_entropy_loss(data.dev.labels), &data.dev, o, torch::kCPU,
+      [&](const EvalRecord&) {
+        if (++evals == fail_at_eval) throw std::runtime_error("simulated crash");
+      });
+  return {r, predict_logits(*m, data.dev.input_ids, data.dev.attention_mask, 64, torch::kCPU)};
+}
+}  // namespace
+
+TEST(ClassifierTrainer, AnInterruptedRunResumesToTheSameWeights) {
+  const Synthetic data = synthetic(160);  // 5 steps an epoch, 15 in all, evaluations every 5
+  TempDir dir;
+  const Trained straight = train_with_state(data, dir.path() / "a" / "state.pt", "k");
+  // Crash at the second evaluation (step 10): the state of step 5 is on disk.
+  const fs::path state = dir.path() / "b" / "state.pt";
+  EXPECT_THROW(train_with_state(data, state, "k", 2), std::runtime_error);
+  ASSERT_TRUE(fs::exists(state));
+  const Trained resumed = train_with_state(data, state, "k");
+  EXPECT_EQ(resumed.result.resumed_from_step, 5);
+  EXPECT_EQ(resumed.result.steps, 15);
+  ASSERT_EQ(resumed.result.history.size(), straight.result.history.size());
+  for (size_t i = 0; i < straight.result.history.size(); ++i) {
+    EXPECT_EQ(resumed.result.history[i].step, straight.result.history[i].step);
+    EXPECT_EQ(resumed.result.history[i].dev.accuracy, straight.result.history[i].dev.accuracy);
+  }
+  EXPECT_EQ(resumed.result.best_step, straight.result.best_step);
+  EXPECT_TRUE(torch::equal(resumed.logits, straight.logits));  // bit for bit
+  // A finished state returns at once with the same model.
+  const Trained again = train_with_state(data, state, "k");
+  EXPECT_EQ(again.result.resumed_from_step, 15);
+  EXPECT_TRUE(torch::equal(again.logits, straight.logits));
+}
+
+TEST(ClassifierTrainer, AStateOfAnotherSetupIsIgnored) {
+  const Synthetic data = synthetic(160);
+  TempDir dir;
+  const fs::path state = dir.path() / "state.pt";
+  const Trained first = train_with_state(data, state, "one");
+  const Trained other = train_with_state(data, state, "two");
+  EXPECT_EQ(other.result.resumed_from_step, 0);  // trained afresh, then replaced the state
+  EXPECT_EQ(train_with_state(data, state, "two").result.resumed_from_step, 15);
+  EXPECT_TRUE(torch::equal(first.logits, other.logits));  // the same training either way
+  // A file that is not a state is an error that names it.
+  std::ofstream(state) << "garbage";
+  try {
+    train_with_state(data, state, "two");
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(state.string() + ": not a readable training state"),
+              std::string::npos)
+        << e.what();
+  }
+}

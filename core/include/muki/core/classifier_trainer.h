@@ -9,9 +9,18 @@
 // weights (dev accuracy) are kept in memory and put back into the model at the end; early stop
 // after `patience` evaluations without improvement. Progress (step, loss, lr, examples/s, ETA) and
 // evaluations go to spdlog (stderr).
+//
+// Resumption: with TrainerOptions::state_file set, the complete training state (weights, best
+// weights, AdamW moments, step, early-stopping counters, history, and the default generators of
+// the CPU and the training device) is written there at every evaluation point and at the end,
+// atomically (a temporary file renamed into place). A later call with the same state_key picks it
+// up: the shuffled orders of the finished batches are replayed (they come from the seed alone), so
+// a killed run continues exactly where its last state was written, and a finished one returns at
+// once. A state written under another key is ignored (and overwritten), with a warning.
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -39,6 +48,8 @@ struct TrainerOptions {
   int64_t eval_batch_size = 128;
   double log_interval_s = 2.0;  // a progress line at most this often
   std::string name = "train";   // prefix of the progress lines
+  std::filesystem::path state_file;  // empty: no resumable state
+  std::string state_key;             // what the state must have been written for
 };
 
 // The training split, encoded: [N, L] int64 tensors on the CPU (padded to any length; each batch
@@ -63,10 +74,21 @@ using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const to
 // Mean cross-entropy against gold class ids `labels` [N] int64 (CPU), indexed by the batch rows.
 LossFn cross_entropy_loss(torch::Tensor labels);
 
+// Per-row KL(target || softmax(logits / T)) summed over classes, with 0 * log 0 = 0: [b].
+torch::Tensor kl_to_student(const torch::Tensor& target, const torch::Tensor& logits,
+                            double temperature);
+
 // The student's loss (MUKI step 5): mean_b weight[b] * KL(target[b] || softmax(logits[b] / T)),
 // KL summed over classes, 0 * log 0 = 0, no T^2 factor. targets [N, C] float (rows sum to 1),
 // weights [N] float, both on the CPU, indexed by the batch rows.
 LossFn weighted_kl_loss(torch::Tensor targets, torch::Tensor weights, double temperature = 1.0);
+
+// UHC's loss (MUKI_LOSS_KL_PER_TEACHER): the student's distribution is renormalised within every
+// teacher's label block and matched to that teacher's block of the target:
+// mean_b weight[b] * sum_i KL(target[b, Y_i] || softmax(logits[b, Y_i] / T)). `blocks` holds each
+// teacher's union indices (int64, CPU). Throws std::invalid_argument on an empty block list.
+LossFn per_teacher_kl_loss(torch::Tensor targets, torch::Tensor weights,
+                           std::vector<torch::Tensor> blocks, double temperature = 1.0);
 
 struct EvalRecord {
   int64_t step = 0;
@@ -84,15 +106,20 @@ struct TrainResult {
   bool stopped_early = false;
   double seconds = 0;
   std::vector<EvalRecord> history;
+  int64_t resumed_from_step = 0;  // > 0: the state file's step this call started from
 };
+
+// Called after every evaluation, with the record just added to the history.
+using EvalCallback = std::function<void(const EvalRecord&)>;
 
 // Trains `model` (moved to `device` by the caller beforehand) on `train` with `loss`. `dev` may
 // be null: then there is no evaluation, no early stopping, and the final weights stay. Throws
-// std::invalid_argument on bad options or an empty training split, and what the loss or the
-// model's forward throws. Leaves the model in eval mode.
+// std::invalid_argument on bad options or an empty training split, std::runtime_error naming the
+// file when the state file cannot be read or written, and what the loss or the model's forward
+// throws. Leaves the model in eval mode.
 TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, const LossFn& loss,
                              const EvalSet* dev, const TrainerOptions& options,
-                             const torch::Device& device);
+                             const torch::Device& device, const EvalCallback& on_eval = {});
 
 // Deterministic logits (eval mode, inference mode) of every row, in batches, returned on the CPU
 // as [N, C] float.

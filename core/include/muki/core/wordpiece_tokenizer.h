@@ -62,6 +62,19 @@ class WordPieceTokenizer final : public Tokenizer {
 
   const WordPieceOptions& options() const { return options_; }
 
+  // A vocabulary built from a corpus, for models muki trains from scratch: the pad, unk, cls and
+  // sep tokens, every character seen (as a word start and as a continuation piece, so any word of
+  // the corpus can be spelled), then the most frequent basic tokens (steps 1-4) until vocab_size
+  // entries (ties alphabetical). Not Google's likelihood-based WordPiece training, but a
+  // deterministic stand-in that needs no extra library: frequent words are single tokens, rare
+  // words fall back to pieces. Returns fewer entries when the corpus has fewer distinct tokens.
+  static std::vector<std::string> build_vocabulary(const std::vector<std::string>& texts,
+                                                   int64_t vocab_size,
+                                                   const WordPieceOptions& options = {});
+  // Writes a vocabulary as BERT's vocab.txt (one token a line). Throws TokenizerError.
+  static void write_vocabulary(const std::vector<std::string>& vocab,
+                               const std::filesystem::path& file);
+
  private:
   // Appends the ids of one basic token (step 5).
   void wordpiece(const std::string& word, std::vector<int64_t>& ids) const;
