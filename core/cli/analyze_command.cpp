@@ -14,6 +14,7 @@
 #include "muki/core/analysis.h"
 #include "muki/core/experiment.h"
 #include "muki/core/label_space.h"
+#include "muki/core/run_directory.h"
 #include "muki/core/teacher_pass.h"
 
 namespace muki::cli {
@@ -31,15 +32,6 @@ std::vector<std::string> split_list(const std::string& list) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-// [experiment].output_dir with ${name} expanded; default runs/<name>. Relative to the working
-// folder, like every output path a user types.
-fs::path output_dir(const Config& config) {
-  const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
-  std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
-  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
-  return dir;
 }
 
 std::string fixed(double v, int digits = 3) {
@@ -123,12 +115,12 @@ int cmd_analyze(const std::vector<std::string>& args) {
   for (const auto& name : i_names) integrations.push_back(core::create_integration(config, registry, name));
 
   // The teacher pass, cached under the run folder.
-  const fs::path out_dir = output_dir(config);
+  const fs::path out_dir = core::output_dir(config);
   core::TeacherPassOptions pass;
   pass.samples = samples;
   pass.seed = core::experiment_seed(config);
   pass.batch_size = batch_size;
-  pass.cache_dir = out_dir / "cache" / ("teacher-pass-" + split);
+  pass.cache_dir = core::cache_dir(config) / "teacher-pass";  // shared with `muki run`
   const std::string data_key = core::dataset_key(spec);
   std::vector<core::TeacherOutputs> outputs;
   for (const auto& t : teachers) {

@@ -41,5 +41,7 @@ std::vector<std::filesystem::path> extra_paths(const CommonOptions& common);
 
 int cmd_analyze(const std::vector<std::string>& args);
 int cmd_teacher_train(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+int cmd_compare(const std::vector<std::string>& args);
 
 }  // namespace muki::cli

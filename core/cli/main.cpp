@@ -21,6 +21,8 @@ const char* kUsage =
     "usage: muki <command> [options]\n"
     "\n"
     "commands:\n"
+    "  run            run an experiment: teacher pass, integration, student, evaluation\n"
+    "  compare        print a table comparing finished runs (their summary.json)\n"
     "  plugins        list the plugins found (kind, name, version, ABI, library, parameters)\n"
     "  validate       check an experiment config against the host's and the plugins' schemas\n"
     "  print-config   print an experiment config with --set overrides applied\n"
@@ -126,6 +128,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   static const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
+      {"run", &cmd_run},
+      {"compare", &cmd_compare},
       {"plugins", &cmd_plugins},
       {"validate", &cmd_validate},
       {"print-config", &cmd_print_config},

@@ -210,6 +210,29 @@ std::vector<Field> dataset_fields(bool needs_label) {
           choice("on_error", {"fail", "skip"})};
 }
 
+// [tokenizer], [model] and [train] of a classifier muki trains: a teacher (`muki teacher train`) or
+// the student of `muki run` (training_setup.h reads them).
+std::vector<Field> tokenizer_fields(bool type_required = false) {
+  Field type = choice("type", {"sentencepiece", "wordpiece"});
+  type.required = type_required;
+  return {type, leaf("vocab", Type::Path), leaf("lowercase", Type::Bool), leaf("model", Type::Path),
+          leaf("vocab_size", Type::Int, 16, 1e7), choice("model_type", {"unigram", "bpe"})};
+}
+std::vector<Field> model_fields() {
+  return {choice("type", {"transformer", "bag_of_embeddings", "cnn"}),
+          leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
+          leaf("heads", Type::Int, 1, 256), leaf("ffn", Type::Int, 1, 1e6),
+          leaf("max_length", Type::Int, 4, 1e6), leaf("dropout", Type::Float, 0, 0.99),
+          choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5)};
+}
+std::vector<Field> train_fields() {
+  return {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
+          leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
+          leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
+          leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
+          leaf("eval_batch_size", Type::Int, 1, 1e6)};
+}
+
 // The host's own schema: everything outside the plugins' option tables.
 const std::vector<Field>& experiment_schema() {
   static const std::vector<Field> schema = [] {
@@ -221,25 +244,19 @@ const std::vector<Field>& experiment_schema() {
         req(table("experiment",
                   {req(leaf("name", Type::String)), leaf("seed", Type::Int, 0, 9.2e18),
                    leaf("device", Type::Device), leaf("output_dir", Type::String),
+                   leaf("cache_dir", Type::String), leaf("threads", Type::Int, 0, 4096),
                    leaf("deterministic", Type::Bool)})),
         table("plugins", {leaf("paths", Type::StringArray)}),
         table("data", {table("transfer", dataset_fields(false)), table("dev", dataset_fields(true)),
                        table("test", dataset_fields(true))}),
         teachers,
+        table("reference", {req(leaf("adapter", Type::String)), options(Kind::Teacher, "adapter")}),
         req(table("uncertainty",
                   {req(leaf("strategy", Type::String)), options(Kind::Uncertainty, "strategy")})),
         req(table("integration",
                   {req(leaf("strategy", Type::String)), options(Kind::Integration, "strategy")})),
-        table("student",
-              {table("model", {choice("type", {"transformer", "bag_of_embeddings", "cnn"}),
-                               leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
-                               leaf("heads", Type::Int, 1, 256), leaf("max_length", Type::Int, 1, 1e6),
-                               leaf("dropout", Type::Float, 0, 1)}),
-               table("train", {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
-                               leaf("lr", Type::Float, 0, 10), leaf("warmup", Type::Float, 0, 1),
-                               leaf("weight_decay", Type::Float, 0, 10),
-                               leaf("eval_every", Type::Int, 1, 1e9),
-                               leaf("patience", Type::Int, 0, 1e9)})}),
+        table("student", {table("tokenizer", tokenizer_fields()), table("model", model_fields()),
+                          table("train", train_fields())}),
     };
   }();
   return schema;
@@ -255,22 +272,9 @@ const std::vector<Field>& teacher_training_schema() {
                    leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096)})),
         req(table("data", {req(table("train", dataset_fields(true))),
                            table("dev", dataset_fields(true)), table("test", dataset_fields(true))})),
-        req(table("tokenizer",
-                  {req(choice("type", {"sentencepiece", "wordpiece"})), leaf("vocab", Type::Path),
-                   leaf("lowercase", Type::Bool), leaf("model", Type::Path),
-                   leaf("vocab_size", Type::Int, 16, 1e7),
-                   choice("model_type", {"unigram", "bpe"})})),
-        req(table("model",
-                  {choice("type", {"transformer", "bag_of_embeddings", "cnn"}),
-                   leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
-                   leaf("heads", Type::Int, 1, 256), leaf("ffn", Type::Int, 1, 1e6),
-                   leaf("max_length", Type::Int, 4, 1e6), leaf("dropout", Type::Float, 0, 0.99),
-                   choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5)})),
-        table("train", {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
-                        leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
-                        leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
-                        leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
-                        leaf("eval_batch_size", Type::Int, 1, 1e6)}),
+        req(table("tokenizer", tokenizer_fields(/*type_required=*/true))),
+        req(table("model", model_fields())),
+        table("train", train_fields()),
     };
   }();
   return schema;
@@ -508,6 +512,7 @@ class Validator {
       for (size_t i = 0; i < teachers->size(); ++i)
         if (const toml::table* t = teachers->get(i)->as_table())
           check(t->get("adapter"), Kind::Teacher, "teachers[" + std::to_string(i) + "].adapter");
+    check(root.at_path("reference.adapter").node(), Kind::Teacher, "reference.adapter");
     check(root.at_path("uncertainty.strategy").node(), Kind::Uncertainty, "uncertainty.strategy");
     check(root.at_path("integration.strategy").node(), Kind::Integration, "integration.strategy");
   }
@@ -518,11 +523,42 @@ class Validator {
   std::vector<ConfigProblem> problems_;
 };
 
+// Rules that tie two keys of a [tokenizer] / [model] pair together, reported at the key a user
+// would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
+void check_training_rules(Validator& v, const toml::table* tok, const toml::table* model,
+                          const std::string& prefix) {
+  if (tok != nullptr) {
+    const std::string type = (*tok)["type"].value_or(std::string("wordpiece"));
+    if (type == "wordpiece" && tok->contains("model"))
+      v.add(*tok->get("model"), "'" + prefix + "tokenizer.model' is for \"sentencepiece\"; a WordPiece "
+                                "vocabulary is '" + prefix + "tokenizer.vocab' (or none: one is built from the "
+                                "training texts)");
+    if (tok->contains("vocab") && tok->contains("vocab_size"))
+      v.add(*tok->get("vocab_size"), "'" + prefix + "tokenizer.vocab_size' applies only when no vocabulary "
+                                     "file is given (one is then built from the training texts)");
+    if (type == "sentencepiece" && tok->contains("vocab"))
+      v.add(*tok->get("vocab"), "'" + prefix + "tokenizer.vocab' is for \"wordpiece\"; a SentencePiece "
+                                "model is '" + prefix + "tokenizer.model' (or none: one is trained on the "
+                                "training texts)");
+  }
+  if (model != nullptr) {
+    const auto hidden = (*model)["hidden"].value<int64_t>();
+    const auto heads = (*model)["heads"].value<int64_t>();
+    const std::string type = (*model)["type"].value_or(std::string("transformer"));
+    if (type == "transformer" && hidden && heads && *heads > 0 && *hidden % *heads != 0)
+      v.add(*model->get("heads"), "'" + prefix + "model.heads' (" + std::to_string(*heads) +
+                                      ") must divide '" + prefix + "model.hidden' (" +
+                                      std::to_string(*hidden) + ")");
+  }
+}
+
 }  // namespace
 
 std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry) {
   Validator v(config, registry);
   v.check_plugin_names();
+  check_training_rules(v, config.root().at_path("student.tokenizer").as_table(),
+                       config.root().at_path("student.model").as_table(), "student.");
   std::vector<ConfigProblem> problems = v.run();
   std::stable_sort(problems.begin(), problems.end(),
                    [](const ConfigProblem& a, const ConfigProblem& b) {
@@ -535,29 +571,7 @@ std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
   const registry::Registry no_plugins;  // a teacher-training file configures no plugin
   Validator v(config, no_plugins);
   const toml::table& root = config.root();
-  // Rules that tie two keys together, reported at the key a user would edit.
-  if (const toml::table* tok = root.get_as<toml::table>("tokenizer")) {
-    const std::string type = (*tok)["type"].value_or(std::string());
-    if (type == "wordpiece" && tok->contains("model"))
-      v.add(*tok->get("model"), "'tokenizer.model' is for \"sentencepiece\"; a WordPiece "
-                                "vocabulary is 'tokenizer.vocab' (or none: one is built from the "
-                                "train split)");
-    if (tok->contains("vocab") && tok->contains("vocab_size"))
-      v.add(*tok->get("vocab_size"), "'tokenizer.vocab_size' applies only when no vocabulary file "
-                                     "is given (one is then built from the train split)");
-    if (type == "sentencepiece" && tok->contains("vocab"))
-      v.add(*tok->get("vocab"), "'tokenizer.vocab' is for \"wordpiece\"; a SentencePiece model is "
-                                "'tokenizer.model' (or none: one is trained on the train split)");
-  }
-  if (const toml::table* model = root.get_as<toml::table>("model")) {
-    const auto hidden = (*model)["hidden"].value<int64_t>();
-    const auto heads = (*model)["heads"].value<int64_t>();
-    const std::string type = (*model)["type"].value_or(std::string("transformer"));
-    if (type == "transformer" && hidden && heads && *heads > 0 && *hidden % *heads != 0)
-      v.add(*model->get("heads"), "'model.heads' (" + std::to_string(*heads) +
-                                      ") must divide 'model.hidden' (" + std::to_string(*hidden) +
-                                      ")");
-  }
+  check_training_rules(v, root.get_as<toml::table>("tokenizer"), root.get_as<toml::table>("model"), "");
   if (const toml::array* labels = root.at_path("teacher.labels").as_array()) {
     if (labels->empty()) v.add(*labels, "'teacher.labels' must not be empty (leave it out for all labels)");
     std::vector<std::string> seen;

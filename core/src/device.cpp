@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
@@ -46,6 +48,11 @@ int configure_threads(int64_t threads) {
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(n);
   return n;
+}
+
+void configure_determinism(bool on) {
+  if (on) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
 }
 
 }  // namespace muki::core

@@ -34,28 +34,33 @@ uint64_t experiment_seed(const Config& config) {
   return static_cast<uint64_t>(config.root().at_path("experiment.seed").value_or<int64_t>(0));
 }
 
+TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,
+                            const toml::table& t, const std::string& name) {
+  TeacherSetup setup;
+  setup.name = name;
+  const std::string adapter = t["adapter"].value_or<std::string>("");
+  const registry::PluginInfo& info = registry.get(Kind::Teacher, adapter);
+  const std::string options =
+      plugin_options_toml(t["options"].as_table(), config, registry, Kind::Teacher, adapter);
+  Fingerprint key;
+  key.add(info.name).add(info.version).add(options).add_path(info.library_path);
+  for (const auto& p : info.params)
+    if (p.type == MUKI_PARAM_PATH)
+      if (auto value = t.at_path("options." + p.name).value<std::string>())
+        key.add_path(config.base_dir() / *value);
+  setup.cache_key = key.hex();
+  setup.instance = registry.create_teacher(
+      adapter, registry::CreateArgs{setup.name, options, config.base_dir(), experiment_seed(config)});
+  return setup;
+}
+
 std::vector<TeacherSetup> create_teachers(const Config& config, const registry::Registry& registry) {
   std::vector<TeacherSetup> out;
   const toml::array* teachers = config.root().get_as<toml::array>("teachers");
   if (teachers == nullptr) return out;
   for (const toml::node& node : *teachers) {
     const toml::table& t = *node.as_table();
-    TeacherSetup setup;
-    setup.name = t["name"].value_or<std::string>("");
-    const std::string adapter = t["adapter"].value_or<std::string>("");
-    const registry::PluginInfo& info = registry.get(Kind::Teacher, adapter);
-    const std::string options =
-        plugin_options_toml(t["options"].as_table(), config, registry, Kind::Teacher, adapter);
-    Fingerprint key;
-    key.add(info.name).add(info.version).add(options).add_path(info.library_path);
-    for (const auto& p : info.params)
-      if (p.type == MUKI_PARAM_PATH)
-        if (auto value = t.at_path("options." + p.name).value<std::string>())
-          key.add_path(config.base_dir() / *value);
-    setup.cache_key = key.hex();
-    setup.instance = registry.create_teacher(
-        adapter, registry::CreateArgs{setup.name, options, config.base_dir(), experiment_seed(config)});
-    out.push_back(std::move(setup));
+    out.push_back(create_teacher(config, registry, t, t["name"].value_or<std::string>("")));
   }
   return out;
 }

@@ -1,6 +1,10 @@
 #include <muki/core/flat_json.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <unordered_set>
 
 #include <muki/core/utf8.h>
@@ -253,6 +257,56 @@ std::string json_quote(std::string_view text) {
   }
   out.push_back('"');
   return out;
+}
+
+FlatJsonWriter& FlatJsonWriter::raw(std::string_view key, const std::string& literal) {
+  if (!members_.empty()) members_ += ", ";
+  members_ += json_quote(key) + ": " + literal;
+  return *this;
+}
+
+FlatJsonWriter& FlatJsonWriter::add_string(std::string_view key, std::string_view value) {
+  return raw(key, json_quote(value));
+}
+
+FlatJsonWriter& FlatJsonWriter::add_number(std::string_view key, double value) {
+  if (!std::isfinite(value)) return raw(key, "null");
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  // Shortest form that reads back exactly: try fewer digits first.
+  for (int digits = 6; digits < 17; ++digits) {
+    char shorter[32];
+    std::snprintf(shorter, sizeof shorter, "%.*g", digits, value);
+    if (std::strtod(shorter, nullptr) == value) return raw(key, shorter);
+  }
+  return raw(key, buf);
+}
+
+FlatJsonWriter& FlatJsonWriter::add_int(std::string_view key, int64_t value) {
+  return raw(key, std::to_string(value));
+}
+
+FlatJsonWriter& FlatJsonWriter::add_bool(std::string_view key, bool value) {
+  return raw(key, value ? "true" : "false");
+}
+
+FlatJsonWriter& FlatJsonWriter::add_all(const FlatJsonWriter& other) {
+  if (other.members_.empty()) return *this;
+  if (!members_.empty()) members_ += ", ";
+  members_ += other.members_;
+  return *this;
+}
+
+std::vector<std::pair<std::string, JsonScalar>> read_flat_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return parse_flat_json_object(text.str());
+  } catch (const JsonError& e) {
+    throw JsonError(e.kind(), e.byte(), path + ": " + e.message(), e.key());
+  }
 }
 
 }  // namespace muki::core

@@ -186,7 +186,7 @@ options = { tau = -1.0, margin_reweighting = "yes" }
           "exp.toml:2:8: 'experiment.seed' must be an integer",
           "exp.toml:3:10: 'experiment.device' must be a device string (auto, cpu, cuda or cuda:N)",
           "exp.toml:4:1: unknown key 'experiment.colour' (known keys: name, seed, device, "
-          "output_dir, deterministic)",
+          "output_dir, cache_dir, threads, deterministic)",
           "exp.toml:8:11: 'teachers[0].adapter': teacher adapter 'bert' not found; available: "
           "fixture_length",
           "exp.toml:11:8: 'teachers' has two entries named \"a\"",
@@ -201,7 +201,7 @@ TEST(ConfigValidate, MissingSectionsAndPluginNames) {
               ElementsAre("exp.toml:1:1: missing required key 'teachers'",
                           "exp.toml:1:1: missing required key 'integration'",
                           "exp.toml:4:12: 'uncertainty.strategy': uncertainty strategy 'nope' not "
-                          "found; available: entropy, mc_dropout, throwing"));
+                          "found; available: bald, energy, entropy, mc_dropout, throwing"));
 }
 
 TEST(ConfigValidate, PathOptionsMustExistRelativeToTheConfig) {

@@ -23,4 +23,11 @@ torch::Device resolve_device(const std::string& spec);
 // runs models calls this explicitly.
 int configure_threads(int64_t threads);
 
+// The deterministic switch ([experiment].deterministic): torch's deterministic algorithms (an op
+// without a deterministic implementation then throws instead of varying), and the cuBLAS workspace
+// setting they need on CUDA (set before cuBLAS starts, unless the environment already has one).
+// Together with a fixed thread count, a run then gives the same numbers every time, resumed or
+// not. Process-wide.
+void configure_determinism(bool on);
+
 }  // namespace muki::core

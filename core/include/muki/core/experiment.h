@@ -33,6 +33,11 @@ struct TeacherSetup {
 // Creates every [[teachers]] entry, in order.
 std::vector<TeacherSetup> create_teachers(const Config& config, const registry::Registry& registry);
 
+// Creates one teacher from a table with `adapter` and optional `options` (a [[teachers]] entry,
+// or [reference]), named `name`.
+TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,
+                            const toml::table& table, const std::string& name);
+
 // Creates the named strategy with the options of the config's [uncertainty] / [integration]
 // table when that table names the same strategy, else with the plugin's defaults.
 std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,5 +47,28 @@ std::vector<std::pair<std::string, JsonScalar>> parse_flat_json_object(std::stri
 
 // A JSON string literal (quotes included) for `text`, which must be valid UTF-8.
 std::string json_quote(std::string_view text);
+
+// Builds one flat JSON object, members in the order added: a metrics.jsonl line, a summary.json.
+// What it writes, parse_flat_json_object reads back (keys are not checked for duplicates).
+class FlatJsonWriter {
+ public:
+  FlatJsonWriter& add_string(std::string_view key, std::string_view value);
+  // NaN and infinities have no JSON literal: they are written as null.
+  FlatJsonWriter& add_number(std::string_view key, double value);
+  FlatJsonWriter& add_int(std::string_view key, int64_t value);
+  FlatJsonWriter& add_bool(std::string_view key, bool value);
+  // Every member of another writer, in its order.
+  FlatJsonWriter& add_all(const FlatJsonWriter& other);
+  // "{"key": value, ...}" on one line.
+  std::string str() const { return "{" + members_ + "}"; }
+
+ private:
+  FlatJsonWriter& raw(std::string_view key, const std::string& literal);
+  std::string members_;
+};
+
+// Reads a file holding one flat JSON object (summary.json). Throws JsonError with the file's name
+// in the message, or std::runtime_error when it cannot be read.
+std::vector<std::pair<std::string, JsonScalar>> read_flat_json_file(const std::string& path);
 
 }  // namespace muki::core

@@ -1,0 +1,43 @@
+// `muki run CONFIG [--set KEY=VALUE]... [--fresh]`: one experiment end to end (core/run.h). The
+// last stdout line is the run's result; the details are in the run directory.
+#include <cstdio>
+#include <iostream>
+
+#include "cli_common.h"
+#include "muki/core/experiment.h"
+#include "muki/core/run.h"
+
+namespace muki::cli {
+
+int cmd_run(const std::vector<std::string>& args) {
+  CommonOptions common;
+  ConfigOptions cfg;
+  core::RunOptions options;
+  po::options_description desc("options");
+  add_config(desc, cfg);
+  desc.add_options()("fresh", po::bool_switch(&options.fresh),
+                     "discard what the run directory holds and start again")(
+      "batch-size", po::value(&options.batch_size)->default_value(64), "texts per teacher call");
+  add_common(desc, common, "info");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  if (!parse(args, desc, positional,
+             "usage: muki run CONFIG [--set KEY=VALUE]... [--fresh]\n\n"
+             "Runs the teachers over the transfer set (cached), integrates their outputs with the\n"
+             "configured uncertainty and integration strategies, trains the student and evaluates\n"
+             "it on the test split. A killed run resumes when started again with the same config."))
+    return 0;
+  if (options.batch_size < 1) throw po::error("--batch-size must be >= 1");
+  setup_logging(common.log_level);
+
+  const core::Config config = load_config(cfg);
+  registry::Registry registry;
+  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  const core::RunResult result = core::run_experiment(config, registry, options);
+  std::printf("%s: test accuracy %.4f, macro-F1 %.4f (%s/summary.json)\n",
+              config.path().string().c_str(), result.test_accuracy, result.test_macro_f1,
+              result.dir.string().c_str());
+  return 0;
+}
+
+}  // namespace muki::cli

@@ -1,0 +1,383 @@
+#include "muki/core/run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "muki/core/analysis.h"
+#include "muki/core/dataset.h"
+#include "muki/core/device.h"
+#include "muki/core/evaluation.h"
+#include "muki/core/experiment.h"
+#include "muki/core/fingerprint.h"
+#include "muki/core/label_space.h"
+#include "muki/core/run_directory.h"
+#include "muki/core/student.h"
+#include "muki/core/teacher_pass.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+ConfigError config_error(const Config& config, const std::string& message) {
+  return ConfigError({ConfigProblem{config.path().string(), 0, 0, message}});
+}
+
+// A labeled split mapped onto the union: examples whose label no teacher knows are left out
+// (counted, logged and reported, never silently).
+struct LabeledSplit {
+  std::vector<std::string> ids, texts;
+  std::vector<int64_t> gold;  // union indices
+  int64_t left_out = 0;
+  bool configured = false;
+};
+
+LabeledSplit read_labeled(const Config& config, const char* split, const LabelSpace& labels,
+                          const RunDirectory& run) {
+  LabeledSplit out;
+  if (config.root().at_path(std::string("data.") + split).as_table() == nullptr) return out;
+  out.configured = true;
+  const DatasetSpec spec = dataset_spec(config, split);
+  const Dataset data = read_all(spec);
+  std::map<std::string, int64_t> unknown;
+  for (const Example& e : data.examples) {
+    if (!labels.contains(*e.label)) {
+      ++unknown[*e.label];
+      continue;
+    }
+    out.ids.push_back(e.id);
+    out.texts.push_back(e.text);
+    out.gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
+  }
+  FlatJsonWriter event;
+  event.add_string("split", split).add_string("path", spec.path.string())
+      .add_int("rows", static_cast<int64_t>(data.report.rows_read))
+      .add_int("skipped", static_cast<int64_t>(data.report.rows_skipped));
+  if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(spec.path));
+  for (const auto& [label, count] : unknown) {
+    spdlog::warn("{}: {} examples labelled '{}' (no teacher knows it) are left out", split, count, label);
+    out.left_out += count;
+  }
+  run.log_event("data", event.add_int("left_out", out.left_out).add_int("kept", static_cast<int64_t>(out.gold.size())));
+  return out;
+}
+
+// One teacher over `texts` (cached, resumable), logged as an event.
+TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string>& texts,
+                            const std::string& data_key, const std::string& split,
+                            const TeacherPassOptions& pass, const RunDirectory& run,
+                            RunResult& result) {
+  spdlog::info("teacher '{}' on {} ({} examples, K = {}; sampling: {})", t.name, split,
+               texts.size(), pass.samples,
+               t.instance->sampling_note().empty() ? "none" : t.instance->sampling_note());
+  TeacherPassStats stats;
+  TeacherOutputs out = run_teacher_pass(*t.instance, texts, data_key, t.cache_key, pass, &stats);
+  result.teacher_chunks_cached += stats.chunks_cached;
+  result.teacher_chunks_computed += stats.chunks_computed;
+  run.log_event("teacher_pass", FlatJsonWriter()
+                                    .add_string("teacher", t.name)
+                                    .add_string("split", split)
+                                    .add_int("examples", static_cast<int64_t>(texts.size()))
+                                    .add_int("samples", pass.samples)
+                                    .add_int("chunks_cached", stats.chunks_cached)
+                                    .add_int("chunks_computed", stats.chunks_computed)
+                                    .add_number("seconds", stats.seconds));
+  return out;
+}
+
+std::vector<TeacherOutputs> teacher_passes(const std::vector<TeacherSetup>& teachers,
+                                           const std::vector<std::string>& texts,
+                                           const std::string& data_key, const std::string& split,
+                                           const TeacherPassOptions& pass, const RunDirectory& run,
+                                           RunResult& result) {
+  std::vector<TeacherOutputs> out;
+  for (const TeacherSetup& t : teachers)
+    out.push_back(teacher_pass(t, texts, data_key, split, pass, run, result));
+  return out;
+}
+
+// The reference teacher's distribution over the union for every example, from its
+// deterministic pass. Its labels must cover the union (matched by name).
+std::vector<float> reference_distribution(const TeacherSetup& reference,
+                                          const TeacherOutputs& outputs, const LabelSpace& labels,
+                                          const Config& config) {
+  const auto& ref_labels = reference.instance->labels();
+  std::vector<int64_t> column(labels.size(), -1);
+  for (size_t j = 0; j < ref_labels.size(); ++j)
+    if (labels.contains(ref_labels[j])) column[labels.index_of(ref_labels[j])] = static_cast<int64_t>(j);
+  for (size_t u = 0; u < labels.size(); ++u)
+    if (column[u] < 0)
+      throw config_error(config, "reference teacher '" + reference.name + "' has no label '" +
+                                     labels.name(u) + "' of the union: it must be trained on all labels");
+  const int64_t c = outputs.num_labels, y = static_cast<int64_t>(labels.size());
+  std::vector<float> out(static_cast<size_t>(outputs.num_examples * y));
+  std::vector<double> p(static_cast<size_t>(c));
+  for (int64_t i = 0; i < outputs.num_examples; ++i) {
+    const float* z = outputs.deterministic_row(i);
+    const double top = *std::max_element(z, z + c);
+    double sum = 0;
+    for (int64_t j = 0; j < c; ++j) sum += p[static_cast<size_t>(j)] = std::exp(z[j] - top);
+    // Renormalised over the union's labels: a reference with extra labels is compared on Y.
+    double in_union = 0;
+    for (size_t u = 0; u < labels.size(); ++u) in_union += p[static_cast<size_t>(column[u])] / sum;
+    for (size_t u = 0; u < labels.size(); ++u)
+      out[static_cast<size_t>(i * y) + u] =
+          static_cast<float>(p[static_cast<size_t>(column[u])] / sum / in_union);
+  }
+  return out;
+}
+
+std::string fingerprint_floats(const std::vector<float>& v) {
+  return Fingerprint()
+      .add(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)))
+      .hex();
+}
+
+std::vector<int64_t> transfer_gold(const Dataset& transfer, const LabelSpace& labels,
+                                   const Config& config, const std::string& strategy) {
+  std::vector<int64_t> gold;
+  std::map<std::string, int64_t> unknown;
+  for (const Example& e : transfer.examples) {
+    if (!labels.contains(*e.label)) {
+      ++unknown[*e.label];
+      continue;
+    }
+    gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
+  }
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& [label, count] : unknown)
+      list += (list.empty() ? "" : ", ") + label + " (" + std::to_string(count) + ")";
+    throw config_error(config, "integration strategy '" + strategy +
+                                   "' needs every transfer example's label in the union; no "
+                                   "teacher knows: " + list);
+  }
+  return gold;
+}
+
+}  // namespace
+
+RunResult run_experiment(const Config& config, const registry::Registry& registry,
+                         const RunOptions& options) {
+  const auto started = Clock::now();
+  const toml::table& root = config.root();
+  RunResult result;
+  const int threads = configure_threads(root.at_path("experiment.threads").value_or(int64_t{0}));
+  const bool deterministic = root.at_path("experiment.deterministic").value_or(false);
+  configure_determinism(deterministic);
+
+  const RunDirectory run(output_dir(config), config, options.fresh);
+  result.dir = run.path();
+  result.resumed = run.resumed();
+  spdlog::info("run {}{} ({} threads{})", run.path().string(), run.resumed() ? " (resuming)" : "",
+               threads, deterministic ? ", deterministic" : "");
+  run.log_event(run.resumed() ? "resume" : "start",
+                FlatJsonWriter().add_string("config", config.path().string()).add_int("threads", threads));
+
+  // --- strategies and teachers -----------------------------------------------------------------
+  const std::string uncertainty_name = *root.at_path("uncertainty.strategy").value<std::string>();
+  const std::string integration_name = *root.at_path("integration.strategy").value<std::string>();
+  const auto uncertainty = create_uncertainty(config, registry, uncertainty_name);
+  const auto integration = create_integration(config, registry, integration_name);
+  const std::vector<TeacherSetup> teachers = create_teachers(config, registry);
+  std::vector<std::vector<std::string>> teacher_labels;
+  for (const auto& t : teachers) teacher_labels.push_back(t.instance->labels());
+  const LabelSpace labels(teacher_labels);
+  std::string label_text;
+  for (const auto& name : labels.names()) label_text += name + "\n";
+  run.write_file("labels.txt", label_text);
+  std::vector<const registry::PluginInfo*> used{&uncertainty->plugin(), &integration->plugin()};
+  for (const auto& t : teachers) used.push_back(&t.instance->plugin());
+  std::optional<TeacherSetup> reference;
+  if (const toml::table* ref = root["reference"].as_table()) {
+    reference = create_teacher(config, registry, *ref, "reference");
+    used.push_back(&reference->instance->plugin());
+  }
+  run.write_file("plugins.lock", plugin_lock(used));
+  spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
+               teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
+
+  // --- data ---------------------------------------------------------------------------------
+  DatasetSpec transfer_spec = dataset_spec(config, "transfer");
+  if (integration->needs_gold()) {
+    if (transfer_spec.label_field.empty())
+      throw config_error(config, "integration strategy '" + integration_name +
+                                     "' trains on gold labels (an upper bound for analysis): set "
+                                     "data.transfer.label to the label column");
+  } else {
+    transfer_spec.label_field.clear();  // the transfer set is unlabeled: never read its labels
+  }
+  const Dataset transfer = read_all(transfer_spec);
+  if (transfer.report.rows_skipped > 0) spdlog::warn("{}", transfer.report.summary(transfer_spec.path));
+  run.log_event("data", FlatJsonWriter()
+                            .add_string("split", "transfer")
+                            .add_string("path", transfer_spec.path.string())
+                            .add_int("rows", static_cast<int64_t>(transfer.report.rows_read))
+                            .add_int("skipped", static_cast<int64_t>(transfer.report.rows_skipped)));
+  std::vector<std::string> transfer_texts;
+  for (const Example& e : transfer.examples) transfer_texts.push_back(e.text);
+  const LabeledSplit dev = read_labeled(config, "dev", labels, run);
+  const LabeledSplit test = read_labeled(config, "test", labels, run);
+  if (!test.configured || test.gold.empty())
+    throw config_error(config, "muki run needs a labeled [data.test] split with labels the teachers know");
+
+  // --- teacher passes -------------------------------------------------------------------------
+  // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
+  const bool scored = !integration->ignores_scores();
+  TeacherPassOptions pass;
+  pass.samples = scored ? uncertainty->samples() : 0;
+  pass.seed = experiment_seed(config);
+  pass.batch_size = options.batch_size;
+  pass.cache_dir = cache_dir(config) / "teacher-pass";
+  const auto pass_started = Clock::now();
+  const auto transfer_out = teacher_passes(teachers, transfer_texts, dataset_key(transfer_spec),
+                                           "transfer", pass, run, result);
+  const auto test_out = teacher_passes(teachers, test.texts, dataset_key(dataset_spec(config, "test")),
+                                       "test", pass, run, result);
+  const double pass_seconds = seconds_since(pass_started);
+
+  // --- integration ------------------------------------------------------------------------------
+  const std::vector<int64_t> gold =
+      integration->needs_gold() ? transfer_gold(transfer, labels, config, integration_name)
+                                : std::vector<int64_t>{};
+  // Unscored strategies get zeros: they promise not to read them.
+  auto score = [&](const std::vector<TeacherOutputs>& outputs) {
+    if (scored) return score_teachers(*uncertainty, outputs);
+    TeacherScores zeros;
+    for (const auto& o : outputs) zeros.emplace_back(static_cast<size_t>(o.num_examples), 0.0f);
+    return zeros;
+  };
+  const TeacherScores scores = score(transfer_out);
+  const IntegratedTargets targets = integrate_teachers(*integration, transfer_out, scores, labels, gold);
+  double mean_weight = 0;
+  for (float w : targets.weight) mean_weight += w;
+  mean_weight /= std::max<double>(1.0, static_cast<double>(targets.weight.size()));
+  std::optional<double> kl_to_reference;
+  if (reference) {
+    TeacherPassOptions deterministic_pass = pass;
+    deterministic_pass.samples = 0;  // the reference's deterministic distribution is the golden one
+    const TeacherOutputs ref_out = teacher_pass(*reference, transfer_texts, dataset_key(transfer_spec),
+                                                "transfer", deterministic_pass, run, result);
+    // Per-teacher blocks (UHC) are not one distribution over Y: no KL for them.
+    if (integration->loss() == MUKI_LOSS_KL_UNION)
+      kl_to_reference = mean_kl_divergence(
+          targets.target, reference_distribution(*reference, ref_out, labels, config),
+          targets.union_size);
+  }
+
+  // --- student --------------------------------------------------------------------------------
+  StudentSetup student;
+  student.config = &config;
+  student.labels = labels.names();
+  student.transfer_texts = transfer_texts;
+  student.targets = targets.target;
+  student.weights = targets.weight;
+  student.loss = integration->loss();
+  student.temperature = integration->student_temperature();
+  for (size_t t = 0; t < teachers.size(); ++t) student.blocks.push_back(labels.label_map(t));
+  student.dev_texts = dev.texts;
+  student.dev_gold = dev.gold;
+  student.test_texts = test.texts;
+  student.folder = run.file("student");
+  student.state_file = run.file("state") / "student.pt";
+  // The state belongs to this config and these targets; anything else starts afresh.
+  student.state_key = Fingerprint()
+                          .add(config.to_toml())
+                          .add(fingerprint_floats(targets.target))
+                          .add(fingerprint_floats(targets.weight))
+                          .hex();
+  student.on_eval = [&](const StudentEval& e) {
+    run.log_event("eval", FlatJsonWriter()
+                              .add_int("step", e.step)
+                              .add_number("epoch", e.epoch)
+                              .add_number("train_loss", e.train_loss)
+                              .add_number("dev_accuracy", e.dev_accuracy)
+                              .add_number("dev_macro_f1", e.dev_macro_f1));
+  };
+  const StudentResult trained = train_student(student);
+
+  // --- evaluation -----------------------------------------------------------------------------
+  const UnionEvaluation ev = evaluate_union(test.gold, trained.test_predicted, labels);
+  const TeacherScores test_scores = score(test_out);
+  const TargetMetrics test_targets = target_metrics(
+      integrate_teachers(*integration, test_out, test_scores, labels, test.gold), test.gold);
+
+  std::ostringstream predictions;
+  predictions << "id\tgold\tpredicted\tprobability\n";
+  for (size_t i = 0; i < test.gold.size(); ++i)
+    predictions << test.ids[i] << "\t" << labels.name(static_cast<size_t>(test.gold[i])) << "\t"
+                << labels.name(static_cast<size_t>(trained.test_predicted[i])) << "\t"
+                << trained.test_probability[i] << "\n";
+  run.write_file("predictions.tsv", predictions.str());
+
+  FlatJsonWriter summary;
+  std::string teacher_names;
+  for (const auto& t : teachers) teacher_names += (teacher_names.empty() ? "" : ",") + t.name;
+  summary.add_string("experiment", root.at_path("experiment.name").value_or<std::string>(""))
+      .add_string("run_dir", run.path().string())
+      .add_string("uncertainty", scored ? uncertainty_name : "none")
+      .add_int("samples", pass.samples)
+      .add_string("integration", integration_name)
+      .add_bool("margin_reweighting",
+                root.at_path("integration.options.margin_reweighting").value_or(
+                    integration_name == "max" || integration_name == "weighted"))
+      .add_string("teachers", teacher_names)
+      .add_int("union_size", static_cast<int64_t>(labels.size()))
+      .add_int("seed", static_cast<int64_t>(experiment_seed(config)))
+      .add_string("device", trained.device)
+      .add_int("threads", threads)
+      .add_bool("deterministic", deterministic)
+      .add_int("transfer.examples", static_cast<int64_t>(transfer_texts.size()))
+      .add_number("transfer.mean_weight", mean_weight);
+  if (kl_to_reference) summary.add_number("transfer.kl_to_reference", *kl_to_reference);
+  summary.add_number("test.accuracy", ev.overall.accuracy)
+      .add_number("test.macro_f1", ev.overall.macro_f1)
+      .add_int("test.examples", ev.overall.examples)
+      .add_int("test.left_out", test.left_out);
+  for (size_t t = 0; t < teachers.size(); ++t)
+    summary.add_number("test.teacher." + teachers[t].name + ".accuracy", ev.teacher_accuracy[t])
+        .add_int("test.teacher." + teachers[t].name + ".examples", ev.teacher_examples[t]);
+  for (size_t u = 0; u < labels.size(); ++u)
+    summary.add_number("test.class." + labels.name(u) + ".recall", ev.class_recall[u]);
+  if (scored) {
+    const SelectionMetrics selection = selection_metrics(test_scores, labels, test.gold);
+    summary.add_number("test.selection_accuracy", selection.selection_accuracy)
+        .add_number("test.selection_auroc", selection.auroc);
+  }
+  summary.add_number("test.target_accuracy", test_targets.accuracy)
+      .add_number("dev.best_accuracy", trained.best_dev_accuracy)
+      .add_number("dev.best_macro_f1", trained.best_dev_macro_f1)
+      .add_int("train.steps", trained.steps)
+      .add_int("train.planned_steps", trained.planned_steps)
+      .add_int("train.best_step", trained.best_step)
+      .add_bool("train.stopped_early", trained.stopped_early)
+      .add_int("train.resumed_from_step", trained.resumed_from_step)
+      .add_number("train.seconds", trained.train_seconds)
+      .add_int("student.parameters", trained.parameters)
+      .add_number("teacher_pass.seconds", pass_seconds)
+      .add_int("teacher_pass.chunks_cached", result.teacher_chunks_cached)
+      .add_int("teacher_pass.chunks_computed", result.teacher_chunks_computed)
+      .add_number("total_seconds", seconds_since(started));
+  result.summary_json = summary.str() + "\n";
+  run.write_file("summary.json", result.summary_json);
+  run.log_event("end", FlatJsonWriter()
+                           .add_number("test_accuracy", ev.overall.accuracy)
+                           .add_number("test_macro_f1", ev.overall.macro_f1)
+                           .add_number("seconds", seconds_since(started)));
+  result.test_accuracy = ev.overall.accuracy;
+  result.test_macro_f1 = ev.overall.macro_f1;
+  return result;
+}
+
+}  // namespace muki::core

@@ -1,0 +1,144 @@
+#include "muki/core/run_directory.h"
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "muki/core/fingerprint.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kMukiVersion = "0.1.0";
+
+void flatten(const toml::node& node, const std::string& key, std::map<std::string, std::string>& out) {
+  if (const toml::table* t = node.as_table()) {
+    for (auto&& [k, v] : *t) flatten(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
+  } else if (const toml::array* a = node.as_array(); a != nullptr && a->is_array_of_tables()) {
+    for (size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
+  } else {
+    std::ostringstream value;
+    node.visit([&](auto&& v) { value << v; });
+    out[key] = value.str();
+  }
+}
+
+}  // namespace
+
+fs::path output_dir(const Config& config) {
+  const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
+  std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
+  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
+  return dir;
+}
+
+fs::path cache_dir(const Config& config) {
+  if (auto dir = config.root().at_path("experiment.cache_dir").value<std::string>()) return *dir;
+  fs::path out = output_dir(config).lexically_normal();
+  if (!out.has_filename()) out = out.parent_path();  // "runs/x/"
+  return (out.has_parent_path() ? out.parent_path() : fs::path(".")) / "cache";
+}
+
+std::vector<std::string> config_differences(const toml::table& before, const toml::table& after) {
+  std::map<std::string, std::string> a, b;
+  flatten(before, "", a);
+  flatten(after, "", b);
+  std::vector<std::string> out;
+  for (const auto& [key, value] : a) {
+    const auto it = b.find(key);
+    if (it == b.end()) out.push_back(key + ": " + value + " -> (removed)");
+    else if (it->second != value) out.push_back(key + ": " + value + " -> " + it->second);
+  }
+  for (const auto& [key, value] : b)
+    if (!a.count(key)) out.push_back(key + ": (absent) -> " + value);
+  return out;
+}
+
+void write_file_atomically(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot be written");
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) throw std::runtime_error(file.string() + ": cannot be written: " + ec.message());
+}
+
+RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir_(std::move(dir)) {
+  const std::string config_text = config.to_toml();
+  const std::string fingerprint = Fingerprint().add(config_text).hex();
+  const fs::path run_json = dir_ / "run.json";
+  std::error_code ec;
+  if (fs::exists(run_json, ec)) {
+    std::string stored;
+    for (const auto& [key, value] : read_flat_json_file(run_json.string()))
+      if (key == "fingerprint") stored = value.text;
+    if (fresh) {
+      for (const auto& entry : fs::directory_iterator(dir_)) fs::remove_all(entry.path());
+    } else if (stored != fingerprint) {
+      std::vector<ConfigProblem> problems;
+      std::string changes;
+      try {
+        const Config before = Config::load(dir_ / "config.toml");
+        for (const auto& line : config_differences(before.root(), config.root())) changes += "\n  " + line;
+      } catch (const ConfigError&) {
+        changes = "\n  (its config.toml is unreadable)";
+      }
+      problems.push_back(ConfigProblem{
+          config.path().string(), 0, 0,
+          dir_.string() + " holds a run of a different config; changed:" + changes +
+              "\nset another experiment.name / experiment.output_dir, or pass --fresh to discard "
+              "that run"});
+      throw ConfigError(std::move(problems));
+    } else {
+      resumed_ = true;
+    }
+  } else if (fs::exists(dir_, ec) && !fs::is_empty(dir_, ec) && !fresh) {
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                     dir_.string() + " exists and is not a muki run directory (no "
+                                                     "run.json): set experiment.output_dir to "
+                                                     "another folder"}});
+  }
+  fs::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error(dir_.string() + ": cannot create the run directory: " + ec.message());
+  if (!resumed_) {
+    write_file("config.toml", config_text);
+    write_file("run.json", FlatJsonWriter()
+                               .add_string("fingerprint", fingerprint)
+                               .add_string("config", fs::absolute(config.path()).lexically_normal().string())
+                               .add_string("muki_version", kMukiVersion)
+                               .str() + "\n");
+  }
+}
+
+void RunDirectory::write_file(const std::string& name, const std::string& text) const {
+  write_file_atomically(dir_ / name, text);
+}
+
+void RunDirectory::log_event(const std::string& event, const FlatJsonWriter& fields) const {
+  const auto now = std::chrono::system_clock::now();
+  const double seconds = std::chrono::duration<double>(now.time_since_epoch()).count();
+  FlatJsonWriter line;
+  line.add_string("event", event).add_number("time", seconds).add_all(fields);
+  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app | std::ios::binary);
+  out << line.str() << "\n" << std::flush;
+  if (!out) throw std::runtime_error((dir_ / "metrics.jsonl").string() + ": cannot be written");
+}
+
+std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins) {
+  std::ostringstream out;
+  out << "# kind\tname\tversion\tabi\tlibrary\tlibrary_fingerprint\n";
+  for (const registry::PluginInfo* p : plugins)
+    out << registry::kind_name(p->kind) << "\t" << p->name << "\t" << p->version << "\t"
+        << registry::format_abi(p->abi_version) << "\t" << p->library_path.string() << "\t"
+        << Fingerprint().add_path(p->library_path).hex() << "\n";
+  return out.str();
+}
+
+}  // namespace muki::core

@@ -1,0 +1,311 @@
+// `muki run` end to end, as a user runs it: two small native teachers trained by
+// `muki teacher train` on the two halves of data/ddtp-en's labels, integrated into a student over
+// all eight. Checks the run directory, the cache shared by runs that differ only in a strategy,
+// reproducibility, and that `kill -9` during the teacher pass or the training loses nothing.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <muki/core/flat_json.h>
+
+#include "../test_support.h"
+
+using muki::test::TempDir;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+extern char** environ;
+
+namespace {
+
+std::string muki_binary() { return (muki::test::build_dir() / "bin" / "muki").string(); }
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_muki(const std::string& args) {
+  const std::string command = "env -u MUKI_PLUGIN_PATH " + muki_binary() + " " + args + " 2>&1";
+  Result r{-1, {}};
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::map<std::string, std::string> summary(const fs::path& run) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : muki::core::read_flat_json_file((run / "summary.json").string())) out[k] = v.text;
+  return out;
+}
+
+// The figures that must not depend on how the run got there (timings and resume counters do).
+std::map<std::string, std::string> results(const fs::path& run) {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : summary(run))
+    if (k.rfind("test.", 0) == 0 || k.rfind("dev.", 0) == 0 || k.rfind("transfer.", 0) == 0 ||
+        k == "train.steps" || k == "train.best_step")
+      out[k] = v;
+  return out;
+}
+
+const fs::path kData = muki::test::source_dir() / "data" / "ddtp-en";
+
+std::string teacher_toml(const std::string& name, const std::string& labels, const fs::path& out) {
+  return "[teacher]\nname = \"" + name + "\"\noutput = \"" + out.string() + "\"\nlabels = " + labels +
+         "\nseed = 1\ndevice = \"cpu\"\nthreads = 1\n"
+         "[data]\ntrain = { path = \"" + (kData / "train.tsv").string() + "\", label = \"label\" }\n"
+         "dev = { path = \"" + (kData / "dev.tsv").string() + "\", label = \"label\" }\n"
+         "[tokenizer]\ntype = \"wordpiece\"\nvocab_size = 3000\n"
+         "[model]\ntype = \"bag_of_embeddings\"\nhidden = 32\nmax_length = 64\ndropout = 0.2\n"
+         "[train]\nepochs = 3\nbatch_size = 32\nlr = 1e-2\neval_every = 0\n";
+}
+
+// Two teachers, trained once per build: each test is its own process (gtest_discover_tests), so
+// they are kept in the build tree, keyed by their training file, and made with an atomic rename
+// (two test processes may race to make them).
+fs::path teacher(const std::string& name, const std::string& labels) {
+  const std::string toml = teacher_toml(name, labels, "OUT");
+  const fs::path folder = muki::test::build_dir() / "tests" / "run_fixtures" /
+                          (name + "-" + std::to_string(std::hash<std::string>()(toml)));
+  if (fs::exists(folder / "weights.pt")) return folder;
+  TempDir tmp;
+  const fs::path out = folder.string() + ".tmp-" + std::to_string(getpid());
+  std::string text = teacher_toml(name, labels, out);
+  const Result r = run_muki("teacher train " + tmp.write("t.toml", text).string() + " --log-level warn");
+  EXPECT_EQ(r.code, 0) << r.output;
+  std::error_code ec;
+  fs::rename(out, folder, ec);  // a lost race leaves the other process's copy: just as good
+  fs::remove_all(out, ec);
+  return folder;
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    media_ = new fs::path(teacher("media", R"(["games", "sound", "graphics", "text"])"));
+    science_ = new fs::path(teacher("science", R"(["science", "math", "net", "admin"])"));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete media_;
+    delete science_;
+  }
+
+  // An experiment over the teachers; `extra` is appended (TOML).
+  fs::path experiment(const std::string& name, const std::string& extra = "") const {
+    const std::string text =
+        "[experiment]\nname = \"" + name + "\"\nseed = 3\ndevice = \"cpu\"\nthreads = 1\n"
+        "deterministic = true\noutput_dir = \"" + (dir_->path() / "runs" / "${name}").string() + "\"\n"
+        "[data]\ntransfer = { path = \"" + (kData / "train.tsv").string() + "\" }\n"
+        "dev = { path = \"" + (kData / "dev.tsv").string() + "\", label = \"label\" }\n"
+        "test = { path = \"" + (kData / "test.tsv").string() + "\", label = \"label\" }\n"
+        "[[teachers]]\nname = \"media\"\nadapter = \"native\"\noptions = { checkpoint = \"" +
+        media_->string() + "\" }\n"
+        "[[teachers]]\nname = \"science\"\nadapter = \"native\"\noptions = { checkpoint = \"" +
+        science_->string() + "\" }\n"
+        "[uncertainty]\nstrategy = \"mc_dropout\"\noptions = { samples = 4 }\n"
+        "[integration]\nstrategy = \"weighted\"\noptions = { tau = 0.2, margin_reweighting = true }\n"
+        "[student]\ntokenizer = { vocab_size = 3000 }\n"
+        "model = { type = \"bag_of_embeddings\", hidden = 32, max_length = 64 }\n"
+        "train = { epochs = 3, batch_size = 32, lr = 1e-2, eval_every = 25, patience = 0 }\n" + extra;
+    return dir_->write(name + ".toml", text);
+  }
+  fs::path run_dir(const std::string& name) const { return dir_->path() / "runs" / name; }
+
+  static TempDir* dir_;
+  static fs::path* media_;
+  static fs::path* science_;
+};
+TempDir* RunTest::dir_ = nullptr;
+fs::path* RunTest::media_ = nullptr;
+fs::path* RunTest::science_ = nullptr;
+
+// Starts `muki ARGS` in the background (output to a file); kill it with kill_when().
+pid_t spawn_muki(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> argv_s = {muki_binary()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+// Polls until `ready()` or the process ends; then SIGKILLs it. True when it was killed while
+// still running.
+template <class Ready>
+bool kill_when(pid_t pid, Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return false;  // finished on its own
+    if (ready()) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return false;
+}
+
+}  // namespace
+
+TEST_F(RunTest, WritesTheRunDirectory) {
+  const Result r = run_muki("run " + experiment("full").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const fs::path run = run_dir("full");
+  EXPECT_THAT(r.output, HasSubstr(": test accuracy "));
+  for (const char* f : {"config.toml", "run.json", "plugins.lock", "labels.txt", "metrics.jsonl",
+                        "summary.json", "predictions.tsv", "student/weights.pt", "student/labels.txt",
+                        "state/student.pt"})
+    EXPECT_TRUE(fs::exists(run / f)) << f;
+  EXPECT_EQ(read_file(run / "labels.txt"), "games\nsound\ngraphics\ntext\nscience\nmath\nnet\nadmin\n");
+  EXPECT_EQ(read_file(run / "student" / "labels.txt"), read_file(run / "labels.txt"));
+  const std::string lock = read_file(run / "plugins.lock");
+  EXPECT_THAT(lock, HasSubstr("uncertainty\tmc_dropout\t"));
+  EXPECT_THAT(lock, HasSubstr("integration\tweighted\t"));
+  EXPECT_THAT(lock, HasSubstr("teacher\tnative\t"));
+  const std::string events = read_file(run / "metrics.jsonl");
+  for (const char* e : {"\"event\": \"start\"", "\"event\": \"teacher_pass\"", "\"event\": \"eval\"",
+                        "\"event\": \"end\""})
+    EXPECT_THAT(events, HasSubstr(e));
+  auto s = summary(run);
+  EXPECT_EQ(s["test.examples"], "550");
+  EXPECT_EQ(s["union_size"], "8");
+  EXPECT_EQ(s["train.steps"], "399");  // 3 epochs x 133 batches
+  // Small teachers on half the labels each, a bag-of-embeddings student: far better than the
+  // 1/8 of chance, far from perfect.
+  EXPECT_GT(std::stod(s["test.accuracy"]), 0.45);
+  EXPECT_GT(std::stod(s["test.teacher.media.accuracy"]), 0.3);
+  EXPECT_GT(std::stod(s["test.selection_accuracy"]), 0.5);
+  // One line a test example, with a label of the union.
+  const std::string predictions = read_file(run / "predictions.tsv");
+  EXPECT_EQ(std::count(predictions.begin(), predictions.end(), '\n'), 551);
+  // Run again: everything is there, nothing is recomputed.
+  const Result again = run_muki("run " + experiment("full").string());
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("(resuming)"));
+  EXPECT_THAT(again.output, HasSubstr("training had finished"));
+  EXPECT_EQ(results(run), results(run_dir("full")));
+}
+
+TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
+  const Result first = run_muki("run " + experiment("a").string());
+  ASSERT_EQ(first.code, 0) << first.output;
+  const Result other = run_muki("run " + experiment("b").string() +
+                                " --set integration='{strategy=\"max\"}'");
+  ASSERT_EQ(other.code, 0) << other.output;
+  EXPECT_THAT(other.output, HasSubstr("chunks reused from the cache"));
+  EXPECT_EQ(summary(run_dir("b"))["teacher_pass.chunks_computed"], "0");
+  EXPECT_EQ(summary(run_dir("b"))["integration"], "max");
+  // The same config under another name: the same numbers, the same predictions.
+  const Result same = run_muki("run " + experiment("c").string());
+  ASSERT_EQ(same.code, 0) << same.output;
+  EXPECT_EQ(results(run_dir("a")), results(run_dir("c")));
+  EXPECT_EQ(read_file(run_dir("a") / "predictions.tsv"), read_file(run_dir("c") / "predictions.tsv"));
+  // And `muki compare` lines them up.
+  const Result table = run_muki("compare " + run_dir("a").string() + " " + run_dir("b").string());
+  ASSERT_EQ(table.code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("| run | uncertainty | integration | margin | test acc | macro-F1 | media acc | science acc |"));
+  EXPECT_THAT(table.output, HasSubstr("| a | mc_dropout (K=4) | weighted | yes | "));
+  EXPECT_THAT(table.output, HasSubstr("| b | mc_dropout (K=4) | max | yes | "));
+}
+
+TEST_F(RunTest, KillDuringTheTeacherPassOrTrainingThenResumeGivesTheSameResults) {
+  const Result straight = run_muki("run " + experiment("straight", "").string() +
+                                   " --set experiment.cache_dir='\"" + (run_dir("cache-straight")).string() + "\"'");
+  ASSERT_EQ(straight.code, 0) << straight.output;
+
+  // 1. Killed as soon as the first teacher-pass chunk is on disk (its own, empty cache).
+  const fs::path cache = run_dir("cache-killed");
+  const std::vector<std::string> args = {"run", experiment("killed").string(), "--set",
+                                         "experiment.cache_dir=\"" + cache.string() + "\""};
+  pid_t pid = spawn_muki(args, run_dir("killed.log"));
+  const bool killed_in_pass = kill_when(pid, [&] {
+    std::error_code ec;
+    if (!fs::exists(cache / "teacher-pass", ec)) return false;
+    for (const auto& d : fs::directory_iterator(cache / "teacher-pass", ec))
+      for (const auto& f : fs::directory_iterator(d.path(), ec))
+        if (f.path().extension() == ".bin") return true;
+    return false;
+  });
+  EXPECT_TRUE(killed_in_pass) << read_file(run_dir("killed.log"));
+  EXPECT_FALSE(fs::exists(run_dir("killed") / "summary.json"));
+
+  // 2. Started again and killed during training, after its first evaluation.
+  pid = spawn_muki(args, run_dir("killed.log"));
+  const bool killed_in_training = kill_when(pid, [&] {
+    return read_file(run_dir("killed") / "metrics.jsonl").find("\"event\": \"eval\"") != std::string::npos &&
+           fs::exists(run_dir("killed") / "state" / "student.pt");
+  });
+  const std::string log = read_file(run_dir("killed.log"));
+  EXPECT_TRUE(killed_in_training) << log;
+  EXPECT_THAT(log, HasSubstr("chunks reused from the cache"));  // the pass resumed
+  EXPECT_FALSE(fs::exists(run_dir("killed") / "summary.json"));
+
+  // 3. Finished: the same numbers as the run that was never interrupted.
+  const Result resumed = run_muki("run " + args[1] + " --set " + args[3]);
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("student: resuming from"));
+  EXPECT_NE(summary(run_dir("killed"))["train.resumed_from_step"], "0");
+  EXPECT_EQ(results(run_dir("killed")), results(run_dir("straight")));
+  EXPECT_EQ(read_file(run_dir("killed") / "predictions.tsv"), read_file(run_dir("straight") / "predictions.tsv"));
+}
+
+TEST_F(RunTest, ClearErrors) {
+  // A run directory holding another config's run.
+  ASSERT_EQ(run_muki("run " + experiment("bound").string()).code, 0);
+  Result r = run_muki("run " + experiment("bound").string() + " --set experiment.seed=4");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("holds a run of a different config; changed:\n  experiment.seed: 3 -> 4"));
+  // An upper bound that needs labels the transfer set was not given.
+  r = run_muki("run " + experiment("gold").string() + " --set integration='{strategy=\"gold\"}'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("integration strategy 'gold' trains on gold labels (an upper bound "
+                                  "for analysis): set data.transfer.label to the label column"));
+  // A reference that does not know every label.
+  r = run_muki("run " + experiment("ref", "[reference]\nadapter = \"native\"\noptions = { checkpoint = \"" +
+                                              media_->string() + "\" }\n").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("reference teacher 'reference' has no label 'science' of the union"));
+  // A student table with a typo is caught before anything runs, with its position.
+  r = run_muki("run " + experiment("typo", "").string() + " --set student.train.epoch=2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("unknown key 'student.train.epoch' (did you mean 'epochs'?)"));
+}
