@@ -65,7 +65,20 @@ int cmd_compare(const std::vector<std::string>& args) {
     rows.emplace_back(run, std::move(s));
   }
 
-  std::vector<std::string> header = {"run", "uncertainty", "integration", "margin", "test acc",
+  // Strategy options shown are those whose values differ between the runs compared.
+  std::vector<std::string> varying;
+  for (const auto& [run, s] : rows)
+    for (const auto& [key, value] : s) {
+      // K is in the uncertainty column already.
+      if (key.find(".options.") == std::string::npos || key == "uncertainty.options.samples") continue;
+      if (std::find(varying.begin(), varying.end(), key) != varying.end()) continue;
+      for (const auto& other : rows)
+        if (const auto it = other.second.find(key); it == other.second.end() || it->second.text != value.text) {
+          varying.push_back(key);
+          break;
+        }
+    }
+  std::vector<std::string> header = {"run", "uncertainty", "integration", "options", "test acc",
                                      "macro-F1"};
   for (const auto& t : teachers) header.push_back(t + " acc");
   header.insert(header.end(), {"selection acc", "target acc", "KL to reference"});
@@ -77,19 +90,21 @@ int cmd_compare(const std::vector<std::string>& args) {
   };
   std::cout << line(header) << "\n";
   if (!csv) {
-    std::vector<std::string> rule = {"---", "---", "---", "---"};
+    std::vector<std::string> rule = {"---", "---", "---", "---"};  // the four text columns
     rule.resize(header.size(), "---:");
     std::cout << line(rule) << "\n";
   }
   for (const auto& [run, s] : rows) {
-    const bool margin = cell(s, "margin_reweighting") == "true";
     std::string uncertainty = cell(s, "uncertainty");
     if (const auto k = s.find("samples"); k != s.end() && k->second.text != "0")
       uncertainty += " (K=" + k->second.text + ")";
+    std::string options;
+    for (const auto& key : varying)
+      if (const auto it = s.find(key); it != s.end())
+        options += (options.empty() ? "" : " ") + key.substr(key.find(".options.") + 9) + "=" + it->second.text;
     const std::string name = fs::path(run).filename().empty() ? run : fs::path(run).filename().string();
-    std::vector<std::string> cells = {name, uncertainty, cell(s, "integration"),
-                                      margin ? "yes" : "no", cell(s, "test.accuracy", true),
-                                      cell(s, "test.macro_f1", true)};
+    std::vector<std::string> cells = {name, uncertainty, cell(s, "integration"), options,
+                                      cell(s, "test.accuracy", true), cell(s, "test.macro_f1", true)};
     for (const auto& t : teachers) cells.push_back(cell(s, "test.teacher." + t + ".accuracy", true));
     cells.push_back(cell(s, "test.selection_accuracy", true));
     cells.push_back(cell(s, "test.target_accuracy", true));

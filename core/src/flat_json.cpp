@@ -269,17 +269,19 @@ FlatJsonWriter& FlatJsonWriter::add_string(std::string_view key, std::string_vie
   return raw(key, json_quote(value));
 }
 
-FlatJsonWriter& FlatJsonWriter::add_number(std::string_view key, double value) {
-  if (!std::isfinite(value)) return raw(key, "null");
+std::string shortest_number(double value) {
+  if (!std::isfinite(value)) return "null";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  // Shortest form that reads back exactly: try fewer digits first.
   for (int digits = 6; digits < 17; ++digits) {
-    char shorter[32];
-    std::snprintf(shorter, sizeof shorter, "%.*g", digits, value);
-    if (std::strtod(shorter, nullptr) == value) return raw(key, shorter);
+    std::snprintf(buf, sizeof buf, "%.*g", digits, value);
+    if (std::strtod(buf, nullptr) == value) return buf;
   }
-  return raw(key, buf);
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  return buf;
+}
+
+FlatJsonWriter& FlatJsonWriter::add_number(std::string_view key, double value) {
+  return raw(key, shortest_number(value));
 }
 
 FlatJsonWriter& FlatJsonWriter::add_int(std::string_view key, int64_t value) {

@@ -78,9 +78,11 @@ TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string
                             const std::string& data_key, const std::string& split,
                             const TeacherPassOptions& pass, const RunDirectory& run,
                             RunResult& result) {
-  spdlog::info("teacher '{}' on {} ({} examples, K = {}; sampling: {})", t.name, split,
-               texts.size(), pass.samples,
-               t.instance->sampling_note().empty() ? "none" : t.instance->sampling_note());
+  if (pass.samples > 0)
+    spdlog::info("teacher '{}' on {}: {} examples, deterministic + {} stochastic passes ({})", t.name,
+                 split, texts.size(), pass.samples, t.instance->sampling_note());
+  else
+    spdlog::info("teacher '{}' on {}: {} examples, deterministic pass", t.name, split, texts.size());
   TeacherPassStats stats;
   TeacherOutputs out = run_teacher_pass(*t.instance, texts, data_key, t.cache_key, pass, &stats);
   result.teacher_chunks_cached += stats.chunks_cached;
@@ -164,6 +166,27 @@ std::vector<int64_t> transfer_gold(const Dataset& transfer, const LabelSpace& la
                                    "teacher knows: " + list);
   }
   return gold;
+}
+
+// "<section>.options.<key>": every option of the plugin's schema, as given or by its default
+// (TOML literals), so a summary says exactly how the strategy ran.
+void add_effective_options(FlatJsonWriter& summary, const std::string& section,
+                           const registry::PluginInfo& plugin, const Config& config) {
+  const toml::table* given = config.root().at_path(section + ".options").as_table();
+  for (const registry::ParamInfo& p : plugin.params) {
+    std::string value;
+    if (const toml::node* node = given != nullptr ? given->get(p.name) : nullptr) {
+      std::ostringstream text;
+      if (const auto d = node->value_exact<double>()) text << shortest_number(*d);
+      else node->visit([&](auto&& v) { text << v; });
+      value = text.str();
+    } else if (p.default_value) {
+      value = *p.default_value;
+    } else {
+      continue;
+    }
+    summary.add_string(section + ".options." + p.name, value);
+  }
 }
 
 }  // namespace
@@ -324,14 +347,13 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   FlatJsonWriter summary;
   std::string teacher_names;
   for (const auto& t : teachers) teacher_names += (teacher_names.empty() ? "" : ",") + t.name;
+  if (scored) add_effective_options(summary, "uncertainty", uncertainty->plugin(), config);
+  add_effective_options(summary, "integration", integration->plugin(), config);
   summary.add_string("experiment", root.at_path("experiment.name").value_or<std::string>(""))
       .add_string("run_dir", run.path().string())
       .add_string("uncertainty", scored ? uncertainty_name : "none")
       .add_int("samples", pass.samples)
       .add_string("integration", integration_name)
-      .add_bool("margin_reweighting",
-                root.at_path("integration.options.margin_reweighting").value_or(
-                    integration_name == "max" || integration_name == "weighted"))
       .add_string("teachers", teacher_names)
       .add_int("union_size", static_cast<int64_t>(labels.size()))
       .add_int("seed", static_cast<int64_t>(experiment_seed(config)))

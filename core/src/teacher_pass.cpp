@@ -102,7 +102,11 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
   fs::path dir;
   if (!options.cache_dir.empty()) {
     Fingerprint key;
-    key.add(data_key).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
+    // The texts themselves, not only the file they came from: callers filter a split by the
+    // union's labels, and another set of teachers keeps other rows of the same file.
+    Fingerprint text_key;
+    for (const std::string& t : texts) text_key.add(t);
+    key.add(data_key).add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
         .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size));
     dir = options.cache_dir / (teacher.instance_name() + "-" + key.hex());
     fs::create_directories(dir);

@@ -242,9 +242,11 @@ TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
   // And `muki compare` lines them up.
   const Result table = run_muki("compare " + run_dir("a").string() + " " + run_dir("b").string());
   ASSERT_EQ(table.code, 0) << table.output;
-  EXPECT_THAT(table.output, HasSubstr("| run | uncertainty | integration | margin | test acc | macro-F1 | media acc | science acc |"));
-  EXPECT_THAT(table.output, HasSubstr("| a | mc_dropout (K=4) | weighted | yes | "));
-  EXPECT_THAT(table.output, HasSubstr("| b | mc_dropout (K=4) | max | yes | "));
+  EXPECT_THAT(table.output, HasSubstr("| run | uncertainty | integration | options | test acc | macro-F1 | media acc | science acc |"));
+  // Only the options that differ between the runs: `max` has no tau.
+  EXPECT_THAT(table.output, HasSubstr("| a | mc_dropout (K=4) | weighted | tau=0.2 | "));
+  EXPECT_THAT(table.output, HasSubstr("| b | mc_dropout (K=4) | max |  | "));
+  EXPECT_EQ(summary(run_dir("b"))["integration.options.margin_reweighting"], "true");  // the default
 }
 
 TEST_F(RunTest, KillDuringTheTeacherPassOrTrainingThenResumeGivesTheSameResults) {

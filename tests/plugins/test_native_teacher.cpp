@@ -82,7 +82,7 @@ TEST(NativeTeacher, LabelsAndSamplingNoteComeThrough) {
 TEST(NativeTeacher, DeterministicPassEqualsTheModelsOwnForward) {
   TempDir dir;
   const fs::path folder = make_checkpoint(dir);
-  const auto t = make_teacher(folder, "batch_size = 4\n");  // two micro-batches
+  const auto t = make_teacher(folder, "batch_size = 4\n");  // two micro-batches of 4 and 2 texts
   const std::vector<float> got = predict(*t, kTexts);
   LoadedCheckpoint ck = load_checkpoint(folder);
   const EncodedTexts enc = encode_texts(*ck.tokenizer, kTexts, ck.model_config.max_length);

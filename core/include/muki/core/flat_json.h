@@ -48,6 +48,10 @@ std::vector<std::pair<std::string, JsonScalar>> parse_flat_json_object(std::stri
 // A JSON string literal (quotes included) for `text`, which must be valid UTF-8.
 std::string json_quote(std::string_view text);
 
+// The shortest decimal text that reads back as exactly `value` ("0.2", not "0.20000000000000001");
+// "null" for NaN and infinities, which JSON cannot write.
+std::string shortest_number(double value);
+
 // Builds one flat JSON object, members in the order added: a metrics.jsonl line, a summary.json.
 // What it writes, parse_flat_json_object reads back (keys are not checked for duplicates).
 class FlatJsonWriter {

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs muki's benchmarks beside the PyTorch reference (bench/reference.py: the same models,
+# weights and token ids, run the way the authors' scripts run them) and writes
+# build/bench/results.json with both and their ratio. Needs a build (scripts/test.sh or the
+# quickstart) and Debian's python3-torch. Trains the teachers it measures when missing.
+#   bench/run.sh            EXAMPLES=512 THREADS=2 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+examples=${EXAMPLES:-512}
+threads=${THREADS:-2}
+out=build/bench
+mkdir -p "$out"
+python=/usr/bin/python3   # Debian's, where python3-torch installs
+
+for teacher in media science science_cnn; do
+  [ -f "runs/teachers/$teacher/weights.pt" ] || build/bin/muki teacher train "configs/teachers/$teacher.toml" --log-level warn
+done
+data=data/ddtp-en/train.tsv
+
+build/bin/muki_bench_teacher_pass --checkpoint runs/teachers/media --checkpoint runs/teachers/science \
+  --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
+  > "$out/teacher_pass.muki.json"
+"$python" bench/reference.py teacher_pass --checkpoint runs/teachers/media --checkpoint runs/teachers/science \
+  --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
+for model in media science_cnn; do
+  build/bin/muki_bench_student --checkpoint "runs/teachers/$model" --data "$data" --examples "$examples" \
+    --threads "$threads" --ids-out "$out/student_ids_$model.bin" > "$out/student_$model.muki.json"
+  "$python" bench/reference.py student --checkpoint "runs/teachers/$model" --ids "$out/student_ids_$model.bin" \
+    --examples "$examples" --threads "$threads" > "$out/student_$model.reference.json"
+done
+
+"$python" - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+load = lambda name: json.load(open(os.path.join(out, name)))
+tp_muki, tp_ref = load("teacher_pass.muki.json"), load("teacher_pass.reference.json")
+rows = []
+for m, r in zip(tp_muki["results"], tp_ref["results"]):
+    assert (m["teachers"], m["samples"]) == (r["teachers"], r["samples"])
+    rows.append({"teachers": m["teachers"], "samples": m["samples"], "muki_examples_per_s": m["examples_per_s"],
+                 "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
+students = []
+for model in ("media", "science_cnn"):
+    m, r = load(f"student_{model}.muki.json"), load(f"student_{model}.reference.json")
+    students.append({"model": m["model"], "muki_examples_per_s": m["examples_per_s"],
+                     "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
+results = {"machine": {"cpus": os.cpu_count(), "threads": tp_muki["threads"]}, "examples": tp_muki["examples"],
+           "teacher_pass": {"muki": tp_muki, "reference": tp_ref, "table": rows},
+           "student": {"table": students}}
+json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
+print("teacher pass (examples/s; K stochastic passes + 1 deterministic, per example, all teachers)")
+print("| teachers | K | muki | PyTorch reference | speed-up |\n|---:|---:|---:|---:|---:|")
+for row in rows:
+    print(f"| {row['teachers']} | {row['samples']} | {row['muki_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | {row['speedup']:.2f}x |")
+print("\nstudent training (examples/s, batch 32, AdamW, weighted KL)")
+print("| model | muki | PyTorch reference | speed-up |\n|---|---:|---:|---:|")
+for row in students:
+    print(f"| {row['model']} | {row['muki_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | {row['speedup']:.2f}x |")
+print(f"\nwrote {os.path.join(out, 'results.json')}")
+PY
