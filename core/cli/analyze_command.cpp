@@ -12,6 +12,7 @@
 
 #include "cli_common.h"
 #include "muki/core/analysis.h"
+#include "muki/core/device.h"
 #include "muki/core/experiment.h"
 #include "muki/core/label_space.h"
 #include "muki/core/run_directory.h"
@@ -69,16 +70,17 @@ int cmd_analyze(const std::vector<std::string>& args) {
   const Config config = load_config(cfg);
   registry::Registry registry;
   core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  core::configure_threads(config.root().at_path("experiment.threads").value_or(int64_t{0}));
 
   // The labeled split. Labels are read here only to measure; they never reach a strategy
   // (except `oracle`-like strategies that declare they need gold labels).
-  core::DatasetSpec spec = core::dataset_spec(config, split);
-  if (spec.label_field.empty())
+  const std::vector<core::DatasetSpec> specs = core::dataset_specs(config, split);
+  if (specs.front().label_field.empty())
     throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
                                      "[data." + split + "] has no label field; analyze needs labels"}});
-  const core::Dataset data = core::read_all(spec);
+  const core::Dataset data = core::read_all(specs);
   if (data.report.rows_skipped > 0 || !data.report.problems.empty())
-    spdlog::warn("{}", data.report.summary(spec.path));
+    spdlog::warn("{}", data.report.summary(specs.front().path));
 
   auto teachers = core::create_teachers(config, registry);
   std::vector<std::vector<std::string>> teacher_labels;
@@ -99,7 +101,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
   }
   for (const auto& [label, count] : unknown)
     spdlog::warn("{} examples labelled '{}' (no teacher knows it) are left out", count, label);
-  if (texts.empty()) throw std::runtime_error("no example of " + spec.path.string() + " has a label a teacher knows");
+  if (texts.empty()) throw std::runtime_error("no example of [data." + split + "] has a label a teacher knows");
 
   const std::string configured_u = config.root().at_path("uncertainty.strategy").value_or<std::string>("");
   const std::string configured_i = config.root().at_path("integration.strategy").value_or<std::string>("");
@@ -121,14 +123,13 @@ int cmd_analyze(const std::vector<std::string>& args) {
   pass.seed = core::experiment_seed(config);
   pass.batch_size = batch_size;
   pass.cache_dir = core::cache_dir(config) / "teacher-pass";  // shared with `muki run`
-  const std::string data_key = core::dataset_key(spec);
   std::vector<core::TeacherOutputs> outputs;
   for (const auto& t : teachers) {
     spdlog::info("teacher '{}' ({} labels; sampling: {}), {} examples, K = {}", t.name,
                  t.instance->labels().size(),
                  t.instance->sampling_note().empty() ? "none" : t.instance->sampling_note(),
                  texts.size(), samples);
-    outputs.push_back(core::run_teacher_pass(*t.instance, texts, data_key, t.cache_key, pass));
+    outputs.push_back(core::run_teacher_pass(*t.instance, texts, t.cache_key, pass));
   }
 
   // Each teacher on its own labels: the ceiling of what selecting it can give.

@@ -4,7 +4,8 @@
 // Options (schema in kParams below):
 //   checkpoint  PATH, required. The checkpoint folder.
 //   device      "auto" (CUDA when LibTorch sees it, else CPU) | "cpu" | "cuda" | "cuda:N".
-//   threads     INT, default 0 = all cores: torch's intra-op threads (a process-wide setting).
+//   threads     INT, default 0 = leave it: torch's intra-op threads are a process-wide setting,
+//               which the host makes ([experiment].threads); > 0 overrides it for the process.
 //   batch_size  INT, default 0 = auto (32 on the CPU, 512 on CUDA): rows per forward call. A
 //               deterministic pass runs that many texts at a time; K stochastic passes run
 //               max(1, batch_size / K) texts replicated K times, as ONE forward call. Measured on
@@ -54,7 +55,8 @@ class NativeTeacher : public muki::sdk::Teacher {
     batch_size_ = ctx.options.get_int("batch_size", 0);
     if (batch_size_ < 0) throw Error(MUKI_ERR_CONFIG, "option 'batch_size' must be >= 0 (0 = auto)");
     try {
-      muki::core::configure_threads(ctx.options.get_int("threads", 0));
+      if (const int64_t threads = ctx.options.get_int("threads", 0); threads > 0)
+        muki::core::configure_threads(threads);
       device_ = muki::core::resolve_device(ctx.options.get_string("device", "auto"));
       if (batch_size_ == 0) batch_size_ = device_.is_cuda() ? 512 : 32;
     } catch (const std::invalid_argument& e) {
@@ -139,7 +141,8 @@ const muki_param_desc kParams[] = {
     muki::sdk::required_param("checkpoint", MUKI_PARAM_PATH,
                               "checkpoint folder written by `muki teacher train`"),
     muki::sdk::param("device", MUKI_PARAM_STRING, "\"auto\"", "auto | cpu | cuda | cuda:N"),
-    muki::sdk::param("threads", MUKI_PARAM_INT, "0", "torch intra-op threads (0 = all cores)", 0,
+    muki::sdk::param("threads", MUKI_PARAM_INT, "0",
+                     "torch intra-op threads, process-wide (0 = leave the host's setting)", 0,
                      4096),
     muki::sdk::param("batch_size", MUKI_PARAM_INT, "0",
                      "rows per forward call: texts, or texts x K when sampling (0 = 32 on the CPU, "

@@ -11,7 +11,8 @@
 //   labels         PATH, required. One label name per line, in the order of the model's logits.
 //   max_length     INT, default 128: [CLS] + tokens + [SEP], truncated to this length.
 //   device         "auto" (CUDA when LibTorch sees it, else CPU) | "cpu" | "cuda" | "cuda:N".
-//   threads        INT, default 0 = all cores: torch's intra-op threads (process-wide setting).
+//   threads        INT, default 0 = leave it: torch's intra-op threads are a process-wide setting,
+//                  which the host makes ([experiment].threads); > 0 overrides it for the process.
 //   batch_size     INT, default 32: texts per forward call; a stochastic pass with K samples
 //                  runs K * batch_size rows in that one forward call.
 //   inputs         "ids_mask" (the only calling convention so far):
@@ -87,7 +88,6 @@
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -298,7 +298,7 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     batch_size_ = ctx.options.get_int("batch_size", 32);
     if (batch_size_ < 1) throw Error(MUKI_ERR_CONFIG, "option 'batch_size' must be >= 1");
     const int64_t threads = ctx.options.get_int("threads", 0);
-    if (threads < 0) throw Error(MUKI_ERR_CONFIG, "option 'threads' must be >= 0 (0 = all cores)");
+    if (threads < 0) throw Error(MUKI_ERR_CONFIG, "option 'threads' must be >= 0 (0 = the host's setting)");
     device_ = parse_device(ctx.options.get_string("device", "auto"));
 
     const fs::path model_path = required_path(ctx, "model", "the TorchScript file (.pt)");
@@ -306,8 +306,7 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     labels_ = read_labels(labels_path);
     tokenizer_ = load_tokenizer(ctx);
 
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(threads == 0 ? cores : static_cast<int>(threads));
+    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
 
     try {
       module_ = torch::jit::load(model_path.string(), device_);
@@ -577,7 +576,7 @@ const muki_param_desc kParams[] = {
                      1048576),
     muki::sdk::param("device", MUKI_PARAM_STRING, "\"auto\"", "auto | cpu | cuda | cuda:N"),
     muki::sdk::param("threads", MUKI_PARAM_INT, "0",
-                     "torch intra-op threads, process-wide (0 = all cores)", 0, 4096),
+                     "torch intra-op threads, process-wide (0 = leave the host's setting)", 0, 4096),
     muki::sdk::param("batch_size", MUKI_PARAM_INT, "32",
                      "texts per forward call (K samples run K * batch_size rows at once)", 1,
                      1048576),
