@@ -12,20 +12,23 @@ out=build/bench
 mkdir -p "$out"
 python=/usr/bin/python3   # Debian's, where python3-torch installs
 
-for teacher in media science science_cnn; do
-  [ -f "runs/teachers/$teacher/weights.pt" ] || build/bin/muki teacher train "configs/teachers/$teacher.toml" --log-level warn
-done
+build/bin/muki teacher train configs/teachers/quickstart.toml --missing-only --log-level warn
+build/bin/muki teacher train configs/teachers/heterogeneous.toml --missing-only --log-level warn
 data=data/ddtp-en/train.tsv
+media=runs/teachers/quickstart/media
+science=runs/teachers/quickstart/science
+cnn=runs/teachers/heterogeneous/cnn
 
-build/bin/muki_bench_teacher_pass --checkpoint runs/teachers/media --checkpoint runs/teachers/science \
+build/bin/muki_bench_teacher_pass --checkpoint "$media" --checkpoint "$science" \
   --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
   > "$out/teacher_pass.muki.json"
-"$python" bench/reference.py teacher_pass --checkpoint runs/teachers/media --checkpoint runs/teachers/science \
+"$python" bench/reference.py teacher_pass --checkpoint "$media" --checkpoint "$science" \
   --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
-for model in media science_cnn; do
-  build/bin/muki_bench_student --checkpoint "runs/teachers/$model" --data "$data" --examples "$examples" \
+for model in transformer cnn; do
+  checkpoint=$([ "$model" = transformer ] && echo "$media" || echo "$cnn")
+  build/bin/muki_bench_student --checkpoint "$checkpoint" --data "$data" --examples "$examples" \
     --threads "$threads" --ids-out "$out/student_ids_$model.bin" > "$out/student_$model.muki.json"
-  "$python" bench/reference.py student --checkpoint "runs/teachers/$model" --ids "$out/student_ids_$model.bin" \
+  "$python" bench/reference.py student --checkpoint "$checkpoint" --ids "$out/student_ids_$model.bin" \
     --examples "$examples" --threads "$threads" > "$out/student_$model.reference.json"
 done
 
@@ -40,7 +43,7 @@ for m, r in zip(tp_muki["results"], tp_ref["results"]):
     rows.append({"teachers": m["teachers"], "samples": m["samples"], "muki_examples_per_s": m["examples_per_s"],
                  "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
 students = []
-for model in ("media", "science_cnn"):
+for model in ("transformer", "cnn"):
     m, r = load(f"student_{model}.muki.json"), load(f"student_{model}.reference.json")
     students.append({"model": m["model"], "muki_examples_per_s": m["examples_per_s"],
                      "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})

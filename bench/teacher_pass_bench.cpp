@@ -55,7 +55,7 @@ int main(int argc, char** argv) try {
     options.batch_size = 64;  // texts per predict() call; the adapter splits them by batch_size
     for (size_t count = 1; count <= teachers.size(); ++count) {
       const auto start = std::chrono::steady_clock::now();
-      for (size_t t = 0; t < count; ++t) core::run_teacher_pass(*teachers[t], texts, "bench", "t", options);
+      for (size_t t = 0; t < count; ++t) core::run_teacher_pass(*teachers[t], texts, "t" + std::to_string(t), options);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       out << (first ? "" : ", ") << "{\"teachers\": " << count << ", \"samples\": " << k
           << ", \"seconds\": " << s << ", \"examples_per_s\": " << static_cast<double>(n) / s << "}";

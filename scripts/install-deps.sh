@@ -13,6 +13,8 @@ packages=(
   libsentencepiece-dev   # SentencePiece tokenizer: train + encode (core)
   libfasttext-dev fasttext   # fastText teacher adapter; the CLI trains the tests' models
   python3-torch   # TorchScript teacher tests: the fixture generator exports models like a third party
+  gnuplot-nox     # the figures of each run's report
+  chromium        # the report test renders report.html headless
 )
 
 missing=()

@@ -43,5 +43,6 @@ int cmd_analyze(const std::vector<std::string>& args);
 int cmd_teacher_train(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
+int cmd_sweep(const std::vector<std::string>& args);
 
 }  // namespace muki::cli

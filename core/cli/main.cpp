@@ -22,6 +22,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  run            run an experiment: teacher pass, integration, student, evaluation\n"
+    "  sweep          run a grid of overrides x seeds; a table of means and spreads\n"
     "  compare        print a table comparing finished runs (their summary.json)\n"
     "  plugins        list the plugins found (kind, name, version, ABI, library, parameters)\n"
     "  validate       check an experiment config against the host's and the plugins' schemas\n"
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
   static const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
       {"run", &cmd_run},
       {"compare", &cmd_compare},
+      {"sweep", &cmd_sweep},
       {"plugins", &cmd_plugins},
       {"validate", &cmd_validate},
       {"print-config", &cmd_print_config},

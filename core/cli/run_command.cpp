@@ -33,6 +33,7 @@ int cmd_run(const std::vector<std::string>& args) {
   const core::Config config = load_config(cfg);
   registry::Registry registry;
   core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  core::prepare_experiment(config, registry, options);
   const core::RunResult result = core::run_experiment(config, registry, options);
   std::printf("%s: test accuracy %.4f, macro-F1 %.4f (%s/summary.json)\n",
               config.path().string().c_str(), result.test_accuracy, result.test_macro_f1,

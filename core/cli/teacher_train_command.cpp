@@ -10,11 +10,11 @@ namespace muki::cli {
 
 namespace {
 constexpr const char* kTeacherUsage =
-    "usage: muki teacher train CONFIG [--set KEY=VALUE]... [--log-level LEVEL]\n"
+    "usage: muki teacher train CONFIG [--set KEY=VALUE]... [--missing-only] [--log-level LEVEL]\n"
     "\n"
-    "Trains a classifier on the examples whose label is in [teacher].labels (all labels when\n"
-    "absent: the supervised upper bound) and writes a checkpoint folder to [teacher].output.\n"
-    "Examples: configs/teachers/*.toml.";
+    "Trains each teacher of the file ([teacher], or several [[teacher]] entries) on the examples\n"
+    "whose label is in its `labels` (all labels when absent: a supervised model) and writes a\n"
+    "checkpoint folder to its `output`. Examples: configs/teachers/*.toml.";
 }  // namespace
 
 int cmd_teacher_train(const std::vector<std::string>& args) {
@@ -30,23 +30,26 @@ int cmd_teacher_train(const std::vector<std::string>& args) {
   }
   ConfigOptions cfg;
   std::string log_level;
+  bool missing_only = false;
   po::options_description desc("options");
   add_config(desc, cfg);
   desc.add_options()("help,h", "show this help")(
-      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error");
+      "log-level", po::value(&log_level)->default_value("info"), "trace, debug, info, warn, error")(
+      "missing-only", po::bool_switch(&missing_only),
+      "leave alone the teachers whose output folder holds a finished checkpoint");
   po::positional_options_description positional;
   positional.add("config", 1);
   if (!parse(std::vector<std::string>(args.begin() + 1, args.end()), desc, positional, kTeacherUsage))
     return 0;
   setup_logging(log_level);
   const core::Config config = load_config(cfg);
-  const core::TeacherTrainingResult result = core::train_teacher(config);
-  // One machine-readable summary line on stdout; the details are in train_report.json.
-  std::cout << result.output.string() << ": dev accuracy "
-            << (result.dev_metrics ? std::to_string(result.dev_metrics->accuracy) : "n/a")
-            << ", test accuracy "
-            << (result.test_metrics ? std::to_string(result.test_metrics->accuracy) : "n/a")
-            << ", " << result.train_seconds << " s\n";
+  // One summary line per teacher on stdout; the details are in each train_report.json.
+  for (const core::TeacherTrainingResult& result : core::train_teachers(config, missing_only))
+    std::cout << result.output.string() << ": dev accuracy "
+              << (result.dev_metrics ? std::to_string(result.dev_metrics->accuracy) : "n/a")
+              << ", test accuracy "
+              << (result.test_metrics ? std::to_string(result.test_metrics->accuracy) : "n/a")
+              << ", " << result.train_seconds << " s\n";
   return 0;
 }
 

@@ -1,8 +1,12 @@
 #include "muki/core/config.h"
 
+#include "muki/core/run_directory.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -155,6 +159,12 @@ std::string Config::to_toml() const {
   return out.str() + "\n";
 }
 
+Config Config::with_root(toml::table root) const {
+  Config out = *this;
+  out.root_ = std::move(root);
+  return out;
+}
+
 std::vector<fs::path> Config::plugin_paths() const {
   std::vector<fs::path> out;
   if (const toml::array* paths = root_.at_path("plugins.paths").as_array())
@@ -168,7 +178,8 @@ std::vector<fs::path> Config::plugin_paths() const {
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-enum class Type { Bool, Int, Float, String, Path, StringArray, Table, TableArray, Device, Options };
+// Paths: one path string or an array of them (a split read from several files).
+enum class Type { Bool, Int, Float, String, Path, Paths, StringArray, Table, TableArray, Device, Options };
 
 struct Field {
   std::string name;
@@ -201,7 +212,7 @@ Field options(Kind kind, std::string plugin_key) {
 std::vector<Field> dataset_fields(bool needs_label) {
   Field label = leaf("label", Type::String);
   label.required = needs_label;
-  return {req(leaf("path", Type::Path)),
+  return {req(leaf("path", Type::Paths)),
           choice("format", {"tsv", "jsonl"}),
           leaf("text", Type::String),
           label,
@@ -218,12 +229,18 @@ std::vector<Field> tokenizer_fields(bool type_required = false) {
   return {type, leaf("vocab", Type::Path), leaf("lowercase", Type::Bool), leaf("model", Type::Path),
           leaf("vocab_size", Type::Int, 16, 1e7), choice("model_type", {"unigram", "bpe"})};
 }
-std::vector<Field> model_fields() {
-  return {choice("type", {"transformer", "bag_of_embeddings", "cnn"}),
+// A teacher may also be a fastText classifier (trained by the `fasttext` tool, word_ngrams
+// applies to it alone); a student is one of muki's own models.
+std::vector<Field> model_fields(bool teacher = false) {
+  std::vector<std::string> types = {"transformer", "bag_of_embeddings", "cnn"};
+  if (teacher) types.push_back("fasttext");
+  std::vector<Field> fields = {choice("type", types),
           leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
           leaf("heads", Type::Int, 1, 256), leaf("ffn", Type::Int, 1, 1e6),
           leaf("max_length", Type::Int, 4, 1e6), leaf("dropout", Type::Float, 0, 0.99),
           choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5)};
+  if (teacher) fields.push_back(leaf("word_ngrams", Type::Int, 1, 5));
+  return fields;
 }
 std::vector<Field> train_fields() {
   return {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
@@ -247,6 +264,7 @@ const std::vector<Field>& experiment_schema() {
                    leaf("cache_dir", Type::String), leaf("threads", Type::Int, 0, 4096),
                    leaf("deterministic", Type::Bool)})),
         table("plugins", {leaf("paths", Type::StringArray)}),
+        table("prepare", {leaf("teachers", Type::Paths), leaf("runs", Type::Paths)}),
         table("data", {table("transfer", dataset_fields(false)), table("dev", dataset_fields(true)),
                        table("test", dataset_fields(true))}),
         teachers,
@@ -263,21 +281,29 @@ const std::vector<Field>& experiment_schema() {
 }
 
 // `muki teacher train`'s own file: one teacher, trained on the labeled examples of its labels.
-const std::vector<Field>& teacher_training_schema() {
-  static const std::vector<Field> schema = [] {
-    return std::vector<Field>{
-        req(table("teacher",
-                  {req(leaf("name", Type::String)), req(leaf("output", Type::String)),
-                   leaf("labels", Type::StringArray), leaf("seed", Type::Int, 0, 9.2e18),
-                   leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096)})),
-        req(table("data", {req(table("train", dataset_fields(true))),
-                           table("dev", dataset_fields(true)), table("test", dataset_fields(true))})),
-        req(table("tokenizer", tokenizer_fields(/*type_required=*/true))),
-        req(table("model", model_fields())),
-        table("train", train_fields()),
+// `several`: [[teacher]] entries, each of which may also override keys of the shared tables.
+const std::vector<Field>& teacher_training_schema(bool several) {
+  auto make = [](bool many) {
+    std::vector<Field> teacher = {req(leaf("name", Type::String)), req(leaf("output", Type::String)),
+                                  leaf("labels", Type::StringArray), leaf("seed", Type::Int, 0, 9.2e18),
+                                  leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096)};
+    auto data = [](bool train_required) {
+      Field train = table("train", dataset_fields(true));
+      train.required = train_required;
+      return table("data", {train, table("dev", dataset_fields(true)), table("test", dataset_fields(true))});
     };
-  }();
-  return schema;
+    if (many)
+      teacher.insert(teacher.end(), {data(false), table("tokenizer", tokenizer_fields()),
+                                     table("model", model_fields(/*teacher=*/true)), table("train", train_fields())});
+    Field teachers = table("teacher", teacher);
+    if (many) teachers.type = Type::TableArray;
+    Field shared_data = data(true);
+    shared_data.required = true;
+    return std::vector<Field>{req(teachers), shared_data, table("tokenizer", tokenizer_fields()),
+                              req(table("model", model_fields(/*teacher=*/true))), table("train", train_fields())};
+  };
+  static const std::vector<Field> one = make(false), many = make(true);
+  return several ? many : one;
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {
@@ -318,6 +344,7 @@ const char* type_noun(Type t) {
     case Type::Float: return "a number";
     case Type::String: return "a string";
     case Type::Path: return "a path string";
+    case Type::Paths: return "a path string or an array of them";
     case Type::StringArray: return "an array of strings";
     case Type::Table: return "a table";
     case Type::TableArray: return "an array of tables ([[...]])";
@@ -408,14 +435,21 @@ class Validator {
         }
         break;
       }
-      case Type::Path: {
+      case Type::Path:
         if (!node.is_string()) return wrong_type();
-        const fs::path p = config_.base_dir() / *node.value<std::string>();
-        std::error_code ec;
-        if (!fs::exists(p, ec))
-          report(node, "'" + key + "': " + p.lexically_normal().string() + " does not exist");
+        check_exists(node, key);
         break;
-      }
+      case Type::Paths:
+        if (node.is_string()) {
+          check_exists(node, key);
+        } else if (const toml::array* array = node.as_array(); array != nullptr && !array->empty()) {
+          for (const toml::node& item : *array)
+            if (!item.is_string()) report(item, "'" + key + "' must hold only path strings");
+            else check_exists(item, key);
+        } else {
+          wrong_type();
+        }
+        break;
       case Type::StringArray: {
         const toml::array* array = node.as_array();
         if (array == nullptr) return wrong_type();
@@ -450,6 +484,21 @@ class Validator {
     }
   }
 
+  // A path that does not exist is fine when [prepare] will create it.
+  void check_exists(const toml::node& node, const std::string& key) {
+    const fs::path p = (config_.base_dir() / *node.value<std::string>()).lexically_normal();
+    std::error_code ec;
+    if (fs::exists(p, ec)) return;
+    for (const fs::path& prepared : prepared_)
+      if (std::mismatch(prepared.begin(), prepared.end(), p.begin(), p.end()).first == prepared.end())
+        return;
+    report(node, "'" + key + "': " + p.string() + " does not exist");
+  }
+
+ public:
+  void set_prepared(std::vector<fs::path> prepared) { prepared_ = std::move(prepared); }
+
+ private:
   void check_bounds(const toml::node& node, const Field& field, const std::string& key,
                     double value) {
     if (field.min > field.max) return;
@@ -521,75 +570,208 @@ class Validator {
   const Config& config_;
   const registry::Registry& registry_;
   std::vector<ConfigProblem> problems_;
+  std::vector<fs::path> prepared_;  // absolute, normalised
 };
 
 // Rules that tie two keys of a [tokenizer] / [model] pair together, reported at the key a user
 // would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
-void check_training_rules(Validator& v, const toml::table* tok, const toml::table* model,
-                          const std::string& prefix) {
-  if (tok != nullptr) {
-    const std::string type = (*tok)["type"].value_or(std::string("wordpiece"));
-    if (type == "wordpiece" && tok->contains("model"))
-      v.add(*tok->get("model"), "'" + prefix + "tokenizer.model' is for \"sentencepiece\"; a WordPiece "
-                                "vocabulary is '" + prefix + "tokenizer.vocab' (or none: one is built from the "
-                                "training texts)");
-    if (tok->contains("vocab") && tok->contains("vocab_size"))
-      v.add(*tok->get("vocab_size"), "'" + prefix + "tokenizer.vocab_size' applies only when no vocabulary "
-                                     "file is given (one is then built from the training texts)");
-    if (type == "sentencepiece" && tok->contains("vocab"))
-      v.add(*tok->get("vocab"), "'" + prefix + "tokenizer.vocab' is for \"wordpiece\"; a SentencePiece "
-                                "model is '" + prefix + "tokenizer.model' (or none: one is trained on the "
-                                "training texts)");
-  }
-  if (model != nullptr) {
-    const auto hidden = (*model)["hidden"].value<int64_t>();
-    const auto heads = (*model)["heads"].value<int64_t>();
-    const std::string type = (*model)["type"].value_or(std::string("transformer"));
-    if (type == "transformer" && hidden && heads && *heads > 0 && *hidden % *heads != 0)
-      v.add(*model->get("heads"), "'" + prefix + "model.heads' (" + std::to_string(*heads) +
-                                      ") must divide '" + prefix + "model.hidden' (" +
-                                      std::to_string(*hidden) + ")");
+// Looks a key of a section up: where a teacher entry overrides it, else in the shared table.
+using Lookup = std::function<const toml::node*(const char* section, const char* key)>;
+
+Lookup tables_lookup(const toml::table* tok, const toml::table* model) {
+  return [tok, model](const char* section, const char* key) -> const toml::node* {
+    const toml::table* t = std::string_view(section) == "tokenizer" ? tok : model;
+    return t != nullptr ? t->get(key) : nullptr;
+  };
+}
+
+// Rules that tie two keys of the tokenizer and model tables together, reported at the key a user
+// would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
+void check_training_rules(Validator& v, const Lookup& get, const std::string& prefix) {
+  auto text = [&](const char* section, const char* key, const char* fallback) {
+    const toml::node* n = get(section, key);
+    return n != nullptr ? n->value_or(std::string(fallback)) : std::string(fallback);
+  };
+  const std::string tok_type = text("tokenizer", "type", "wordpiece");
+  if (const toml::node* m = get("tokenizer", "model"); m != nullptr && tok_type == "wordpiece")
+    v.add(*m, "'" + prefix + "tokenizer.model' is for \"sentencepiece\"; a WordPiece vocabulary is '" +
+                  prefix + "tokenizer.vocab' (or none: one is built from the training texts)");
+  if (const toml::node* size = get("tokenizer", "vocab_size"); size != nullptr && get("tokenizer", "vocab") != nullptr)
+    v.add(*size, "'" + prefix + "tokenizer.vocab_size' applies only when no vocabulary file is given "
+                 "(one is then built from the training texts)");
+  if (const toml::node* vocab = get("tokenizer", "vocab"); vocab != nullptr && tok_type == "sentencepiece")
+    v.add(*vocab, "'" + prefix + "tokenizer.vocab' is for \"wordpiece\"; a SentencePiece model is '" +
+                      prefix + "tokenizer.model' (or none: one is trained on the training texts)");
+  const toml::node* hidden = get("model", "hidden");
+  const toml::node* heads = get("model", "heads");
+  if (hidden == nullptr || heads == nullptr || text("model", "type", "transformer") != "transformer") return;
+  const auto h = hidden->value<int64_t>(), n = heads->value<int64_t>();
+  if (h && n && *n > 0 && *h % *n != 0)
+    v.add(*heads, "'" + prefix + "model.heads' (" + std::to_string(*n) + ") must divide '" + prefix +
+                      "model.hidden' (" + std::to_string(*h) + ")");
+}
+
+// The labels of one teacher: not empty, no empty name, none twice.
+void check_labels(Validator& v, const toml::node* labels_node) {
+  const toml::array* labels = labels_node != nullptr ? labels_node->as_array() : nullptr;
+  if (labels == nullptr) return;
+  if (labels->empty()) v.add(*labels, "'teacher.labels' must not be empty (leave it out for all labels)");
+  std::vector<std::string> seen;
+  for (const toml::node& item : *labels) {
+    const auto name = item.value<std::string>();
+    if (!name) continue;  // the schema reports it
+    if (name->empty()) v.add(item, "'teacher.labels' holds an empty label name");
+    if (std::find(seen.begin(), seen.end(), *name) != seen.end())
+      v.add(item, "'teacher.labels' lists \"" + *name + "\" twice");
+    seen.push_back(*name);
   }
 }
 
 }  // namespace
 
-std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry) {
-  Validator v(config, registry);
-  v.check_plugin_names();
-  check_training_rules(v, config.root().at_path("student.tokenizer").as_table(),
-                       config.root().at_path("student.model").as_table(), "student.");
-  std::vector<ConfigProblem> problems = v.run();
+std::vector<fs::path> prepare_files(const Config& config, const std::string& key) {
+  std::vector<fs::path> paths;
+  const toml::node* node = config.root().at_path("prepare." + key).node();
+  if (node == nullptr) return paths;
+  if (auto one = node->value<std::string>()) paths.push_back(config.base_dir() / *one);
+  if (const toml::array* many = node->as_array())
+    for (const toml::node& p : *many)
+      if (auto s = p.value<std::string>()) paths.push_back(config.base_dir() / *s);
+  return paths;
+}
+
+namespace {
+std::vector<ConfigProblem> sorted_unique(std::vector<ConfigProblem> problems) {
   std::stable_sort(problems.begin(), problems.end(),
                    [](const ConfigProblem& a, const ConfigProblem& b) {
                      return std::tie(a.source, a.line, a.column) < std::tie(b.source, b.line, b.column);
                    });
+  problems.erase(std::unique(problems.begin(), problems.end(),
+                             [](const ConfigProblem& a, const ConfigProblem& b) {
+                               return a.format() == b.format();
+                             }),
+                 problems.end());
   return problems;
+}
+
+std::vector<ConfigProblem> validate_experiment(const Config& config, const registry::Registry& registry,
+                                               int depth) {
+  Validator v(config, registry);
+  v.set_prepared(prepared_outputs(config));
+  v.check_plugin_names();
+  check_training_rules(v, tables_lookup(config.root().at_path("student.tokenizer").as_table(),
+                                        config.root().at_path("student.model").as_table()),
+                       "student.");
+  std::vector<ConfigProblem> problems = v.run();
+  // What [prepare] will train or run is checked now too, each problem at its own file.
+  auto add = [&](std::vector<ConfigProblem> more) { problems.insert(problems.end(), more.begin(), more.end()); };
+  auto load = [&](const fs::path& file) -> std::optional<Config> {
+    try {
+      return Config::load(file);
+    } catch (const ConfigError& e) {
+      add(e.problems());
+      return std::nullopt;
+    }
+  };
+  for (const fs::path& file : prepare_files(config, "teachers"))
+    if (fs::exists(file))
+      if (auto c = load(file)) add(validate_teacher_training(*c));
+  for (const fs::path& file : prepare_files(config, "runs")) {
+    if (!fs::exists(file)) continue;  // reported by the schema
+    if (depth >= 8) {
+      problems.push_back(ConfigProblem{config.path().string(), 0, 0,
+                                       "prepare.runs nests more than 8 experiments deep (a cycle?)"});
+      break;
+    }
+    if (auto c = load(file)) add(validate_experiment(*c, registry, depth + 1));
+  }
+  return sorted_unique(std::move(problems));
+}
+}  // namespace
+
+std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry) {
+  return validate_experiment(config, registry, 0);
+}
+
+std::vector<Config> teacher_entries(const Config& file) {
+  const toml::array* array = file.root().get_as<toml::array>("teacher");
+  if (array == nullptr || !array->is_array_of_tables()) return {file};
+  std::vector<Config> out;
+  for (const toml::node& node : *array) {
+    toml::table root = file.root();
+    root.erase("teacher");
+    toml::table entry = *node.as_table();
+    for (const char* section : {"data", "tokenizer", "model", "train"}) {
+      const toml::table* over = entry.get_as<toml::table>(section);
+      if (over == nullptr) continue;  // absent, or not a table: the schema reports it
+      toml::table merged;
+      if (const toml::table* shared = root.get_as<toml::table>(section)) merged = *shared;
+      for (auto&& [key, value] : *over) merged.insert_or_assign(key, value);
+      root.insert_or_assign(section, std::move(merged));
+      entry.erase(section);
+    }
+    root.insert_or_assign("teacher", std::move(entry));
+    out.push_back(file.with_root(std::move(root)));
+  }
+  return out;
 }
 
 std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
   const registry::Registry no_plugins;  // a teacher-training file configures no plugin
   Validator v(config, no_plugins);
   const toml::table& root = config.root();
-  check_training_rules(v, root.get_as<toml::table>("tokenizer"), root.get_as<toml::table>("model"), "");
-  if (const toml::array* labels = root.at_path("teacher.labels").as_array()) {
-    if (labels->empty()) v.add(*labels, "'teacher.labels' must not be empty (leave it out for all labels)");
-    std::vector<std::string> seen;
-    for (const toml::node& item : *labels) {
-      const auto name = item.value<std::string>();
-      if (!name) continue;  // the schema reports it
-      if (name->empty()) v.add(item, "'teacher.labels' holds an empty label name");
-      if (std::find(seen.begin(), seen.end(), *name) != seen.end())
-        v.add(item, "'teacher.labels' lists \"" + *name + "\" twice");
-      seen.push_back(*name);
+  const toml::table* shared_tok = root.get_as<toml::table>("tokenizer");
+  const toml::table* shared_model = root.get_as<toml::table>("model");
+  const toml::array* entries = root.get_as<toml::array>("teacher");
+  const bool several = entries != nullptr && entries->is_array_of_tables();
+  if (!several) {
+    check_training_rules(v, tables_lookup(shared_tok, shared_model), "");
+    check_labels(v, root.at_path("teacher.labels").node());
+    return sorted_unique(v.run(teacher_training_schema(false)));
+  }
+  // Each entry is checked where it stands: its own keys and overrides at their positions, the
+  // rules on the merged values (copies of toml nodes lose their positions, so nothing is merged).
+  std::vector<std::string> outputs;
+  for (const toml::node& node : *entries) {
+    const toml::table& entry = *node.as_table();
+    const toml::table* tok = entry.get_as<toml::table>("tokenizer");
+    const toml::table* model = entry.get_as<toml::table>("model");
+    check_training_rules(v, [&](const char* section, const char* key) -> const toml::node* {
+      const bool is_tok = std::string_view(section) == "tokenizer";
+      if (const toml::table* own = is_tok ? tok : model)
+        if (const toml::node* n = own->get(key)) return n;
+      const toml::table* shared = is_tok ? shared_tok : shared_model;
+      return shared != nullptr ? shared->get(key) : nullptr;
+    }, "");
+    check_labels(v, entry.get("labels"));
+    // Two teachers writing one folder would overwrite each other.
+    if (const toml::node* out = entry.get("output"); out != nullptr && out->is_string()) {
+      const std::string value = *out->value<std::string>();
+      if (std::find(outputs.begin(), outputs.end(), value) != outputs.end())
+        v.add(*out, "two [[teacher]] entries have output \"" + value + "\"");
+      outputs.push_back(value);
     }
   }
-  std::vector<ConfigProblem> problems = v.run(teacher_training_schema());
-  std::stable_sort(problems.begin(), problems.end(),
-                   [](const ConfigProblem& a, const ConfigProblem& b) {
-                     return std::tie(a.source, a.line, a.column) < std::tie(b.source, b.line, b.column);
-                   });
-  return problems;
+  return sorted_unique(v.run(teacher_training_schema(true)));
+}
+
+std::vector<fs::path> prepared_outputs(const Config& experiment) {
+  std::vector<fs::path> out;
+  for (const fs::path& file : prepare_files(experiment, "teachers")) {
+    try {
+      for (const Config& entry : teacher_entries(Config::load(file)))
+        if (auto output = entry.root().at_path("teacher.output").value<std::string>())
+          out.push_back(fs::absolute(*output).lexically_normal());
+    } catch (const ConfigError&) {
+    }
+  }
+  for (const fs::path& file : prepare_files(experiment, "runs")) {
+    try {
+      out.push_back(fs::absolute(output_dir(Config::load(file))).lexically_normal());
+    } catch (const ConfigError&) {
+    }
+  }
+  return out;
 }
 
 std::string plugin_options_toml(const toml::table* options, const Config& config,

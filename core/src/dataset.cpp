@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -271,6 +272,21 @@ Dataset read_all(const DatasetSpec& spec) {
   Dataset data;
   data.report = read_dataset(spec, [&](Example&& ex) { data.examples.push_back(std::move(ex)); });
   return data;
+}
+
+Dataset read_all(const std::vector<DatasetSpec>& specs) {
+  Dataset out;
+  for (const DatasetSpec& spec : specs) {
+    Dataset part = read_all(spec);
+    out.examples.insert(out.examples.end(), std::make_move_iterator(part.examples.begin()),
+                        std::make_move_iterator(part.examples.end()));
+    out.report.rows_read += part.report.rows_read;
+    out.report.rows_skipped += part.report.rows_skipped;
+    out.report.blank_lines += part.report.blank_lines;
+    out.report.problems.insert(out.report.problems.end(), part.report.problems.begin(),
+                               part.report.problems.end());
+  }
+  return out;
 }
 
 }  // namespace muki::core

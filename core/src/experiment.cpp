@@ -6,28 +6,35 @@ namespace muki::core {
 namespace fs = std::filesystem;
 using registry::Kind;
 
-DatasetSpec dataset_spec(const Config& config, std::string_view split) {
+std::vector<DatasetSpec> dataset_specs(const toml::table& table, const Config& config) {
+  DatasetSpec spec;
+  spec.format = table["format"].value_or<std::string>("");
+  spec.text_field = table["text"].value_or<std::string>("text");
+  spec.label_field = table["label"].value_or<std::string>("");
+  spec.id_field = table["id"].value_or<std::string>("");
+  spec.group_field = table["group"].value_or<std::string>("");
+  spec.on_error = table["on_error"].value_or<std::string>("fail") == "skip" ? OnError::Skip : OnError::Fail;
+  std::vector<std::string> paths;
+  if (const toml::array* list = table["path"].as_array()) {
+    for (const toml::node& p : *list) paths.push_back(p.value_or<std::string>(""));
+  } else {
+    paths.push_back(table["path"].value_or<std::string>(""));
+  }
+  std::vector<DatasetSpec> out;
+  for (const std::string& p : paths) {
+    spec.path = (config.base_dir() / p).lexically_normal();
+    out.push_back(spec);
+  }
+  return out;
+}
+
+std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view split) {
   const std::string key = "data." + std::string(split);
   const toml::table* table = config.root().at_path(key).as_table();
   if (table == nullptr)
     throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
                                      "missing [" + key + "] (this command needs that split)"}});
-  DatasetSpec spec;
-  spec.path = (config.base_dir() / table->get("path")->value_or<std::string>("")).lexically_normal();
-  spec.format = (*table)["format"].value_or<std::string>("");
-  spec.text_field = (*table)["text"].value_or<std::string>("text");
-  spec.label_field = (*table)["label"].value_or<std::string>("");
-  spec.id_field = (*table)["id"].value_or<std::string>("");
-  spec.group_field = (*table)["group"].value_or<std::string>("");
-  spec.on_error = (*table)["on_error"].value_or<std::string>("fail") == "skip" ? OnError::Skip
-                                                                              : OnError::Fail;
-  return spec;
-}
-
-std::string dataset_key(const DatasetSpec& spec) {
-  Fingerprint f;
-  f.add_path(spec.path).add(spec.format).add(spec.text_field);
-  return f.hex();
+  return dataset_specs(*table, config);
 }
 
 uint64_t experiment_seed(const Config& config) {

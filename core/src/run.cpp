@@ -15,9 +15,11 @@
 #include "muki/core/experiment.h"
 #include "muki/core/fingerprint.h"
 #include "muki/core/label_space.h"
+#include "muki/core/report.h"
 #include "muki/core/run_directory.h"
 #include "muki/core/student.h"
 #include "muki/core/teacher_pass.h"
+#include "muki/core/teacher_training.h"
 
 namespace muki::core {
 namespace fs = std::filesystem;
@@ -43,13 +45,20 @@ struct LabeledSplit {
   bool configured = false;
 };
 
+// "a.tsv" or "a.tsv + b.tsv": what a split was read from, for messages and events.
+std::string describe(const std::vector<DatasetSpec>& specs) {
+  std::string out;
+  for (const DatasetSpec& s : specs) out += (out.empty() ? "" : " + ") + s.path.string();
+  return out;
+}
+
 LabeledSplit read_labeled(const Config& config, const char* split, const LabelSpace& labels,
                           const RunDirectory& run) {
   LabeledSplit out;
   if (config.root().at_path(std::string("data.") + split).as_table() == nullptr) return out;
   out.configured = true;
-  const DatasetSpec spec = dataset_spec(config, split);
-  const Dataset data = read_all(spec);
+  const std::vector<DatasetSpec> specs = dataset_specs(config, split);
+  const Dataset data = read_all(specs);
   std::map<std::string, int64_t> unknown;
   for (const Example& e : data.examples) {
     if (!labels.contains(*e.label)) {
@@ -61,10 +70,10 @@ LabeledSplit read_labeled(const Config& config, const char* split, const LabelSp
     out.gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
   }
   FlatJsonWriter event;
-  event.add_string("split", split).add_string("path", spec.path.string())
+  event.add_string("split", split).add_string("path", describe(specs))
       .add_int("rows", static_cast<int64_t>(data.report.rows_read))
       .add_int("skipped", static_cast<int64_t>(data.report.rows_skipped));
-  if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(spec.path));
+  if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(describe(specs)));
   for (const auto& [label, count] : unknown) {
     spdlog::warn("{}: {} examples labelled '{}' (no teacher knows it) are left out", split, count, label);
     out.left_out += count;
@@ -75,7 +84,7 @@ LabeledSplit read_labeled(const Config& config, const char* split, const LabelSp
 
 // One teacher over `texts` (cached, resumable), logged as an event.
 TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string>& texts,
-                            const std::string& data_key, const std::string& split,
+                            const std::string& split,
                             const TeacherPassOptions& pass, const RunDirectory& run,
                             RunResult& result) {
   if (pass.samples > 0)
@@ -84,7 +93,7 @@ TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string
   else
     spdlog::info("teacher '{}' on {}: {} examples, deterministic pass", t.name, split, texts.size());
   TeacherPassStats stats;
-  TeacherOutputs out = run_teacher_pass(*t.instance, texts, data_key, t.cache_key, pass, &stats);
+  TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, pass, &stats);
   result.teacher_chunks_cached += stats.chunks_cached;
   result.teacher_chunks_computed += stats.chunks_computed;
   run.log_event("teacher_pass", FlatJsonWriter()
@@ -100,12 +109,12 @@ TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string
 
 std::vector<TeacherOutputs> teacher_passes(const std::vector<TeacherSetup>& teachers,
                                            const std::vector<std::string>& texts,
-                                           const std::string& data_key, const std::string& split,
+                                           const std::string& split,
                                            const TeacherPassOptions& pass, const RunDirectory& run,
                                            RunResult& result) {
   std::vector<TeacherOutputs> out;
   for (const TeacherSetup& t : teachers)
-    out.push_back(teacher_pass(t, texts, data_key, split, pass, run, result));
+    out.push_back(teacher_pass(t, texts, split, pass, run, result));
   return out;
 }
 
@@ -191,6 +200,27 @@ void add_effective_options(FlatJsonWriter& summary, const std::string& section,
 
 }  // namespace
 
+void prepare_experiment(const Config& config, registry::Registry& registry, const RunOptions& options) {
+  for (const fs::path& file : prepare_files(config, "teachers")) {
+    spdlog::info("prepare: teachers of {}", file.lexically_normal().string());
+    train_teachers(Config::load(file), /*missing_only=*/true);
+  }
+  for (const fs::path& file : prepare_files(config, "runs")) {
+    const Config dependency = Config::load(file);
+    if (fs::exists(output_dir(dependency) / "summary.json")) {
+      spdlog::info("prepare: {} has run already ({})", file.lexically_normal().string(),
+                   output_dir(dependency).string());
+      continue;
+    }
+    spdlog::info("prepare: running {} first", file.lexically_normal().string());
+    load_and_validate(dependency, registry, {});
+    prepare_experiment(dependency, registry, options);
+    RunOptions dependency_options = options;
+    dependency_options.fresh = false;  // --fresh is for the experiment asked for
+    run_experiment(dependency, registry, dependency_options);
+  }
+}
+
 RunResult run_experiment(const Config& config, const registry::Registry& registry,
                          const RunOptions& options) {
   const auto started = Clock::now();
@@ -232,20 +262,20 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
                teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
 
   // --- data ---------------------------------------------------------------------------------
-  DatasetSpec transfer_spec = dataset_spec(config, "transfer");
+  std::vector<DatasetSpec> transfer_specs = dataset_specs(config, "transfer");
   if (integration->needs_gold()) {
-    if (transfer_spec.label_field.empty())
+    if (transfer_specs.front().label_field.empty())
       throw config_error(config, "integration strategy '" + integration_name +
                                      "' trains on gold labels (an upper bound for analysis): set "
                                      "data.transfer.label to the label column");
   } else {
-    transfer_spec.label_field.clear();  // the transfer set is unlabeled: never read its labels
+    for (DatasetSpec& s : transfer_specs) s.label_field.clear();  // unlabeled: never read its labels
   }
-  const Dataset transfer = read_all(transfer_spec);
-  if (transfer.report.rows_skipped > 0) spdlog::warn("{}", transfer.report.summary(transfer_spec.path));
+  const Dataset transfer = read_all(transfer_specs);
+  if (transfer.report.rows_skipped > 0) spdlog::warn("{}", transfer.report.summary(describe(transfer_specs)));
   run.log_event("data", FlatJsonWriter()
                             .add_string("split", "transfer")
-                            .add_string("path", transfer_spec.path.string())
+                            .add_string("path", describe(transfer_specs))
                             .add_int("rows", static_cast<int64_t>(transfer.report.rows_read))
                             .add_int("skipped", static_cast<int64_t>(transfer.report.rows_skipped)));
   std::vector<std::string> transfer_texts;
@@ -264,10 +294,8 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   pass.batch_size = options.batch_size;
   pass.cache_dir = cache_dir(config) / "teacher-pass";
   const auto pass_started = Clock::now();
-  const auto transfer_out = teacher_passes(teachers, transfer_texts, dataset_key(transfer_spec),
-                                           "transfer", pass, run, result);
-  const auto test_out = teacher_passes(teachers, test.texts, dataset_key(dataset_spec(config, "test")),
-                                       "test", pass, run, result);
+  const auto transfer_out = teacher_passes(teachers, transfer_texts, "transfer", pass, run, result);
+  const auto test_out = teacher_passes(teachers, test.texts, "test", pass, run, result);
   const double pass_seconds = seconds_since(pass_started);
 
   // --- integration ------------------------------------------------------------------------------
@@ -290,8 +318,8 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   if (reference) {
     TeacherPassOptions deterministic_pass = pass;
     deterministic_pass.samples = 0;  // the reference's deterministic distribution is the golden one
-    const TeacherOutputs ref_out = teacher_pass(*reference, transfer_texts, dataset_key(transfer_spec),
-                                                "transfer", deterministic_pass, run, result);
+    const TeacherOutputs ref_out =
+        teacher_pass(*reference, transfer_texts, "transfer", deterministic_pass, run, result);
     // Per-teacher blocks (UHC) are not one distribution over Y: no KL for them.
     if (integration->loss() == MUKI_LOSS_KL_UNION)
       kl_to_reference = mean_kl_divergence(
@@ -393,6 +421,44 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
       .add_number("total_seconds", seconds_since(started));
   result.summary_json = summary.str() + "\n";
   run.write_file("summary.json", result.summary_json);
+
+  // --- report: the results are written; a report that fails is a warning, not a failed run ----
+  ReportData report;
+  report.title = "muki run " + root.at_path("experiment.name").value_or<std::string>("") + " (" +
+                 config.path().string() + ")";
+  for (auto& [key, value] : parse_flat_json_object(result.summary_json)) report.summary.emplace_back(key, value.text);
+  report.labels = labels.names();
+  for (const auto& t : teachers) report.teachers.push_back(t.name);
+  report.evaluation = ev;
+  for (const StudentEval& e : trained.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
+  // The paper's Figure 2 on the test split: single-pass entropy, and MC dropout when the run made
+  // stochastic passes, with muki's own strategies (when loaded), whatever the run integrated with.
+  auto panel = [&](const std::string& strategy, const std::string& name, uint32_t k) {
+    if (registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return;
+    const auto instance = registry.create_uncertainty(
+        strategy, {strategy, k > 0 ? "samples = " + std::to_string(k) : "", config.base_dir(), 0});
+    const TeacherScores s = score_teachers(*instance, test_out);
+    ReportData::Uncertainty u;
+    u.name = name;
+    for (size_t i = 0; i < test.gold.size(); ++i) {
+      const auto& owners = labels.owners(static_cast<size_t>(test.gold[i]));
+      for (size_t t = 0; t < s.size(); ++t)
+        (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other)
+            .push_back(1.0f - s[t][i]);
+    }
+    const SelectionMetrics m = selection_metrics(s, labels, test.gold);
+    u.selection_accuracy = m.selection_accuracy;
+    u.auroc = m.auroc;
+    report.uncertainties.push_back(std::move(u));
+  };
+  panel("entropy", "single-pass entropy", 0);
+  if (pass.samples >= 2) panel("mc_dropout", "MC dropout (K = " + std::to_string(pass.samples) + ")", pass.samples);
+  try {
+    const fs::path page = write_report(run.file("report"), report);
+    spdlog::info("report: {}", page.string());
+  } catch (const std::exception& e) {
+    spdlog::warn("the report could not be written: {}", e.what());
+  }
   run.log_event("end", FlatJsonWriter()
                            .add_number("test_accuracy", ev.overall.accuracy)
                            .add_number("test_macro_f1", ev.overall.macro_f1)

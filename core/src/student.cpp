@@ -98,6 +98,8 @@ StudentResult train_student(const StudentSetup& s) {
   out.device = device.str();
   out.vocab_size = tok.tokenizer->vocab_size();
   for (const auto& p : model->parameters()) out.parameters += p.numel();
+  for (const EvalRecord& r : trained.history)
+    out.history.push_back(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
 
   if (!s.test_texts.empty()) {
     const EncodedTexts test = encode_texts(*tok.tokenizer, s.test_texts, mc.max_length, true);

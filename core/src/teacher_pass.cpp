@@ -83,7 +83,7 @@ std::vector<float> TeacherOutputs::samples_batch(int64_t begin, int64_t count) c
 }
 
 TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
-                                const std::vector<std::string>& texts, const std::string& data_key,
+                                const std::vector<std::string>& texts,
                                 const std::string& teacher_key, const TeacherPassOptions& options,
                                 TeacherPassStats* stats) {
   if (options.samples > 0 && !teacher.can_sample())
@@ -102,11 +102,11 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
   fs::path dir;
   if (!options.cache_dir.empty()) {
     Fingerprint key;
-    // The texts themselves, not only the file they came from: callers filter a split by the
-    // union's labels, and another set of teachers keeps other rows of the same file.
+    // The texts themselves, not the file they came from: callers filter a split by the union's
+    // labels, so another set of teachers keeps other rows of the same file.
     Fingerprint text_key;
     for (const std::string& t : texts) text_key.add(t);
-    key.add(data_key).add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
+    key.add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
         .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size));
     dir = options.cache_dir / (teacher.instance_name() + "-" + key.hex());
     fs::create_directories(dir);

@@ -1,12 +1,14 @@
 #include "muki/core/teacher_training.h"
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -15,7 +17,9 @@
 #include "muki/core/classifier_trainer.h"
 #include "muki/core/dataset.h"
 #include "muki/core/device.h"
+#include "muki/core/experiment.h"
 #include "muki/core/models.h"
+#include "muki/core/process.h"
 #include "muki/core/text_encoding.h"
 #include "muki/core/training_setup.h"
 
@@ -62,19 +66,6 @@ std::string json_counts(const SplitCounts& c) {
          ", \"left_out\": " + std::to_string(c.left_out) + "}";
 }
 
-// A [data] entry as a DatasetSpec, paths relative to the config file.
-DatasetSpec dataset_spec(const toml::table& t, const Config& config) {
-  DatasetSpec spec;
-  spec.path = (config.base_dir() / t["path"].value_or(std::string())).lexically_normal();
-  spec.format = t["format"].value_or(std::string());
-  spec.text_field = t["text"].value_or(std::string("text"));
-  spec.label_field = t["label"].value_or(std::string("label"));
-  spec.id_field = t["id"].value_or(std::string());
-  spec.group_field = t["group"].value_or(std::string());
-  spec.on_error = t["on_error"].value_or(std::string("fail")) == "skip" ? OnError::Skip : OnError::Fail;
-  return spec;
-}
-
 struct Split {
   std::vector<std::string> texts;
   std::vector<int64_t> labels;  // index into the teacher's labels
@@ -105,7 +96,104 @@ EvalSet eval_set(const Tokenizer& tokenizer, const Split& split, int64_t max_len
                      .clone()};
 }
 
+constexpr const char* kFasttextHint = "fastText teachers are trained by Debian's fasttext tool";
+
+// fastText's input format: one "__label__<label> <text>" line per example.
+void write_fasttext_file(const fs::path& file, const Split& split, const std::vector<std::string>& labels) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  for (size_t i = 0; i < split.texts.size(); ++i)
+    out << "__label__" << labels[static_cast<size_t>(split.labels[i])] << " " << split.texts[i] << "\n";
+  if (!out) throw CheckpointError(file.string() + ": cannot be written");
+}
+
+// Accuracy and macro-F1 of `fasttext predict` on a split.
+ClassificationMetrics fasttext_metrics(const fs::path& model, const Split& split,
+                                       const std::vector<std::string>& labels, const fs::path& work) {
+  const fs::path input = work / "eval.txt", predictions = work / "predictions.txt";
+  write_fasttext_file(input, split, labels);
+  run_program({"fasttext", "predict", model.string(), input.string(), "1"}, predictions, {}, kFasttextHint);
+  std::ifstream in(predictions);
+  std::vector<int64_t> predicted;
+  for (std::string line; std::getline(in, line);) {
+    const auto it = std::find(labels.begin(), labels.end(), line.substr(std::min<size_t>(9, line.size())));
+    predicted.push_back(it == labels.end() ? 0 : it - labels.begin());
+  }
+  if (predicted.size() != split.labels.size())
+    throw std::runtime_error(predictions.string() + ": " + std::to_string(predicted.size()) +
+                             " predictions for " + std::to_string(split.labels.size()) + " texts");
+  fs::remove(input);
+  fs::remove(predictions);
+  return classification_metrics(split.labels, predicted, static_cast<int64_t>(labels.size()));
+}
+
+// A fastText teacher: `fasttext supervised` (Debian's fasttext tool) on this teacher's examples,
+// with [model] hidden as -dim and word_ngrams as -wordNgrams, [train] epochs and lr, one thread
+// and the teacher's seed (the same data give the same model). The folder gets model.bin (what
+// the `fasttext` adapter loads), labels.txt and train_report.json.
+void train_fasttext(const Config& config, const std::string& name, uint64_t seed, const Split& train,
+                    const std::optional<Split>& dev, const std::optional<Split>& test,
+                    TeacherTrainingResult& result) {
+  const toml::table& root = config.root();
+  for (const std::string& label : result.labels)
+    if (label.find_first_of(" \t\n") != std::string::npos)
+      throw std::invalid_argument("teacher.labels: '" + label + "' has whitespace, which a fastText label cannot");
+  std::error_code ec;
+  fs::create_directories(result.output, ec);
+  if (ec) throw CheckpointError(result.output.string() + ": cannot create the folder: " + ec.message());
+  const fs::path input = result.output / "train.txt", model = result.output / "model.bin";
+  write_fasttext_file(input, train, result.labels);
+  const auto started = std::chrono::steady_clock::now();
+  run_program({"fasttext", "supervised", "-input", input.string(), "-output", (result.output / "model").string(),
+               "-epoch", std::to_string(root.at_path("train.epochs").value_or(int64_t{25})),
+               "-lr", std::to_string(root.at_path("train.lr").value_or(0.5)),
+               "-dim", std::to_string(root.at_path("model.hidden").value_or(int64_t{50})),
+               "-wordNgrams", std::to_string(root.at_path("model.word_ngrams").value_or(int64_t{2})),
+               "-thread", "1", "-seed", std::to_string(seed), "-verbose", "0"},
+              result.output / "fasttext.log", {}, kFasttextHint);
+  result.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  fs::remove(input);
+  fs::remove(result.output / "model.vec", ec);
+  if (dev && !dev->texts.empty()) result.dev_metrics = fasttext_metrics(model, *dev, result.labels, result.output);
+  if (test && !test->texts.empty()) result.test_metrics = fasttext_metrics(model, *test, result.labels, result.output);
+  std::string labels_text;
+  for (const auto& l : result.labels) labels_text += l + "\n";
+  std::ofstream(result.output / "labels.txt") << labels_text;
+  std::ostringstream j;
+  j << "{\n  \"name\": " << json_string(name) << ",\n  \"model\": {\"type\": \"fasttext\"},\n  \"labels\": [";
+  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_string(result.labels[i]);
+  j << "],\n  \"data\": {\"train\": " << json_counts(result.train) << ", \"dev\": " << json_counts(result.dev)
+    << ", \"test\": " << json_counts(result.test) << "},\n  \"train\": {\"seconds\": "
+    << json_number(result.train_seconds) << "},\n  \"dev\": "
+    << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null") << ",\n  \"test\": "
+    << (result.test_metrics ? json_metrics(*result.test_metrics) : "null") << "\n}\n";
+  result.report_json = j.str();
+  std::ofstream(result.output / "train_report.json") << result.report_json;  // last: the checkpoint is complete
+  spdlog::info("teacher '{}' done: fastText, {} labels, {} train examples in {:.1f} s; test accuracy {}",
+               name, result.labels.size(), result.train.kept, result.train_seconds,
+               result.test_metrics ? std::to_string(result.test_metrics->accuracy) : "n/a");
+}
+
 }  // namespace
+
+bool has_teacher_checkpoint(const fs::path& folder) {
+  std::error_code ec;
+  return fs::is_regular_file(folder / "train_report.json", ec);
+}
+
+std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only) {
+  if (auto problems = validate_teacher_training(file); !problems.empty()) throw ConfigError(std::move(problems));
+  std::vector<TeacherTrainingResult> out;
+  for (const Config& entry : teacher_entries(file)) {
+    const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
+    const fs::path output = fs::absolute(entry.root().at_path("teacher.output").value_or(std::string()));
+    if (missing_only && has_teacher_checkpoint(output)) {
+      spdlog::info("teacher '{}': {} is there already", name, output.lexically_normal().string());
+      continue;
+    }
+    out.push_back(train_teacher(entry));
+  }
+  return out;
+}
 
 TeacherTrainingResult train_teacher(const Config& config) {
   if (auto problems = validate_teacher_training(config); !problems.empty())
@@ -128,7 +216,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
 
   // --- data --------------------------------------------------------------------------------
   const toml::table& data = *root["data"].as_table();
-  const Dataset train_data = read_all(dataset_spec(*data["train"].as_table(), config));
+  const Dataset train_data = read_all(dataset_specs(*data["train"].as_table(), config));
   if (const toml::array* listed = root.at_path("teacher.labels").as_array()) {
     for (const toml::node& l : *listed) result.labels.push_back(*l.value<std::string>());
   } else {
@@ -142,12 +230,11 @@ TeacherTrainingResult train_teacher(const Config& config) {
   for (size_t i = 0; i < result.labels.size(); ++i)
     if (std::find(train.labels.begin(), train.labels.end(), static_cast<int64_t>(i)) == train.labels.end())
       throw std::invalid_argument("teacher.labels: label '" + result.labels[i] +
-                                  "' has no example in the train split " +
-                                  dataset_spec(*data["train"].as_table(), config).path.string());
+                                  "' has no example in the train split [data.train]");
   auto read_optional = [&](const char* key, SplitCounts& counts) -> std::optional<Split> {
     const toml::table* t = data[key].as_table();
     if (t == nullptr) return std::nullopt;
-    Split s = filter_split(read_all(dataset_spec(*t, config)), result.labels);
+    Split s = filter_split(read_all(dataset_specs(*t, config)), result.labels);
     counts = s.counts;
     return s;
   };
@@ -160,6 +247,12 @@ TeacherTrainingResult train_teacher(const Config& config) {
   log_split("train", result.train);
   if (dev) log_split("dev", result.dev);
   if (test) log_split("test", result.test);
+  if (root.at_path("model.type").value_or(std::string()) == "fasttext") {
+    train_fasttext(config, name, seed, train, dev, test, result);
+    result.total_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
 
   // --- tokenizer, model, trainer -------------------------------------------------------------
   TrainingTokenizer tok = make_training_tokenizer(root["tokenizer"].as_table(), config,

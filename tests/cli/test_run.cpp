@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -38,8 +39,9 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
-Result run_muki(const std::string& args) {
-  const std::string command = "env -u MUKI_PLUGIN_PATH " + muki_binary() + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+Result run_muki_raw(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   Result r{-1, {}};
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -49,6 +51,10 @@ Result run_muki(const std::string& args) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+Result run_muki(const std::string& args) {
+  return run_muki_raw("env -u MUKI_PLUGIN_PATH " + muki_binary() + " " + args);
 }
 
 std::string read_file(const fs::path& p) {
@@ -310,4 +316,184 @@ TEST_F(RunTest, ClearErrors) {
   r = run_muki("run " + experiment("typo", "").string() + " --set student.train.epoch=2");
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("unknown key 'student.train.epoch' (did you mean 'epochs'?)"));
+}
+
+namespace {
+const fs::path kFrench = muki::test::source_dir() / "data" / "ddtp-fr";
+
+std::string tiny_teacher_tables() {
+  return "[data]\ntrain = { path = \"" + (kData / "train.tsv").string() + "\", label = \"label\" }\n"
+         "dev = { path = \"" + (kData / "dev.tsv").string() + "\", label = \"label\" }\n"
+         "[tokenizer]\nvocab_size = 2000\n"
+         "[model]\ntype = \"bag_of_embeddings\"\nhidden = 32\nmax_length = 64\ndropout = 0.2\n"
+         "[train]\nepochs = 6\nbatch_size = 32\nlr = 1e-2\neval_every = 0\n";
+}
+
+std::string tiny_student(const std::string& name, const fs::path& runs) {
+  return "[experiment]\nname = \"" + name + "\"\nseed = 1\ndevice = \"cpu\"\nthreads = 1\n"
+         "output_dir = \"" + (runs / "${name}").string() + "\"\n"
+         "[uncertainty]\nstrategy = \"mc_dropout\"\noptions = { samples = 4 }\n"
+         "[integration]\nstrategy = \"weighted\"\n"
+         "[student]\ntokenizer = { vocab_size = 2000 }\n"
+         "model = { type = \"bag_of_embeddings\", hidden = 32, max_length = 64 }\n"
+         "train = { epochs = 2, batch_size = 32, lr = 1e-2, eval_every = 50 }\n";
+}
+
+std::string native(const std::string& name, const fs::path& checkpoint) {
+  return "[[teachers]]\nname = \"" + name + "\"\nadapter = \"native\"\noptions = { checkpoint = \"" +
+         checkpoint.string() + "\" }\n";
+}
+}  // namespace
+
+// Heterogeneous teachers (a native model and a fastText one that `muki teacher train` trains with
+// the fasttext tool), one trained on French, label sets that overlap in "text", and a transfer set
+// of two languages read from two files: the shapes of the paper's settings, small enough for CI.
+TEST_F(RunTest, HeterogeneousCrossLingualOverlappingTeachersInOneRun) {
+  const fs::path t = dir_->path() / "mixed";
+  const std::string teachers =
+      "[[teacher]]\nname = \"media\"\noutput = \"" + (t / "media").string() +
+      "\"\nlabels = [\"games\", \"sound\", \"graphics\", \"text\"]\n"
+      "[[teacher]]\nname = \"text_net\"\noutput = \"" + (t / "text_net").string() +
+      "\"\nlabels = [\"text\", \"net\", \"admin\"]\nmodel = { type = \"fasttext\", hidden = 50 }\n"
+      "train = { epochs = 25, lr = 1.0 }\n"
+      "[[teacher]]\nname = \"french\"\noutput = \"" + (t / "french").string() +
+      "\"\nlabels = [\"science\", \"math\"]\ndata = { train = { path = \"" + (kFrench / "train.tsv").string() +
+      "\", label = \"label\" }, dev = { path = \"" + (kFrench / "dev.tsv").string() + "\", label = \"label\" } }\n" +
+      tiny_teacher_tables();
+  const fs::path teacher_file = dir_->write("mixed-teachers.toml", teachers);
+  const std::string experiment =
+      tiny_student("mixed", dir_->path() / "runs") + "[prepare]\nteachers = \"" + teacher_file.string() + "\"\n" +
+      "[data]\ntransfer = { path = [\"" + (kData / "train.tsv").string() + "\", \"" + (kFrench / "train.tsv").string() + "\"] }\n"
+      "test = { path = [\"" + (kData / "test.tsv").string() + "\", \"" + (kFrench / "test.tsv").string() + "\"], label = \"label\" }\n" +
+      native("media", t / "media") +
+      "[[teachers]]\nname = \"text_net\"\nadapter = \"fasttext\"\noptions = { model = \"" +
+      (t / "text_net" / "model.bin").string() + "\" }\n" + native("french", t / "french");
+  const fs::path config = dir_->write("mixed.toml", experiment);
+  // Valid before anything is trained: [prepare] will make the checkpoints.
+  Result r = run_muki("validate " + config.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_muki("run " + config.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("prepare: teachers of"));
+  EXPECT_THAT(r.output, HasSubstr("word dropout"));  // the fastText teacher's stochastic passes
+  EXPECT_TRUE(fs::exists(t / "text_net" / "model.bin"));
+  // "text" is one union label, owned by two teachers.
+  EXPECT_EQ(read_file(run_dir("mixed") / "labels.txt"),
+            "games\nsound\ngraphics\ntext\nnet\nadmin\nscience\nmath\n");
+  auto s = summary(run_dir("mixed"));
+  EXPECT_EQ(s["test.examples"], "928");  // 550 English + 378 French
+  EXPECT_EQ(s["transfer.examples"], "7042");
+  // Small teachers of three kinds, uncalibrated against each other, and a two-epoch student:
+  // better than guessing, not good. Guessing is 1/8 for a label and about 1/3 for the teacher.
+  EXPECT_GT(std::stod(s["test.accuracy"]), 1.0 / 8) << read_file(run_dir("mixed") / "summary.json");
+  EXPECT_GT(std::stod(s["test.selection_accuracy"]), 1.0 / 3);
+  for (const char* teacher : {"media", "text_net", "french"})
+    EXPECT_EQ(s.count(std::string("test.teacher.") + teacher + ".accuracy"), 1u) << teacher;
+  EXPECT_NE(read_file(t / "text_net" / "train_report.json").find("\"type\": \"fasttext\""), std::string::npos);
+  // UHC's per-teacher blocks cannot overlap: refused, with the plugin's reason.
+  r = run_muki("run " + config.string() + " --set experiment.name='\"mixed-uhc\"' --set integration='{strategy=\"uhc\"}'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("uhc: the teachers' label sets overlap"));
+}
+
+// Incremental integration: a student is a teacher like any other. Stage 2 integrates stage 1's
+// student with a newer teacher; [prepare] runs stage 1 first.
+TEST_F(RunTest, IncrementalIntegrationRunsTheEarlierStageFirst) {
+  const fs::path t = dir_->path() / "incremental";
+  std::string teachers;
+  for (const auto& [name, labels] :
+       {std::pair<std::string, std::string>{"a", R"(["games", "sound"])"}, {"b", R"(["graphics", "text"])"},
+        {"c", R"(["science", "math", "net", "admin"])"}})
+    teachers += "[[teacher]]\nname = \"" + name + "\"\noutput = \"" + (t / name).string() + "\"\nlabels = " + labels + "\n";
+  const fs::path teacher_file = dir_->write("inc-teachers.toml", teachers + tiny_teacher_tables());
+  const std::string data = "[data]\ntransfer = { path = \"" + (kData / "train.tsv").string() + "\" }\n"
+                           "test = { path = \"" + (kData / "test.tsv").string() + "\", label = \"label\" }\n";
+  const std::string prepare = "[prepare]\nteachers = \"" + teacher_file.string() + "\"\n";
+  const fs::path stage1 = dir_->write("stage1.toml", tiny_student("stage1", dir_->path() / "runs") + prepare +
+                                                          data + native("a", t / "a") + native("b", t / "b"));
+  const fs::path stage2 = dir_->write(
+      "stage2.toml", tiny_student("stage2", dir_->path() / "runs") + prepare + "runs = \"" + stage1.string() + "\"\n" +
+                         data + native("stage1", run_dir("stage1") / "student") + native("c", t / "c"));
+  Result r = run_muki("validate " + stage2.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run_muki("run " + stage2.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("prepare: running " + stage1.string() + " first"));
+  EXPECT_EQ(read_file(run_dir("stage1") / "labels.txt"), "games\nsound\ngraphics\ntext\n");
+  EXPECT_EQ(read_file(run_dir("stage2") / "labels.txt"),
+            "games\nsound\ngraphics\ntext\nscience\nmath\nnet\nadmin\n");
+  // The stage-1 student's sections are still known after stage 2: better than guessing (1/8).
+  EXPECT_GT(std::stod(summary(run_dir("stage2"))["test.teacher.stage1.accuracy"]), 1.0 / 8);
+  EXPECT_GT(std::stod(summary(run_dir("stage2"))["test.accuracy"]), 1.0 / 8);
+  // Run again: stage 1 has run, so only stage 2 resumes (and finds itself finished).
+  r = run_muki("run " + stage2.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("has run already"));
+}
+
+TEST_F(RunTest, SweepRunsTheGridWithEverySeedAndAveragesThem) {
+  const std::string grid = "--grid 'integration={strategy=\"max\"},{strategy=\"weighted\"}' --seeds 1,2";
+  const fs::path out = run_dir("sweep");
+  const Result r = run_muki("sweep " + experiment("sw").string() + " " + grid + " --output " + out.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* run : {"max/seed-1", "max/seed-2", "weighted/seed-1", "weighted/seed-2"})
+    EXPECT_TRUE(fs::exists(out / run / "summary.json")) << run;
+  const std::string md = read_file(out / "results.md");
+  EXPECT_THAT(md, HasSubstr("| integration | seeds | test acc | macro-F1 | selection acc | target acc | media acc | science acc |"));
+  EXPECT_THAT(md, HasSubstr("| max | 2 | "));
+  EXPECT_THAT(md, HasSubstr("| weighted | 2 | "));
+  EXPECT_THAT(md, HasSubstr(" ± "));
+  EXPECT_THAT(read_file(out / "results.csv"),
+              HasSubstr("integration,seeds,test.accuracy.mean,test.accuracy.std,test.macro_f1.mean"));
+  // The two integrations of one seed share that seed's teacher pass.
+  EXPECT_EQ(summary(out / "weighted" / "seed-1")["teacher_pass.chunks_computed"], "0");
+  // Means are over the seeds' own summaries.
+  const double a = std::stod(summary(out / "max" / "seed-1")["test.accuracy"]);
+  const double b = std::stod(summary(out / "max" / "seed-2")["test.accuracy"]);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "| max | 2 | %.1f ± %.1f |", 50.0 * (a + b),
+                100.0 * std::abs(a - b) / std::sqrt(2.0));
+  EXPECT_THAT(md, HasSubstr(expected));
+  // A bad grid is refused before anything runs.
+  const Result bad = run_muki("sweep " + experiment("sw").string() + " --grid 'integration={strategy=\"max\"'");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.output, HasSubstr("unbalanced quotes or brackets"));
+}
+
+TEST_F(RunTest, TheReportOpensInChromiumWithTheUncertaintyFigure) {
+  ASSERT_EQ(run_muki("run " + experiment("report").string()).code, 0);
+  const fs::path report = run_dir("report") / "report" / "report.html";
+  ASSERT_TRUE(fs::exists(report));
+  const std::string html = read_file(report);
+  EXPECT_THAT(html, HasSubstr("<figure id=\"figure-uncertainty\"><svg"));
+  EXPECT_THAT(html, HasSubstr("MC dropout (K = 4)"));
+  EXPECT_THAT(html, HasSubstr("single-pass entropy"));
+  for (const char* f : {"uncertainty.png", "training.png", "classes.png"})
+    EXPECT_GT(fs::file_size(run_dir("report") / "report" / "figures" / f), 5000u) << f;
+  // Debian's chromium, headless, as the project's setup installs it.
+  const std::string chromium =
+      "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync "
+      "--enable-logging=stderr --v=0 --user-data-dir=" + (dir_->path() / "chromium").string() +
+      " --window-size=1000,2400 ";
+  const fs::path shot = dir_->path() / "report.png";
+  const Result dom = run_muki_raw(chromium + "--dump-dom file://" + report.string());
+  ASSERT_EQ(dom.code, 0) << dom.output;
+  EXPECT_THAT(dom.output, HasSubstr("id=\"figure-uncertainty\""));
+  EXPECT_THAT(dom.output, ::testing::Not(HasSubstr(":CONSOLE")));  // no script error, no message
+  const Result screenshot = run_muki_raw(chromium + "--screenshot=" + shot.string() + " file://" + report.string());
+  ASSERT_EQ(screenshot.code, 0) << screenshot.output;
+  EXPECT_GT(fs::file_size(shot), 50000u);  // a page with figures, not a blank one
+}
+
+TEST(RepositoryConfigs, EveryConfigIsValid) {
+  // From the repository root, as the README runs them: teacher outputs (relative to the working
+  // folder) and experiments' checkpoints (relative to configs/) then meet.
+  for (const auto& entry : fs::directory_iterator(muki::test::source_dir() / "configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    const Result r = run_muki_raw("cd " + muki::test::source_dir().string() + " && env -u MUKI_PLUGIN_PATH " +
+                                  muki_binary() + " validate " + entry.path().string());
+    EXPECT_EQ(r.code, 0) << entry.path() << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(": valid")) << entry.path();
+  }
 }

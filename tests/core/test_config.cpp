@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <muki/core/config.h>
 
 #include "../test_support.h"
@@ -52,8 +54,12 @@ Registry& registry() {
   return *r;
 }
 
+std::vector<std::string> problems_of_in(const Config& config);
 std::vector<std::string> problems_of(const std::string& text) {
-  const Config config = Config::parse(text, "exp.toml", "/tmp");
+  return problems_of_in(Config::parse(text, "exp.toml", "/tmp"));
+}
+
+std::vector<std::string> problems_of_in(const Config& config) {
   std::vector<std::string> out;
   for (const auto& p : muki::core::validate(config, registry())) out.push_back(p.format());
   return out;
@@ -236,4 +242,103 @@ TEST(ConfigPluginOptions, PathParametersAreMadeAbsolute) {
   EXPECT_EQ(muki::core::plugin_options_toml(nullptr, config, registry(), Kind::Uncertainty,
                                             "entropy"),
             "");
+}
+
+namespace {
+// A teacher-training file with two [[teacher]] entries over one shared [data] / [model].
+const char* kTeacherFile = R"([[teacher]]
+name = "a"
+output = "out/a"
+labels = ["x", "y"]
+
+[[teacher]]
+name = "b"
+output = "out/b"
+labels = ["z"]
+model = { type = "cnn", filters = 8 }
+data = { train = { path = "other.tsv", label = "label" } }
+
+[data]
+train = { path = "train.tsv", label = "label" }
+dev = { path = "dev.tsv", label = "label" }
+
+[model]
+type = "transformer"
+hidden = 32
+heads = 4
+)";
+
+std::vector<std::string> teacher_problems(const Config& config) {
+  std::vector<std::string> out;
+  for (const auto& p : muki::core::validate_teacher_training(config)) out.push_back(p.format());
+  return out;
+}
+}  // namespace
+
+TEST(TeacherFile, EntriesShareTheFileTablesAndOverrideKeyByKey) {
+  TempDir dir;
+  for (const char* f : {"train.tsv", "dev.tsv", "other.tsv"}) dir.write(f, "");
+  const Config file = Config::parse(kTeacherFile, "t.toml", dir.path());
+  const auto entries = muki::core::teacher_entries(file);
+  ASSERT_EQ(entries.size(), 2u);
+  const toml::table& a = entries[0].root();
+  EXPECT_EQ(a.at_path("teacher.name").value_or(std::string()), "a");
+  EXPECT_EQ(a.at_path("model.type").value_or(std::string()), "transformer");
+  EXPECT_EQ(a.at_path("data.train.path").value_or(std::string()), "train.tsv");
+  const toml::table& b = entries[1].root();
+  EXPECT_EQ(b.at_path("model.type").value_or(std::string()), "cnn");     // overridden
+  EXPECT_EQ(b.at_path("model.hidden").value_or(int64_t{0}), 32);         // shared
+  EXPECT_EQ(b.at_path("model.filters").value_or(int64_t{0}), 8);         // added
+  EXPECT_EQ(b.at_path("data.train.path").value_or(std::string()), "other.tsv");
+  EXPECT_EQ(b.at_path("data.dev.path").value_or(std::string()), "dev.tsv");
+  EXPECT_FALSE(b.at_path("teacher.model"));  // moved out of the entry
+  EXPECT_THAT(teacher_problems(file), ElementsAre());
+  // A one-teacher file comes back as it is.
+  EXPECT_EQ(muki::core::teacher_entries(entries[0]).size(), 1u);
+}
+
+TEST(TeacherFile, ProblemsOfEveryEntryAtTheirPositionsOnce) {
+  TempDir dir;
+  for (const char* f : {"train.tsv", "dev.tsv", "other.tsv"}) dir.write(f, "");
+  std::string text = kTeacherFile;
+  text.replace(text.find("name = \"b\""), 10, "name = \"a\"");               // a duplicate name
+  text.replace(text.find("labels = [\"z\"]"), 14, "labels = [\"z\", \"z\"]");  // a label twice
+  text.replace(text.find("heads = 4"), 9, "heads = 5");                      // shared: once
+  EXPECT_THAT(teacher_problems(Config::parse(text, "t.toml", dir.path())),
+              ElementsAre("t.toml:7:8: 'teacher' has two entries named \"a\"",
+                          "t.toml:9:16: 'teacher.labels' lists \"z\" twice",
+                          "t.toml:20:9: 'model.heads' (5) must divide 'model.hidden' (32)"));
+  // fastText is a teacher type, with its own key; a student cannot be one.
+  text = std::string(kTeacherFile);
+  text.replace(text.find("model = { type = \"cnn\", filters = 8 }"), 37,
+               "model = { type = \"fasttext\", word_ngrams = 9 }");
+  EXPECT_THAT(teacher_problems(Config::parse(text, "t.toml", dir.path())),
+              ElementsAre("t.toml:10:44: 'teacher[1].model.word_ngrams' is 9; it must lie in [1, 5]"));
+  EXPECT_THAT(problems_of(std::string(kValid) + "[student]\nmodel = { type = \"fasttext\" }\n"),
+              ElementsAre(HasSubstr("'student.model.type' is \"fasttext\"; expected one of: "
+                                    "transformer, bag_of_embeddings, cnn")));
+}
+
+TEST(ConfigValidate, PrepareCoversThePathsItWillCreateAndChecksItsFiles) {
+  TempDir dir;
+  for (const char* f : {"train.tsv", "dev.tsv", "other.tsv"}) dir.write(f, "");
+  // Teacher outputs are relative to the working folder: absolute ones make the test independent
+  // of it.
+  std::string teachers = kTeacherFile;
+  for (const char* out : {"out/a", "out/b"})
+    teachers.replace(teachers.find(std::string("\"") + out + "\""), 7, "\"" + (dir.path() / out).string() + "\"");
+  dir.write("teachers.toml", teachers);
+  // A checkpoint that [prepare] will train is not "missing"; one it will not train is.
+  const std::string text = std::string(kValid) +
+                           "[prepare]\nteachers = \"teachers.toml\"\n"
+                           "[data]\ntransfer = { path = [\"train.tsv\", \"out/a/labels.txt\"] }\n"
+                           "test = { path = \"out/c/x.tsv\", label = \"label\" }\n";
+  const Config config = Config::parse(text, "exp.toml", dir.path());
+  EXPECT_THAT(muki::core::prepared_outputs(config), ElementsAre(dir.path() / "out/a", dir.path() / "out/b"));
+  EXPECT_THAT(problems_of_in(config), ElementsAre("exp.toml:25:17: 'data.test.path': " +
+                                                  (dir.path() / "out/c/x.tsv").string() + " does not exist"));
+  // A broken teacher file is reported at its own file and line (and covers nothing any more).
+  dir.write("teachers.toml", "[[teacher]]\nname = 3\noutput = \"x\"\n" + std::string(kTeacherFile).substr(std::string(kTeacherFile).find("[data]")));
+  EXPECT_THAT(problems_of_in(config),
+              testing::Contains((dir.path() / "teachers.toml").string() + ":2:8: 'teacher[0].name' must be a string"));
 }

@@ -8,6 +8,7 @@
 
 #include <muki/core/evaluation.h>
 #include <muki/core/flat_json.h>
+#include <muki/core/report.h>
 #include <muki/core/run_directory.h>
 
 #include "../test_support.h"
@@ -133,4 +134,10 @@ TEST(CacheDir, BesideTheOutputFolderUnlessSet) {
             fs::path("/t/a/cache"));
   EXPECT_EQ(cache_dir(config_of("[experiment]\nname = \"x\"\ncache_dir = \"c\"\n")), fs::path("c"));
   EXPECT_EQ(output_dir(config_of("[experiment]\nname = \"x\"\n")), fs::path("runs/x"));
+}
+
+TEST(ReportHistogram, FractionsPerBinWithTheEndsClamped) {
+  // 4 bins over [0, 1]: 0.1 -> 0, 0.3 -> 1, 0.3 -> 1, 1.0 -> 3 (the last bin is closed), -0.2 -> 0.
+  EXPECT_THAT(muki::core::histogram({0.1f, 0.3f, 0.3f, 1.0f, -0.2f}, 4), ElementsAre(0.4, 0.4, 0.0, 0.2));
+  EXPECT_THAT(muki::core::histogram({}, 3), ElementsAre(0.0, 0.0, 0.0));
 }

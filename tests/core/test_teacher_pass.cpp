@@ -51,7 +51,7 @@ TEST(TeacherPass, DeterministicAndStochasticLayouts) {
   TeacherPassOptions options;
   options.samples = 3;
   options.batch_size = 2;
-  const auto out = run_teacher_pass(*f.teacher, in, "data", "teacher", options);
+  const auto out = run_teacher_pass(*f.teacher, in, "teacher", options);
   ASSERT_EQ(out.num_examples, 5);
   ASSERT_EQ(out.num_labels, 2);
   ASSERT_EQ(out.samples, 3);
@@ -83,17 +83,17 @@ TEST(TeacherPass, SecondRunComesFromTheCache) {
   options.cache_dir = dir.path();
   const auto in = texts(10);
   TeacherPassStats first, second;
-  const auto a = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &first);
-  const auto b = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &second);
+  const auto a = run_teacher_pass(*f.teacher, in, "teacher", options, &first);
+  const auto b = run_teacher_pass(*f.teacher, in, "teacher", options, &second);
   EXPECT_EQ(first.chunks_computed, 3);
   EXPECT_EQ(second.chunks_computed, 0);
   EXPECT_EQ(second.chunks_cached, 3);
   EXPECT_EQ(a.deterministic, b.deterministic);
   EXPECT_EQ(a.stochastic, b.stochastic);
-  // Another seed, K or data key is another cache entry.
+  // Another seed, K or text is another cache entry.
   options.seed = 9;
   TeacherPassStats third;
-  run_teacher_pass(*f.teacher, in, "data", "teacher", options, &third);
+  run_teacher_pass(*f.teacher, in, "teacher", options, &third);
   EXPECT_EQ(third.chunks_computed, 3);
 }
 
@@ -105,7 +105,7 @@ TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
   options.chunk_size = 4;
   options.cache_dir = dir.path();
   const auto in = texts(10);
-  const auto full = run_teacher_pass(*f.teacher, in, "data", "teacher", options);
+  const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
   // Simulate a kill after the first chunk: drop the later chunks, leave a half-written file.
   std::filesystem::path folder;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
@@ -113,7 +113,7 @@ TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
   std::filesystem::remove(folder / "chunk-8.bin");
   std::ofstream(folder / "chunk-4.bin.tmp") << "partial";
   TeacherPassStats stats;
-  const auto resumed = run_teacher_pass(*f.teacher, in, "data", "teacher", options, &stats);
+  const auto resumed = run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
   EXPECT_EQ(stats.chunks_cached, 1);
   EXPECT_EQ(stats.chunks_computed, 2);
   EXPECT_EQ(resumed.stochastic, full.stochastic);  // same seeds per batch position
@@ -124,7 +124,7 @@ TEST(TeacherPass, RefusesSamplesFromATeacherThatCannotSample) {
   // The fixture can sample; a strategy asking more than the pass computed is refused elsewhere.
   TeacherPassOptions options;
   options.samples = 0;
-  const auto out = run_teacher_pass(*f.teacher, texts(3), "d", "t", options);
+  const auto out = run_teacher_pass(*f.teacher, texts(3), "t", options);
   EXPECT_TRUE(out.stochastic.empty());
   EXPECT_EQ(out.samples_batch(0, 3).size(), 3u * 2u);  // K = 1: the deterministic logits
 }

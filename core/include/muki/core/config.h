@@ -55,6 +55,11 @@ class Config {
   // The resolved config as TOML text.
   std::string to_toml() const;
 
+  // A config with another root table and this one's file name and folder (for configs derived
+  // from a file, such as one teacher of a teacher-training file). toml++ does not copy source
+  // positions: validate the original, not the derived config.
+  Config with_root(toml::table root) const;
+
   // [plugins].paths resolved against base_dir().
   std::vector<std::filesystem::path> plugin_paths() const;
 
@@ -70,11 +75,28 @@ class Config {
 // every problem found; empty means valid.
 std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry);
 
-// Checks a `muki teacher train` file against its own schema ([teacher], [data], [tokenizer],
-// [model], [train]; see configs/teachers/) plus the rules tying keys together (a WordPiece
-// tokenizer needs `vocab`, heads must divide hidden, labels listed once). Returns every problem as
-// file:line:col, sorted by position; empty means valid. Does not read the data files.
+// The teachers of a `muki teacher train` file, one single-teacher config each. The file holds one
+// [teacher] table, or several [[teacher]] entries that share its [data], [tokenizer], [model] and
+// [train] tables; an entry may override keys of those tables (`model = { type = "cnn" }`), which
+// are then merged in, key by key. A file of the first kind comes back as it is. The derived
+// configs have no source positions (see Config::with_root).
+std::vector<Config> teacher_entries(const Config& file);
+
+// Checks a `muki teacher train` file against its own schema ([teacher] or [[teacher]], [data],
+// [tokenizer], [model], [train]; see configs/teachers/) plus the rules tying keys together (heads
+// must divide hidden, labels listed once, teacher names and outputs unique). Returns every problem
+// as file:line:col, sorted by position; empty means valid. Does not read the data files.
 std::vector<ConfigProblem> validate_teacher_training(const Config& config);
+
+// The files [prepare].<key> lists ("teachers" or "runs": one path or an array), resolved
+// against the config's folder.
+std::vector<std::filesystem::path> prepare_files(const Config& config, const std::string& key);
+
+// Absolute paths that an experiment's [prepare] section will create before it runs: the output
+// folder of every teacher of its `teachers` files and the output folder of every experiment of
+// its `runs` files (relative to the working folder, as muki resolves them). Files that cannot be
+// read are left out (validate reports them).
+std::vector<std::filesystem::path> prepared_outputs(const Config& experiment);
 
 // The options sub-table of a plugin as TOML text for create(), with PATH parameters made absolute
 // against the config's base folder. `options` may be null (no options given).

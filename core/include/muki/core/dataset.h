@@ -104,5 +104,8 @@ struct Dataset {
 
 // Every good example in memory.
 Dataset read_all(const DatasetSpec& spec);
+// Every good example of every file, in order, the reports added up (problem messages name their
+// file). Throws what read_all throws.
+Dataset read_all(const std::vector<DatasetSpec>& specs);
 
 }  // namespace muki::core

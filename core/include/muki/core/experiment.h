@@ -13,11 +13,11 @@
 
 namespace muki::core {
 
-// [data].<split> as a reader spec, paths resolved against the config's folder. Throws
-// ConfigError naming the key when the split is not configured.
-DatasetSpec dataset_spec(const Config& config, std::string_view split);
-// The fingerprint of a dataset file plus the reader settings that shape what is read.
-std::string dataset_key(const DatasetSpec& spec);
+// A split's table ({ path = "a.tsv" | ["a.tsv", "b.tsv"], text, label, ... }) as reader specs,
+// one per file, paths resolved against the config's folder.
+std::vector<DatasetSpec> dataset_specs(const toml::table& split, const Config& config);
+// [data].<split>. Throws ConfigError naming the key when the split is not configured.
+std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view split);
 
 // The experiment seed ([experiment].seed, default 0).
 uint64_t experiment_seed(const Config& config);

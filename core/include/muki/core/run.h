@@ -46,4 +46,11 @@ struct RunResult {
 RunResult run_experiment(const Config& config, const registry::Registry& registry,
                          const RunOptions& options);
 
+// [prepare]: trains the teachers of its `teachers` files that have no finished checkpoint yet
+// (teacher_training.h), and runs the experiments of its `runs` files that have no summary.json
+// yet (their own [prepare] first), so that one `muki run` makes everything its config needs, in
+// order. Loads into `registry` the plugins those experiments name. Throws what validation,
+// training and run_experiment throw.
+void prepare_experiment(const Config& config, registry::Registry& registry, const RunOptions& options);
+
 }  // namespace muki::core

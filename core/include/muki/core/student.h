@@ -59,6 +59,7 @@ struct StudentResult {
   std::string device;
   int64_t parameters = 0;
   int64_t vocab_size = 0;
+  std::vector<StudentEval> history;  // every evaluation, resumed runs included
 };
 
 // Throws ConfigError (bad device), std::invalid_argument (sizes that do not fit), and what the

@@ -40,12 +40,11 @@ struct TeacherPassStats {
   double seconds = 0;
 };
 
-// Runs (or loads) one teacher over `texts`. `data_key` names where the texts came from (e.g. a
-// Fingerprint of the data file and reader settings) and `teacher_key` the teacher (plugin,
-// version, options, model files): together with a fingerprint of the texts themselves, K, the
-// seed and the chunking they form the cache key. Progress (rate, ETA) is logged at info level.
+// Runs (or loads) one teacher over `texts`. `teacher_key` identifies the teacher (plugin,
+// version, options, model files): with a fingerprint of the texts themselves, K, the seed and the
+// chunking it forms the cache key. Progress (rate, ETA) is logged at info level.
 TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
-                                const std::vector<std::string>& texts, const std::string& data_key,
+                                const std::vector<std::string>& texts,
                                 const std::string& teacher_key, const TeacherPassOptions& options,
                                 TeacherPassStats* stats = nullptr);
 

@@ -44,4 +44,12 @@ struct TeacherTrainingResult {
 // training example, or when no example is left to train on.
 TeacherTrainingResult train_teacher(const Config& config);
 
+// Trains every teacher of a training file (teacher_entries in config.h), in order; with
+// `missing_only`, a teacher whose output folder holds a finished checkpoint is left as it is.
+// Returns the results of the teachers trained now. Throws what train_teacher throws.
+std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only);
+
+// Whether `folder` holds a finished teacher (train_report.json is written last).
+bool has_teacher_checkpoint(const std::filesystem::path& folder);
+
 }  // namespace muki::core

@@ -1,0 +1,61 @@
+// `muki sweep CONFIG --grid KEY=V1,V2 ... [--seeds 1,2,3]`: the Cartesian product of the grid
+// overrides, each with every seed (core/sweep.h); prints the results table.
+#include <iostream>
+#include <sstream>
+
+#include "cli_common.h"
+#include "muki/core/experiment.h"
+#include "muki/core/sweep.h"
+
+namespace muki::cli {
+
+int cmd_sweep(const std::vector<std::string>& args) {
+  CommonOptions common;
+  ConfigOptions cfg;
+  std::vector<std::string> grid;
+  std::string seeds = "1", output;
+  core::SweepOptions options;
+  po::options_description desc("options");
+  add_config(desc, cfg);
+  desc.add_options()("grid,g", po::value(&grid)->composing(),
+                     "KEY=V1,V2,...: TOML values to try for KEY (repeatable: the runs are the "
+                     "Cartesian product)")(
+      "seeds", po::value(&seeds)->default_value("1"), "comma-separated experiment seeds")(
+      "output,o", po::value(&output), "the sweep's folder (default: <output_dir>-sweep)");
+  add_common(desc, common, "info");
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  if (!parse(args, desc, positional,
+             "usage: muki sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--seeds 1,2,3] [--set KEY=VALUE]...\n\n"
+             "Example: muki sweep configs/quickstart.toml --seeds 1,2,3 \\\n"
+             "  --grid 'uncertainty={strategy=\"entropy\"},{strategy=\"mc_dropout\",options={samples=16}}' \\\n"
+             "  --grid integration.strategy='\"max\",\"weighted\"'"))
+    return 0;
+  for (const std::string& g : grid) {
+    try {
+      options.grid.push_back(core::parse_grid(g));
+    } catch (const std::invalid_argument& e) {
+      throw po::error(e.what());
+    }
+  }
+  options.seeds.clear();
+  std::stringstream list(seeds);
+  for (std::string s; std::getline(list, s, ',');) {
+    try {
+      options.seeds.push_back(std::stoll(s));
+    } catch (const std::exception&) {
+      throw po::error("--seeds: '" + s + "' is not an integer");
+    }
+  }
+  options.folder = output;
+  setup_logging(common.log_level);
+
+  const core::Config config = load_config(cfg);
+  registry::Registry registry;
+  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  const core::SweepResult result = core::run_sweep(config, registry, options);
+  std::cout << result.markdown << "\n(" << (result.folder / "results.md").string() << ", results.csv)\n";
+  return result.failed == 0 ? 0 : 1;
+}
+
+}  // namespace muki::cli

@@ -1,0 +1,51 @@
+// The report of a run: run_dir/report/report.html, one self-contained page (figures inline as
+// SVG, no script, no external file), and its figures as PNG and SVG files beside it, drawn by
+// gnuplot (Debian's gnuplot-nox). It shows the metrics, the distribution of the normalised
+// uncertainty of the teacher that owns an example's gold label vs the other teachers for
+// single-pass entropy and MC dropout (the paper's Figure 2), teacher-selection accuracy,
+// per-class recall, the confusion matrix and the student's training curve. Torch-free.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <muki/core/evaluation.h>
+
+namespace muki::core {
+
+struct ReportData {
+  std::string title;
+  std::vector<std::pair<std::string, std::string>> summary;  // summary.json, in order
+  std::vector<std::string> labels;                           // the union
+  std::vector<std::string> teachers;
+  UnionEvaluation evaluation;  // the student on the test split
+  struct Eval {
+    int64_t step = 0;
+    double train_loss = 0, dev_accuracy = 0;
+  };
+  std::vector<Eval> history;
+  // One panel of the uncertainty figure: the normalised uncertainty u = 1 - certainty of every
+  // (test example, teacher) pair, split by whether the teacher owns the example's gold label.
+  struct Uncertainty {
+    std::string name;  // "single-pass entropy", "MC dropout (K = 16)"
+    std::vector<float> owner, other;
+    double selection_accuracy = 0;
+    double auroc = 0;
+  };
+  std::vector<Uncertainty> uncertainties;
+};
+
+// Fractions of `values` (expected in [0, 1]; outside values go to the end bins) in `bins` equal
+// bins over [0, 1]; all zeros when `values` is empty.
+std::vector<double> histogram(const std::vector<float>& values, int bins);
+
+// Writes `folder`/report.html, `folder`/figures/*.{svg,png} and the data they are drawn from
+// (`folder`/data/*.tsv). Without gnuplot on PATH the page still has every table and says which
+// figures are missing and why. Returns the page's path. Throws std::runtime_error when a file
+// cannot be written or gnuplot fails on a figure.
+std::filesystem::path write_report(const std::filesystem::path& folder, const ReportData& data);
+
+}  // namespace muki::core

@@ -1,0 +1,210 @@
+#include "muki/core/sweep.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "muki/core/flat_json.h"
+#include "muki/core/run_directory.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+GridAxis parse_grid(std::string_view spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw std::invalid_argument("--grid '" + std::string(spec) + "': expected KEY=V1,V2,...");
+  GridAxis axis;
+  axis.key = std::string(spec.substr(0, eq));
+  std::string current;
+  int depth = 0;
+  char quote = 0;
+  auto finish = [&] {
+    if (current.empty())
+      throw std::invalid_argument("--grid '" + std::string(spec) + "': an empty value");
+    axis.values.push_back(current);
+    current.clear();
+  };
+  for (char c : spec.substr(eq + 1)) {
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth < 0) break;
+    } else if (c == ',' && depth == 0) {
+      finish();
+      continue;
+    }
+    current += c;
+  }
+  if (depth != 0 || quote != 0)
+    throw std::invalid_argument("--grid '" + std::string(spec) + "': unbalanced quotes or brackets");
+  finish();
+  return axis;
+}
+
+std::string value_label(std::string_view value) {
+  if (!value.empty() && value.front() == '{') {
+    try {
+      const toml::table t = toml::parse("v = " + std::string(value));
+      if (auto strategy = t.at_path("v.strategy").value<std::string>()) return *strategy;
+    } catch (const toml::parse_error&) {
+    }
+  }
+  std::string out;
+  for (char c : value) {
+    if (out.size() == 40) break;
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  }
+  // Quotes and brackets at the ends make no name.
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  out.erase(0, out.find_first_not_of('_'));
+  return out.empty() ? "value" : out;
+}
+
+MeanStd mean_std(const std::vector<double>& values) {
+  MeanStd m;
+  m.n = static_cast<int64_t>(values.size());
+  if (values.empty()) return m;
+  for (double v : values) m.mean += v;
+  m.mean /= static_cast<double>(values.size());
+  if (values.size() < 2) return m;
+  double squares = 0;
+  for (double v : values) squares += (v - m.mean) * (v - m.mean);
+  m.std = std::sqrt(squares / static_cast<double>(values.size() - 1));
+  return m;
+}
+
+namespace {
+
+struct Combination {
+  std::vector<std::string> values;  // one per axis
+  std::string label;                // folder name
+  std::map<std::string, std::vector<double>> metrics;  // summary key -> one value per seed
+  std::vector<std::string> errors;
+};
+
+std::string pm(const MeanStd& m) {
+  if (m.n == 0) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, m.n > 1 ? "%.1f ± %.1f" : "%.1f", 100.0 * m.mean, 100.0 * m.std);
+  return buf;
+}
+
+}  // namespace
+
+SweepResult run_sweep(const Config& base, registry::Registry& registry, const SweepOptions& options) {
+  if (options.seeds.empty()) throw std::invalid_argument("a sweep needs at least one seed");
+  SweepResult result;
+  result.folder = options.folder.empty() ? fs::path(output_dir(base).lexically_normal().string() + "-sweep")
+                                         : options.folder;
+  const fs::path cache = cache_dir(base);
+
+  std::vector<Combination> combinations(1);
+  for (const GridAxis& axis : options.grid) {
+    std::vector<Combination> next;
+    for (const Combination& c : combinations)
+      for (const std::string& v : axis.values) {
+        Combination n = c;
+        n.values.push_back(v);
+        n.label += (n.label.empty() ? "" : "-") + value_label(v);
+        next.push_back(std::move(n));
+      }
+    combinations = std::move(next);
+  }
+  if (combinations.front().label.empty()) combinations.front().label = "base";
+
+  std::vector<std::string> metric_keys = {"test.accuracy", "test.macro_f1", "test.selection_accuracy",
+                                          "test.target_accuracy"};
+  for (Combination& c : combinations) {
+    for (int64_t seed : options.seeds) {
+      ++result.runs;
+      const fs::path dir = result.folder / c.label / ("seed-" + std::to_string(seed));
+      try {
+        Config config = base;
+        for (size_t a = 0; a < options.grid.size(); ++a)
+          config.apply_override(options.grid[a].key + "=" + c.values[a]);
+        config.apply_override("experiment.seed=" + std::to_string(seed));
+        config.apply_override("experiment.output_dir=" + json_quote(dir.string()));
+        config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
+        if (auto problems = validate(config, registry); !problems.empty()) throw ConfigError(std::move(problems));
+        spdlog::info("sweep: {} seed {} -> {}", c.label, seed, dir.string());
+        prepare_experiment(config, registry, options.run);
+        const RunResult run = run_experiment(config, registry, options.run);
+        for (const auto& [key, value] : parse_flat_json_object(run.summary_json)) {
+          if (value.type != JsonScalar::Type::Number) continue;
+          const bool teacher = key.rfind("test.teacher.", 0) == 0 && key.size() > 9 &&
+                               key.compare(key.size() - 9, 9, ".accuracy") == 0;
+          if (teacher && std::find(metric_keys.begin(), metric_keys.end(), key) == metric_keys.end())
+            metric_keys.push_back(key);
+          c.metrics[key].push_back(std::stod(value.text));
+        }
+      } catch (const std::exception& e) {
+        ++result.failed;
+        std::string message = e.what();
+        spdlog::error("sweep: {} seed {} failed: {}", c.label, seed, message);
+        std::replace(message.begin(), message.end(), '\n', ' ');
+        c.errors.push_back("seed " + std::to_string(seed) + ": " + message);
+      }
+    }
+  }
+
+  auto column_name = [](const std::string& key) {
+    if (key.rfind("test.teacher.", 0) == 0) return key.substr(13, key.size() - 22) + " acc";
+    static const std::map<std::string, std::string> names = {
+        {"test.accuracy", "test acc"}, {"test.macro_f1", "macro-F1"},
+        {"test.selection_accuracy", "selection acc"}, {"test.target_accuracy", "target acc"}};
+    return names.at(key);
+  };
+  std::ostringstream md, csv;
+  md << "|";
+  for (const GridAxis& axis : options.grid) md << " " << axis.key << " |";
+  md << " seeds |";
+  for (const auto& k : metric_keys) md << " " << column_name(k) << " |";
+  md << "\n|";
+  for (size_t i = 0; i < options.grid.size(); ++i) md << "---|";
+  md << "---:|";
+  for (size_t i = 0; i < metric_keys.size(); ++i) md << "---:|";
+  md << "\n";
+  for (const GridAxis& axis : options.grid) csv << axis.key << ",";
+  csv << "seeds";
+  for (const auto& k : metric_keys) csv << "," << k << ".mean," << k << ".std";
+  csv << "\n";
+  for (const Combination& c : combinations) {
+    md << "|";
+    for (const std::string& v : c.values) md << " " << value_label(v) << " |";
+    const int64_t done = c.metrics.count("test.accuracy") ? static_cast<int64_t>(c.metrics.at("test.accuracy").size()) : 0;
+    md << " " << done << " |";
+    for (const std::string& v : c.values) csv << json_quote(value_label(v)) << ",";
+    csv << done;
+    for (const auto& k : metric_keys) {
+      const auto it = c.metrics.find(k);
+      const MeanStd m = mean_std(it == c.metrics.end() ? std::vector<double>{} : it->second);
+      md << " " << pm(m) << " |";
+      csv << "," << (m.n ? shortest_number(m.mean) : "") << "," << (m.n > 1 ? shortest_number(m.std) : "");
+    }
+    md << "\n";
+    csv << "\n";
+  }
+  // After the table: a line inside it would end it.
+  for (const Combination& c : combinations)
+    for (const std::string& e : c.errors) md << "\n" << c.label << " failed, " << e << "\n";
+  std::string seeds;
+  for (int64_t s : options.seeds) seeds += (seeds.empty() ? "" : ", ") + std::to_string(s);
+  result.markdown = "Sweep of " + base.path().string() + ", seeds " + seeds +
+                    "; test split, percent, mean ± standard deviation over the seeds.\n\n" + md.str();
+  fs::create_directories(result.folder);
+  write_file_atomically(result.folder / "results.md", result.markdown);
+  write_file_atomically(result.folder / "results.csv", csv.str());
+  return result;
+}
+
+}  // namespace muki::core
