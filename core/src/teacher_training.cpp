@@ -18,6 +18,7 @@
 #include "muki/core/dataset.h"
 #include "muki/core/device.h"
 #include "muki/core/experiment.h"
+#include "muki/core/flat_json.h"
 #include "muki/core/models.h"
 #include "muki/core/process.h"
 #include "muki/core/text_encoding.h"
@@ -28,37 +29,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", v);
-  return buf;
-}
-
 std::string json_metrics(const ClassificationMetrics& m) {
-  return "{\"accuracy\": " + json_number(m.accuracy) + ", \"macro_f1\": " +
-         json_number(m.macro_f1) + ", \"examples\": " + std::to_string(m.examples) + "}";
+  return "{\"accuracy\": " + shortest_number(m.accuracy) + ", \"macro_f1\": " +
+         shortest_number(m.macro_f1) + ", \"examples\": " + std::to_string(m.examples) + "}";
 }
 
 std::string json_counts(const SplitCounts& c) {
@@ -159,11 +132,11 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
   for (const auto& l : result.labels) labels_text += l + "\n";
   std::ofstream(result.output / "labels.txt") << labels_text;
   std::ostringstream j;
-  j << "{\n  \"name\": " << json_string(name) << ",\n  \"model\": {\"type\": \"fasttext\"},\n  \"labels\": [";
-  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_string(result.labels[i]);
+  j << "{\n  \"name\": " << json_quote(name) << ",\n  \"model\": {\"type\": \"fasttext\"},\n  \"labels\": [";
+  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_quote(result.labels[i]);
   j << "],\n  \"data\": {\"train\": " << json_counts(result.train) << ", \"dev\": " << json_counts(result.dev)
     << ", \"test\": " << json_counts(result.test) << "},\n  \"train\": {\"seconds\": "
-    << json_number(result.train_seconds) << "},\n  \"dev\": "
+    << shortest_number(result.train_seconds) << "},\n  \"dev\": "
     << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null") << ",\n  \"test\": "
     << (result.test_metrics ? json_metrics(*result.test_metrics) : "null") << "\n}\n";
   result.report_json = j.str();
@@ -287,37 +260,37 @@ TeacherTrainingResult train_teacher(const Config& config) {
   result.total_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::ostringstream j;
-  j << "{\n  \"name\": " << json_string(name) << ",\n  \"config\": "
-    << json_string(fs::absolute(config.path()).lexically_normal().string()) << ",\n  \"labels\": [";
-  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_string(result.labels[i]);
-  j << "],\n  \"device\": " << json_string(device.str()) << ",\n  \"threads\": " << threads
-    << ",\n  \"seed\": " << seed << ",\n  \"model\": {\"type\": " << json_string(mc.type)
+  j << "{\n  \"name\": " << json_quote(name) << ",\n  \"config\": "
+    << json_quote(fs::absolute(config.path()).lexically_normal().string()) << ",\n  \"labels\": [";
+  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_quote(result.labels[i]);
+  j << "],\n  \"device\": " << json_quote(device.str()) << ",\n  \"threads\": " << threads
+    << ",\n  \"seed\": " << seed << ",\n  \"model\": {\"type\": " << json_quote(mc.type)
     << ", \"vocab_size\": " << mc.vocab_size << ", \"hidden\": " << mc.hidden
     << ", \"layers\": " << mc.layers << ", \"heads\": " << mc.heads << ", \"ffn\": " << mc.ffn
-    << ", \"max_length\": " << mc.max_length << ", \"dropout\": " << json_number(mc.dropout)
-    << ", \"pooling\": " << json_string(mc.pooling) << ", \"filters\": " << mc.filters
+    << ", \"max_length\": " << mc.max_length << ", \"dropout\": " << shortest_number(mc.dropout)
+    << ", \"pooling\": " << json_quote(mc.pooling) << ", \"filters\": " << mc.filters
     << ", \"parameters\": " << [&] {
          int64_t n = 0;
          for (const auto& p : model->parameters()) n += p.numel();
          return n;
        }()
-    << "},\n  \"tokenizer\": {\"type\": " << json_string(spec.type)
+    << "},\n  \"tokenizer\": {\"type\": " << json_quote(spec.type)
     << ", \"vocab_size\": " << tokenizer->vocab_size() << "},\n  \"data\": {\"train\": "
     << json_counts(result.train) << ", \"dev\": " << json_counts(result.dev)
     << ", \"test\": " << json_counts(result.test) << "},\n  \"train\": {\"epochs\": " << to.epochs
-    << ", \"batch_size\": " << to.batch_size << ", \"lr\": " << json_number(to.lr)
+    << ", \"batch_size\": " << to.batch_size << ", \"lr\": " << shortest_number(to.lr)
     << ", \"steps\": " << result.steps << ", \"planned_steps\": " << trained.planned_steps
     << ", \"best_step\": " << result.best_step
     << ", \"stopped_early\": " << (result.stopped_early ? "true" : "false")
-    << ", \"seconds\": " << json_number(result.train_seconds) << ", \"history\": [";
+    << ", \"seconds\": " << shortest_number(result.train_seconds) << ", \"history\": [";
   for (size_t i = 0; i < trained.history.size(); ++i) {
     const EvalRecord& r = trained.history[i];
-    j << (i ? ",\n    " : "\n    ") << "{\"step\": " << r.step << ", \"epoch\": " << json_number(r.epoch)
-      << ", \"train_loss\": " << json_number(r.train_loss) << ", \"dev\": " << json_metrics(r.dev) << "}";
+    j << (i ? ",\n    " : "\n    ") << "{\"step\": " << r.step << ", \"epoch\": " << shortest_number(r.epoch)
+      << ", \"train_loss\": " << shortest_number(r.train_loss) << ", \"dev\": " << json_metrics(r.dev) << "}";
   }
   j << "]},\n  \"dev\": " << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null")
     << ",\n  \"test\": " << (result.test_metrics ? json_metrics(*result.test_metrics) : "null")
-    << ",\n  \"total_seconds\": " << json_number(result.total_seconds) << "\n}\n";
+    << ",\n  \"total_seconds\": " << shortest_number(result.total_seconds) << "\n}\n";
   result.report_json = j.str();
   save_checkpoint(result.output, *model, spec, tok.file, result.labels, result.report_json);
 

@@ -15,25 +15,8 @@ using ::testing::Not;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_muki(const std::string& args) {
-  const std::string command = "env -u MUKI_PLUGIN_PATH " +
-                              (muki::test::build_dir() / "bin" / "muki").string() + " " + args +
-                              " 2>&1";
-  Result r{-1, {}};
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = muki::test::CommandResult;
+using muki::test::run_muki;
 
 size_t count_lines_with(const std::string& text, const std::string& needle) {
   size_t count = 0, pos = 0;

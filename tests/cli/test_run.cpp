@@ -34,28 +34,8 @@ namespace {
 
 std::string muki_binary() { return (muki::test::build_dir() / "bin" / "muki").string(); }
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr together
-};
-
-// Runs a shell command line, stdout and stderr together.
-Result run_muki_raw(const std::string& command_line) {
-  const std::string command = command_line + " 2>&1";
-  Result r{-1, {}};
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-Result run_muki(const std::string& args) {
-  return run_muki_raw("env -u MUKI_PLUGIN_PATH " + muki_binary() + " " + args);
-}
+using Result = muki::test::CommandResult;
+using muki::test::run_muki;
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -477,11 +457,11 @@ TEST_F(RunTest, TheReportOpensInChromiumWithTheUncertaintyFigure) {
       "--enable-logging=stderr --v=0 --user-data-dir=" + (dir_->path() / "chromium").string() +
       " --window-size=1000,2400 ";
   const fs::path shot = dir_->path() / "report.png";
-  const Result dom = run_muki_raw(chromium + "--dump-dom file://" + report.string());
+  const Result dom = muki::test::run_command(chromium + "--dump-dom file://" + report.string());
   ASSERT_EQ(dom.code, 0) << dom.output;
   EXPECT_THAT(dom.output, HasSubstr("id=\"figure-uncertainty\""));
   EXPECT_THAT(dom.output, ::testing::Not(HasSubstr(":CONSOLE")));  // no script error, no message
-  const Result screenshot = run_muki_raw(chromium + "--screenshot=" + shot.string() + " file://" + report.string());
+  const Result screenshot = muki::test::run_command(chromium + "--screenshot=" + shot.string() + " file://" + report.string());
   ASSERT_EQ(screenshot.code, 0) << screenshot.output;
   EXPECT_GT(fs::file_size(shot), 50000u);  // a page with figures, not a blank one
 }
@@ -491,7 +471,7 @@ TEST(RepositoryConfigs, EveryConfigIsValid) {
   // folder) and experiments' checkpoints (relative to configs/) then meet.
   for (const auto& entry : fs::directory_iterator(muki::test::source_dir() / "configs")) {
     if (entry.path().extension() != ".toml") continue;
-    const Result r = run_muki_raw("cd " + muki::test::source_dir().string() + " && env -u MUKI_PLUGIN_PATH " +
+    const Result r = muki::test::run_command("cd " + muki::test::source_dir().string() + " && env -u MUKI_PLUGIN_PATH " +
                                   muki_binary() + " validate " + entry.path().string());
     EXPECT_EQ(r.code, 0) << entry.path() << "\n" << r.output;
     EXPECT_THAT(r.output, HasSubstr(": valid")) << entry.path();

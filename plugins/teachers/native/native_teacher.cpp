@@ -29,6 +29,8 @@
 
 #include <torch/torch.h>
 
+#include "torch_message.h"
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -39,11 +41,7 @@ namespace {
 namespace fs = std::filesystem;
 using muki::sdk::Error;
 
-std::string torch_message(const c10::Error& e) {
-  std::string msg = e.what_without_backtrace();
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return msg;
-}
+using muki::plugins::torch_message;
 
 class NativeTeacher : public muki::sdk::Teacher {
  public:

@@ -66,6 +66,8 @@
 // exports a protobuf-lite 3.14 that interposes the libprotobuf 3.21 that libtorch_cpu needs.
 #include <muki/plugin.hpp>
 
+#include "torch_message.h"
+
 #include <muki/core/sentencepiece_tokenizer.h>
 #include <muki/core/tokenizer.h>
 #include <muki/core/wordpiece_tokenizer.h>
@@ -94,14 +96,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using muki::sdk::Error;
-
-
-// torch's errors carry a C++ backtrace in what(); the first line is what a user needs.
-std::string torch_message(const c10::Error& e) {
-  std::string msg = e.what_without_backtrace();
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return msg;
-}
+using muki::plugins::torch_message;
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
