@@ -83,9 +83,16 @@ int cmd_compare(const std::vector<std::string>& args) {
   for (const auto& t : teachers) header.push_back(t + " acc");
   header.insert(header.end(), {"selection acc", "target acc", "KL to reference"});
   const char* sep = csv ? "," : " | ";
+  // CSV: a cell with a comma or a quote is quoted (RFC 4180).
+  auto escape = [&](const std::string& c) {
+    if (!csv || c.find_first_of(",\"\n") == std::string::npos) return c;
+    std::string out = "\"";
+    for (char ch : c) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return out + "\"";
+  };
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out = csv ? "" : "| ";
-    for (size_t i = 0; i < cells.size(); ++i) out += (i ? sep : "") + cells[i];
+    for (size_t i = 0; i < cells.size(); ++i) out += (i ? sep : "") + escape(cells[i]);
     return out + (csv ? "" : " |");
   };
   std::cout << line(header) << "\n";

@@ -16,8 +16,7 @@ int cmd_run(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_config(desc, cfg);
   desc.add_options()("fresh", po::bool_switch(&options.fresh),
-                     "discard what the run directory holds and start again")(
-      "batch-size", po::value(&options.batch_size)->default_value(64), "texts per teacher call");
+                     "discard what the run directory holds and start again");
   add_common(desc, common, "info");
   po::positional_options_description positional;
   positional.add("config", 1);
@@ -27,7 +26,6 @@ int cmd_run(const std::vector<std::string>& args) {
              "configured uncertainty and integration strategies, trains the student and evaluates\n"
              "it on the test split. A killed run resumes when started again with the same config."))
     return 0;
-  if (options.batch_size < 1) throw po::error("--batch-size must be >= 1");
   setup_logging(common.log_level);
 
   const core::Config config = load_config(cfg);

@@ -1,5 +1,6 @@
 // `muki sweep CONFIG --grid KEY=V1,V2 ... [--seeds 1,2,3]`: the Cartesian product of the grid
 // overrides, each with every seed (core/sweep.h); prints the results table.
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -41,11 +42,17 @@ int cmd_sweep(const std::vector<std::string>& args) {
   options.seeds.clear();
   std::stringstream list(seeds);
   for (std::string s; std::getline(list, s, ',');) {
+    size_t used = 0;
+    int64_t seed = -1;
     try {
-      options.seeds.push_back(std::stoll(s));
+      seed = std::stoll(s, &used);
     } catch (const std::exception&) {
-      throw po::error("--seeds: '" + s + "' is not an integer");
     }
+    if (s.empty() || used != s.size() || seed < 0)
+      throw po::error("--seeds: '" + s + "' is not a seed (a non-negative integer)");
+    if (std::find(options.seeds.begin(), options.seeds.end(), seed) != options.seeds.end())
+      throw po::error("--seeds: " + s + " is given twice (it would count twice in the mean)");
+    options.seeds.push_back(seed);
   }
   options.folder = output;
   setup_logging(common.log_level);

@@ -87,7 +87,7 @@ torch::Tensor history_tensor(const std::vector<EvalRecord>& history) {
 
 std::vector<EvalRecord> history_from(const torch::Tensor& t) {
   std::vector<EvalRecord> out;
-  const torch::Tensor h = t.to(torch::kDouble).contiguous();
+  const torch::Tensor h = t.to(torch::kCPU, torch::kDouble).contiguous();  // loaded on the device
   for (int64_t i = 0; i < h.size(0); ++i) {
     const double* row = h[i].data_ptr<double>();
     EvalRecord r;
@@ -202,10 +202,8 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
     torch::Tensor rng;
     archive.read("rng.cpu", rng);
     set_generator_state(at::detail::getDefaultCPUGenerator(), rng);
-    if (!device.is_cpu()) {
-      archive.read("rng.device", rng);
+    if (!device.is_cpu() && archive.try_read("rng.device", rng))
       set_generator_state(at::globalContext().defaultGenerator(device), rng);
-    }
   } catch (const c10::Error& e) {
     throw std::runtime_error(file.string() + ": not a readable training state (delete it to start "
                              "afresh): " + e.what_without_backtrace());
@@ -383,7 +381,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   auto last_log = Clock::now();
   double loss_sum_since_log = 0;
   int64_t loss_count_since_log = 0, examples_seen = 0;
-  bool stop = st.finished;
+  // A state written at an early stop but before the end was saved is just as finished.
+  bool stop = st.finished || st.stopped_early;
   if (!stop)
     spdlog::info("{}: {} examples, {} epochs x {} steps (batch {}), warmup {} steps, device {}",
                  o.name, n, o.epochs, steps_per_epoch, o.batch_size, warmup_steps, device.str());

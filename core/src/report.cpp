@@ -72,7 +72,7 @@ std::vector<std::string> draw(const fs::path& folder, const std::vector<Figure>&
     const Figure& f = figures[i];
     const fs::path svg = folder / "figures" / (f.name + ".svg"), png = folder / "figures" / (f.name + ".png");
     std::ostringstream script;
-    script << "cd " << gp(folder.string()) << "\n"
+    script << "cd " << gp(folder.string()) << "\nset datafile separator \"\\t\"\n"
            << "set terminal svg size " << f.width << "," << f.height << " font 'sans,12' background rgb 'white'\n"
            << "set output " << gp(svg.string()) << "\n" << f.plot << "\nunset output\n"
            << "set terminal pngcairo size " << f.width << "," << f.height << " font 'sans,10' background rgb 'white'\n"

@@ -343,10 +343,13 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   student.folder = run.file("student");
   student.state_file = run.file("state") / "student.pt";
   // The state belongs to this config and these targets; anything else starts afresh.
+  Fingerprint dev_key;
+  for (size_t i = 0; i < dev.texts.size(); ++i) dev_key.add(dev.texts[i]).add(static_cast<uint64_t>(dev.gold[i]));
   student.state_key = Fingerprint()
                           .add(config.to_toml())
                           .add(fingerprint_floats(targets.target))
                           .add(fingerprint_floats(targets.weight))
+                          .add(dev_key.hex())  // the file may change under the same config
                           .hex();
   student.on_eval = [&](const StudentEval& e) {
     run.log_event("eval", FlatJsonWriter()
@@ -423,37 +426,37 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   run.write_file("summary.json", result.summary_json);
 
   // --- report: the results are written; a report that fails is a warning, not a failed run ----
-  ReportData report;
-  report.title = "muki run " + root.at_path("experiment.name").value_or<std::string>("") + " (" +
-                 config.path().string() + ")";
-  for (auto& [key, value] : parse_flat_json_object(result.summary_json)) report.summary.emplace_back(key, value.text);
-  report.labels = labels.names();
-  for (const auto& t : teachers) report.teachers.push_back(t.name);
-  report.evaluation = ev;
-  for (const StudentEval& e : trained.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
-  // The paper's Figure 2 on the test split: single-pass entropy, and MC dropout when the run made
-  // stochastic passes, with muki's own strategies (when loaded), whatever the run integrated with.
-  auto panel = [&](const std::string& strategy, const std::string& name, uint32_t k) {
-    if (registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return;
-    const auto instance = registry.create_uncertainty(
-        strategy, {strategy, k > 0 ? "samples = " + std::to_string(k) : "", config.base_dir(), 0});
-    const TeacherScores s = score_teachers(*instance, test_out);
-    ReportData::Uncertainty u;
-    u.name = name;
-    for (size_t i = 0; i < test.gold.size(); ++i) {
-      const auto& owners = labels.owners(static_cast<size_t>(test.gold[i]));
-      for (size_t t = 0; t < s.size(); ++t)
-        (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other)
-            .push_back(1.0f - s[t][i]);
-    }
-    const SelectionMetrics m = selection_metrics(s, labels, test.gold);
-    u.selection_accuracy = m.selection_accuracy;
-    u.auroc = m.auroc;
-    report.uncertainties.push_back(std::move(u));
-  };
-  panel("entropy", "single-pass entropy", 0);
-  if (pass.samples >= 2) panel("mc_dropout", "MC dropout (K = " + std::to_string(pass.samples) + ")", pass.samples);
   try {
+    ReportData report;
+    report.title = "muki run " + root.at_path("experiment.name").value_or<std::string>("") + " (" +
+                   config.path().string() + ")";
+    for (auto& [key, value] : parse_flat_json_object(result.summary_json)) report.summary.emplace_back(key, value.text);
+    report.labels = labels.names();
+    for (const auto& t : teachers) report.teachers.push_back(t.name);
+    report.evaluation = ev;
+    for (const StudentEval& e : trained.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
+    // The paper's Figure 2 on the test split: single-pass entropy, and MC dropout when the run made
+    // stochastic passes, with muki's own strategies (when loaded), whatever the run integrated with.
+    auto panel = [&](const std::string& strategy, const std::string& name, uint32_t k) {
+      if (registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return;
+      const auto instance = registry.create_uncertainty(
+          strategy, {strategy, k > 0 ? "samples = " + std::to_string(k) : "", config.base_dir(), 0});
+      const TeacherScores s = score_teachers(*instance, test_out);
+      ReportData::Uncertainty u;
+      u.name = name;
+      for (size_t i = 0; i < test.gold.size(); ++i) {
+        const auto& owners = labels.owners(static_cast<size_t>(test.gold[i]));
+        for (size_t t = 0; t < s.size(); ++t)
+          (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other)
+              .push_back(1.0f - s[t][i]);
+      }
+      const SelectionMetrics m = selection_metrics(s, labels, test.gold);
+      u.selection_accuracy = m.selection_accuracy;
+      u.auroc = m.auroc;
+      report.uncertainties.push_back(std::move(u));
+    };
+    panel("entropy", "single-pass entropy", 0);
+    if (pass.samples >= 2) panel("mc_dropout", "MC dropout (K = " + std::to_string(pass.samples) + ")", pass.samples);
     const fs::path page = write_report(run.file("report"), report);
     spdlog::info("report: {}", page.string());
   } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -80,6 +81,13 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
     for (const auto& [key, value] : read_flat_json_file(run_json.string()))
       if (key == "fingerprint") stored = value.text;
     if (fresh) {
+      const fs::path here = fs::weakly_canonical(dir_), cache = fs::weakly_canonical(cache_dir(config));
+      if (here == fs::weakly_canonical(fs::current_path()) ||
+          std::mismatch(here.begin(), here.end(), cache.begin(), cache.end()).first == here.end())
+        throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                         "--fresh would empty " + dir_.string() +
+                                             ", which is the working folder or holds the teacher-pass "
+                                             "cache; set experiment.output_dir to a folder of its own"}});
       for (const auto& entry : fs::directory_iterator(dir_)) fs::remove_all(entry.path());
     } else if (stored != fingerprint) {
       std::vector<ConfigProblem> problems;
@@ -99,7 +107,8 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
     } else {
       resumed_ = true;
     }
-  } else if (fs::exists(dir_, ec) && !fs::is_empty(dir_, ec) && !fresh) {
+  } else if (fs::exists(dir_, ec) && !fs::is_empty(dir_, ec)) {
+    // Also with --fresh: what is in a folder muki did not make is not muki's to delete.
     throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
                                      dir_.string() + " exists and is not a muki run directory (no "
                                                      "run.json): set experiment.output_dir to "

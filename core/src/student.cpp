@@ -61,7 +61,8 @@ StudentResult train_student(const StudentSetup& s) {
   options.seed = seed;
   options.name = "student";
   options.state_file = s.state_file;
-  options.state_key = s.state_key;
+  // "auto" is one config on two machines: the device the state was made on is part of its key.
+  options.state_key = s.state_key + "|" + device.str();
 
   const EncodedTexts transfer = encode_texts(*tok.tokenizer, s.transfer_texts, mc.max_length, true);
   const torch::Tensor targets = to_tensor(s.targets, {n, c});

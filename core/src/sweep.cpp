@@ -24,6 +24,7 @@ GridAxis parse_grid(std::string_view spec) {
   std::string current;
   int depth = 0;
   char quote = 0;
+  bool escaped = false;  // after a backslash in a "..." string
   auto finish = [&] {
     if (current.empty())
       throw std::invalid_argument("--grid '" + std::string(spec) + "': an empty value");
@@ -32,7 +33,9 @@ GridAxis parse_grid(std::string_view spec) {
   };
   for (char c : spec.substr(eq + 1)) {
     if (quote != 0) {
-      if (c == quote) quote = 0;
+      if (escaped) escaped = false;
+      else if (c == '\\' && quote == '"') escaped = true;
+      else if (c == quote) quote = 0;
     } else if (c == '"' || c == '\'') {
       quote = c;
     } else if (c == '{' || c == '[') {
@@ -67,7 +70,7 @@ std::string value_label(std::string_view value) {
   // Quotes and brackets at the ends make no name.
   while (!out.empty() && out.back() == '_') out.pop_back();
   out.erase(0, out.find_first_not_of('_'));
-  return out.empty() ? "value" : out;
+  return out.empty() || out == "." || out == ".." ? "value" : out;
 }
 
 MeanStd mean_std(const std::vector<double>& values) {
@@ -81,6 +84,28 @@ MeanStd mean_std(const std::vector<double>& values) {
   for (double v : values) squares += (v - m.mean) * (v - m.mean);
   m.std = std::sqrt(squares / static_cast<double>(values.size() - 1));
   return m;
+}
+
+std::vector<GridPoint> grid_points(const std::vector<GridAxis>& grid) {
+  std::vector<GridPoint> points(1);
+  for (const GridAxis& axis : grid) {
+    std::vector<GridPoint> next;
+    for (const GridPoint& p : points)
+      for (const std::string& v : axis.values) {
+        GridPoint n = p;
+        n.values.push_back(v);
+        n.label += (n.label.empty() ? "" : "-") + value_label(v);
+        next.push_back(std::move(n));
+      }
+    points = std::move(next);
+  }
+  if (points.front().label.empty()) points.front().label = "base";
+  // Two values can have one label (tau=0.2 and tau=0.5 of `weighted`): number the later ones, so
+  // each combination has a folder of its own.
+  std::map<std::string, int> seen;
+  for (GridPoint& p : points)
+    if (const int n = ++seen[p.label]; n > 1) p.label += "-" + std::to_string(n);
+  return points;
 }
 
 namespace {
@@ -108,19 +133,13 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
                                          : options.folder;
   const fs::path cache = cache_dir(base);
 
-  std::vector<Combination> combinations(1);
-  for (const GridAxis& axis : options.grid) {
-    std::vector<Combination> next;
-    for (const Combination& c : combinations)
-      for (const std::string& v : axis.values) {
-        Combination n = c;
-        n.values.push_back(v);
-        n.label += (n.label.empty() ? "" : "-") + value_label(v);
-        next.push_back(std::move(n));
-      }
-    combinations = std::move(next);
+  std::vector<Combination> combinations;
+  for (GridPoint& p : grid_points(options.grid)) {
+    Combination c;
+    c.values = std::move(p.values);
+    c.label = std::move(p.label);
+    combinations.push_back(std::move(c));
   }
-  if (combinations.front().label.empty()) combinations.front().label = "base";
 
   std::vector<std::string> metric_keys = {"test.accuracy", "test.macro_f1", "test.selection_accuracy",
                                           "test.target_accuracy"};

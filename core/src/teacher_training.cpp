@@ -21,6 +21,7 @@
 #include "muki/core/flat_json.h"
 #include "muki/core/models.h"
 #include "muki/core/process.h"
+#include "muki/core/run_directory.h"
 #include "muki/core/text_encoding.h"
 #include "muki/core/training_setup.h"
 
@@ -74,8 +75,12 @@ constexpr const char* kFasttextHint = "fastText teachers are trained by Debian's
 // fastText's input format: one "__label__<label> <text>" line per example.
 void write_fasttext_file(const fs::path& file, const Split& split, const std::vector<std::string>& labels) {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  for (size_t i = 0; i < split.texts.size(); ++i)
-    out << "__label__" << labels[static_cast<size_t>(split.labels[i])] << " " << split.texts[i] << "\n";
+  for (size_t i = 0; i < split.texts.size(); ++i) {
+    std::string text = split.texts[i];
+    // One example a line: a line break inside a text (JSONL allows it) would split it.
+    std::replace_if(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r' || c == '\v' || c == '\f'; }, ' ');
+    out << "__label__" << labels[static_cast<size_t>(split.labels[i])] << " " << text << "\n";
+  }
   if (!out) throw CheckpointError(file.string() + ": cannot be written");
 }
 
@@ -84,18 +89,22 @@ ClassificationMetrics fasttext_metrics(const fs::path& model, const Split& split
                                        const std::vector<std::string>& labels, const fs::path& work) {
   const fs::path input = work / "eval.txt", predictions = work / "predictions.txt";
   write_fasttext_file(input, split, labels);
-  run_program({"fasttext", "predict", model.string(), input.string(), "1"}, predictions, {}, kFasttextHint);
+  run_program({"fasttext", "predict", model.string(), input.string(), "1"}, predictions, {}, kFasttextHint,
+              work / "predict.log");
   std::ifstream in(predictions);
   std::vector<int64_t> predicted;
   for (std::string line; std::getline(in, line);) {
     const auto it = std::find(labels.begin(), labels.end(), line.substr(std::min<size_t>(9, line.size())));
-    predicted.push_back(it == labels.end() ? 0 : it - labels.begin());
+    if (line.rfind("__label__", 0) != 0 || it == labels.end())
+      throw std::runtime_error(predictions.string() + ": '" + line + "' is not one of this teacher's labels");
+    predicted.push_back(it - labels.begin());
   }
   if (predicted.size() != split.labels.size())
     throw std::runtime_error(predictions.string() + ": " + std::to_string(predicted.size()) +
                              " predictions for " + std::to_string(split.labels.size()) + " texts");
   fs::remove(input);
   fs::remove(predictions);
+  fs::remove(work / "predict.log");
   return classification_metrics(split.labels, predicted, static_cast<int64_t>(labels.size()));
 }
 
@@ -118,7 +127,7 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
   const auto started = std::chrono::steady_clock::now();
   run_program({"fasttext", "supervised", "-input", input.string(), "-output", (result.output / "model").string(),
                "-epoch", std::to_string(root.at_path("train.epochs").value_or(int64_t{25})),
-               "-lr", std::to_string(root.at_path("train.lr").value_or(0.5)),
+               "-lr", shortest_number(root.at_path("train.lr").value_or(0.5)),
                "-dim", std::to_string(root.at_path("model.hidden").value_or(int64_t{50})),
                "-wordNgrams", std::to_string(root.at_path("model.word_ngrams").value_or(int64_t{2})),
                "-thread", "1", "-seed", std::to_string(seed), "-verbose", "0"},
@@ -130,7 +139,7 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
   if (test && !test->texts.empty()) result.test_metrics = fasttext_metrics(model, *test, result.labels, result.output);
   std::string labels_text;
   for (const auto& l : result.labels) labels_text += l + "\n";
-  std::ofstream(result.output / "labels.txt") << labels_text;
+  write_file_atomically(result.output / "labels.txt", labels_text);
   std::ostringstream j;
   j << "{\n  \"name\": " << json_quote(name) << ",\n  \"model\": {\"type\": \"fasttext\"},\n  \"labels\": [";
   for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_quote(result.labels[i]);
@@ -140,7 +149,7 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
     << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null") << ",\n  \"test\": "
     << (result.test_metrics ? json_metrics(*result.test_metrics) : "null") << "\n}\n";
   result.report_json = j.str();
-  std::ofstream(result.output / "train_report.json") << result.report_json;  // last: the checkpoint is complete
+  write_file_atomically(result.output / "train_report.json", result.report_json);  // last: complete
   spdlog::info("teacher '{}' done: fastText, {} labels, {} train examples in {:.1f} s; test accuracy {}",
                name, result.labels.size(), result.train.kept, result.train_seconds,
                result.test_metrics ? std::to_string(result.test_metrics->accuracy) : "n/a");
@@ -176,6 +185,10 @@ TeacherTrainingResult train_teacher(const Config& config) {
   const std::string name = *root.at_path("teacher.name").value<std::string>();
   TeacherTrainingResult result;
   result.output = fs::absolute(*root.at_path("teacher.output").value<std::string>()).lexically_normal();
+  // Retraining: the old report is what marks a finished checkpoint, so it goes first; a run
+  // killed halfway then leaves a folder that is not taken for a teacher.
+  std::error_code gone;
+  fs::remove(result.output / "train_report.json", gone);
   const uint64_t seed = static_cast<uint64_t>(root.at_path("teacher.seed").value_or(int64_t{1}));
   const int threads = configure_threads(root.at_path("teacher.threads").value_or(int64_t{0}));
   torch::Device device = torch::kCPU;

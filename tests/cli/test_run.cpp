@@ -434,6 +434,11 @@ TEST_F(RunTest, SweepRunsTheGridWithEverySeedAndAveragesThem) {
   std::snprintf(expected, sizeof expected, "| max | 2 | %.1f ± %.1f |", 50.0 * (a + b),
                 100.0 * std::abs(a - b) / std::sqrt(2.0));
   EXPECT_THAT(md, HasSubstr(expected));
+  // Seeds that would count twice, or are not seeds, are refused.
+  EXPECT_THAT(run_muki("sweep " + experiment("sw").string() + " --seeds 1,1").output,
+              HasSubstr("--seeds: 1 is given twice"));
+  EXPECT_THAT(run_muki("sweep " + experiment("sw").string() + " --seeds 2abc").output,
+              HasSubstr("--seeds: '2abc' is not a seed"));
   // A bad grid is refused before anything runs.
   const Result bad = run_muki("sweep " + experiment("sw").string() + " --grid 'integration={strategy=\"max\"'");
   EXPECT_EQ(bad.code, 1);

@@ -108,9 +108,19 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   const RunDirectory fresh(run, config_of("[experiment]\nname = \"x\"\nseed = 2\n"), true);
   EXPECT_FALSE(fresh.resumed());
   EXPECT_FALSE(fs::exists(run / "metrics.jsonl"));
-  // A folder with other things in it is not taken over.
+  // A folder with other things in it is not taken over, --fresh or not.
   dir.write("other/notes.txt", "mine");
   EXPECT_THROW(RunDirectory(dir.path() / "other", config_of(base), false), ConfigError);
+  EXPECT_THROW(RunDirectory(dir.path() / "other", config_of(base), true), ConfigError);
+  EXPECT_TRUE(fs::exists(dir.path() / "other" / "notes.txt"));
+  // Nor emptied when it holds the teacher-pass cache.
+  const std::string holds_cache = base + "cache_dir = \"" + (run / "cache").string() + "\"\n";
+  try {
+    RunDirectory(run, config_of(holds_cache), true);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("holds the teacher-pass cache"));
+  }
 }
 
 TEST(RunDirectory, EventsAreFlatJsonLines) {

@@ -45,6 +45,21 @@ TEST(SweepGrid, LabelsForFolders) {
   EXPECT_EQ(value_label(std::string(60, 'a')).size(), 40u);
 }
 
+TEST(SweepGrid, EveryCombinationHasAFolderOfItsOwn) {
+  const auto points = muki::core::grid_points(
+      {parse_grid(R"(integration={strategy="weighted",options={tau=0.2}},{strategy="weighted",options={tau=0.5}})"),
+       parse_grid("experiment.seed=1,2")});
+  ASSERT_EQ(points.size(), 4u);
+  EXPECT_EQ(points[0].label, "weighted-1");
+  EXPECT_EQ(points[1].label, "weighted-2");
+  EXPECT_EQ(points[2].label, "weighted-1-2");  // the second weighted: numbered
+  EXPECT_EQ(points[3].label, "weighted-2-2");
+  EXPECT_THAT(points[3].values, ElementsAre(R"({strategy="weighted",options={tau=0.5}})", "2"));
+  EXPECT_EQ(muki::core::grid_points({}).front().label, "base");
+  EXPECT_EQ(value_label("'..'"), "value");  // never a folder outside the sweep's
+  EXPECT_THAT(parse_grid(R"(x="a\",b",c)").values, ElementsAre(R"("a\",b")", "c"));
+}
+
 TEST(SweepStats, SampleStandardDeviation) {
   // 0.6, 0.7, 0.8: mean 0.7; squares 0.01 + 0 + 0.01 over n - 1 = 2 -> sqrt(0.01) = 0.1.
   const auto m = mean_std({0.6, 0.7, 0.8});

@@ -26,7 +26,9 @@ namespace muki::core {
 
 struct RunOptions {
   bool fresh = false;         // discard what the run directory holds and start again
-  int64_t batch_size = 64;    // texts per teacher call
+  // Texts per teacher call. The stochastic passes' seeds follow the calls, so it is fixed for a
+  // run directory: the command line does not offer it.
+  int64_t batch_size = 64;
 };
 
 struct RunResult {

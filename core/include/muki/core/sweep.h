@@ -33,6 +33,15 @@ GridAxis parse_grid(std::string_view spec);
 // one, else the value with each character outside [A-Za-z0-9._-] replaced by '_' (at most 40).
 std::string value_label(std::string_view toml_value);
 
+// One combination of the grid: a value per axis, and its folder name (the values' labels joined
+// by '-'; "base" for an empty grid; a label two combinations share gets "-2", "-3" on the later).
+struct GridPoint {
+  std::vector<std::string> values;
+  std::string label;
+};
+// Every combination, the first axis varying slowest.
+std::vector<GridPoint> grid_points(const std::vector<GridAxis>& grid);
+
 struct MeanStd {
   double mean = 0;
   double std = 0;  // sample standard deviation (n - 1); 0 for fewer than 2 values
