@@ -23,7 +23,8 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
     for (size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
   } else {
     std::ostringstream value;
-    node.visit([&](auto&& v) { value << v; });
+    if (const auto d = node.value_exact<double>()) value << shortest_number(*d);  // 0.2, not 0.200...01
+    else node.visit([&](auto&& v) { value << v; });
     out[key] = value.str();
   }
 }
