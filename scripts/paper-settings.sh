@@ -11,9 +11,12 @@ muki=build/bin/muki
 seeds=${SEEDS:-1,2,3}
 methods='integration={strategy="concat"},{strategy="uhc"},{strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}'
 
+failed=()
 settings=("$@")
 [ ${#settings[@]} -gt 0 ] || settings=(quickstart four_teachers heterogeneous cross_lingual overlapping wordnet_four incremental_stage2)
 for setting in "${settings[@]}"; do
+  # One setting's failure (reported in its table) does not stop the others.
+  set +e
   case "$setting" in
     quickstart)
       "$muki" sweep configs/quickstart.toml --seeds "$seeds" --log-level warn \
@@ -25,4 +28,10 @@ for setting in "${settings[@]}"; do
     *)
       "$muki" sweep "configs/$setting.toml" --seeds "$seeds" --log-level warn --grid "$methods" ;;
   esac
+  [ $? -eq 0 ] || failed+=("$setting")
+  set -e
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "paper-settings: runs failed in: ${failed[*]} (see their tables)" >&2
+  exit 1
+fi
