@@ -275,6 +275,7 @@ const std::vector<Field>& experiment_schema() {
                   {req(leaf("strategy", Type::String)), options(Kind::Integration, "strategy")})),
         table("student", {table("tokenizer", tokenizer_fields()), table("model", model_fields()),
                           table("train", train_fields())}),
+        table("report", {leaf("compare", Type::Paths)}),
     };
   }();
   return schema;
@@ -629,9 +630,9 @@ void check_labels(Validator& v, const toml::node* labels_node) {
 
 }  // namespace
 
-std::vector<fs::path> prepare_files(const Config& config, const std::string& key) {
+std::vector<fs::path> config_paths(const Config& config, const std::string& dotted_key) {
   std::vector<fs::path> paths;
-  const toml::node* node = config.root().at_path("prepare." + key).node();
+  const toml::node* node = config.root().at_path(dotted_key).node();
   if (node == nullptr) return paths;
   if (auto one = node->value<std::string>()) paths.push_back(config.base_dir() / *one);
   if (const toml::array* many = node->as_array())
@@ -673,10 +674,10 @@ std::vector<ConfigProblem> validate_experiment(const Config& config, const regis
       return std::nullopt;
     }
   };
-  for (const fs::path& file : prepare_files(config, "teachers"))
+  for (const fs::path& file : config_paths(config, "prepare.teachers"))
     if (fs::exists(file))
       if (auto c = load(file)) add(validate_teacher_training(*c));
-  for (const fs::path& file : prepare_files(config, "runs")) {
+  for (const fs::path& file : config_paths(config, "prepare.runs")) {
     if (!fs::exists(file)) continue;  // reported by the schema
     if (depth >= 8) {
       problems.push_back(ConfigProblem{config.path().string(), 0, 0,
@@ -757,7 +758,7 @@ std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
 
 std::vector<fs::path> prepared_outputs(const Config& experiment) {
   std::vector<fs::path> out;
-  for (const fs::path& file : prepare_files(experiment, "teachers")) {
+  for (const fs::path& file : config_paths(experiment, "prepare.teachers")) {
     try {
       for (const Config& entry : teacher_entries(Config::load(file)))
         if (auto output = entry.root().at_path("teacher.output").value<std::string>())
@@ -765,7 +766,7 @@ std::vector<fs::path> prepared_outputs(const Config& experiment) {
     } catch (const ConfigError&) {
     }
   }
-  for (const fs::path& file : prepare_files(experiment, "runs")) {
+  for (const fs::path& file : config_paths(experiment, "prepare.runs")) {
     try {
       out.push_back(fs::absolute(output_dir(Config::load(file))).lexically_normal());
     } catch (const ConfigError&) {

@@ -187,15 +187,18 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
     return std::string();
   };
 
-  auto value = [&](const std::string& key) -> std::string {
-    for (const auto& [k, v] : d.summary)
+  using Summary = std::vector<std::pair<std::string, std::string>>;
+  auto value_in = [](const Summary& summary, const std::string& key) -> std::string {
+    for (const auto& [k, v] : summary)
       if (k == key) return v;
     return "";
   };
-  auto pct = [&](const std::string& key) {
-    const std::string v = value(key);
+  auto pct_in = [&](const Summary& summary, const std::string& key) {
+    const std::string v = value_in(summary, key);
     return v.empty() || v == "null" ? std::string("&ndash;") : percent(std::stod(v));
   };
+  auto value = [&](const std::string& key) { return value_in(d.summary, key); };
+  auto pct = [&](const std::string& key) { return pct_in(d.summary, key); };
 
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
@@ -224,6 +227,45 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
   for (const auto& [k, v] : d.summary)
     html << "<tr><td class=\"l\">" << html_escape(k) << "</td><td class=\"l\">" << html_escape(v) << "</td></tr>\n";
   html << "</table></details>\n";
+
+  if (!d.compared.empty()) {
+    // This run first, then the others; a label missing from a run's union shows as a dash.
+    std::vector<ReportData::Compared> runs = {{"this run", d.summary}};
+    runs.insert(runs.end(), d.compared.begin(), d.compared.end());
+    auto teachers_of = [](const Summary& summary) {
+      std::string names;
+      for (const auto& [k, v] : summary)
+        if (k.rfind("test.teacher.", 0) == 0 && k.size() > 22 && k.compare(k.size() - 9, 9, ".accuracy") == 0)
+          names += (names.empty() ? "" : ", ") + k.substr(13, k.size() - 22);
+      return names;
+    };
+    html << "<h2>Compared with other runs</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">teachers</th>"
+            "<th class=\"l\">uncertainty</th><th class=\"l\">integration</th><th>test acc (%)</th>"
+            "<th>macro-F1 (%)</th><th>selection acc (%)</th><th>target acc (%)</th></tr>\n";
+    for (const auto& r : runs) {
+      html << "<tr><td class=\"l\">" << html_escape(r.run) << "</td>";
+      if (r.summary.empty()) {
+        html << "<td class=\"l\" colspan=\"7\">has not finished: no summary.json (run its config)</td></tr>\n";
+        continue;
+      }
+      std::string uncertainty = value_in(r.summary, "uncertainty");
+      if (const std::string k = value_in(r.summary, "samples"); !k.empty() && k != "0") uncertainty += " (K = " + k + ")";
+      html << "<td class=\"l\">" << html_escape(teachers_of(r.summary)) << "</td><td class=\"l\">"
+           << html_escape(uncertainty) << "</td><td class=\"l\">" << html_escape(value_in(r.summary, "integration"))
+           << "</td><td>" << pct_in(r.summary, "test.accuracy") << "</td><td>" << pct_in(r.summary, "test.macro_f1")
+           << "</td><td>" << pct_in(r.summary, "test.selection_accuracy") << "</td><td>"
+           << pct_in(r.summary, "test.target_accuracy") << "</td></tr>\n";
+    }
+    html << "</table>\n<table><tr><th class=\"l\">recall on the test split (%)</th>";
+    for (size_t i = 0; i < runs.size(); ++i) html << "<th>" << (i == 0 ? std::string("this run") : html_escape(runs[i].run)) << "</th>";
+    html << "</tr>\n";
+    for (const auto& label : d.labels) {
+      html << "<tr><td class=\"l\">" << html_escape(label) << "</td>";
+      for (const auto& r : runs) html << "<td>" << pct_in(r.summary, "test.class." + label + ".recall") << "</td>";
+      html << "</tr>\n";
+    }
+    html << "</table>\n";
+  }
 
   if (!d.uncertainties.empty()) {
     html << "<h2>Which teacher knows? Uncertainty of the right teacher vs the others</h2>\n"

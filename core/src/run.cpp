@@ -201,11 +201,11 @@ void add_effective_options(FlatJsonWriter& summary, const std::string& section,
 }  // namespace
 
 void prepare_experiment(const Config& config, registry::Registry& registry, const RunOptions& options) {
-  for (const fs::path& file : prepare_files(config, "teachers")) {
+  for (const fs::path& file : config_paths(config, "prepare.teachers")) {
     spdlog::info("prepare: teachers of {}", file.lexically_normal().string());
     train_teachers(Config::load(file), /*missing_only=*/true);
   }
-  for (const fs::path& file : prepare_files(config, "runs")) {
+  for (const fs::path& file : config_paths(config, "prepare.runs")) {
     const Config dependency = Config::load(file);
     if (fs::exists(output_dir(dependency) / "summary.json")) {
       spdlog::info("prepare: {} has run already ({})", file.lexically_normal().string(),
@@ -455,6 +455,13 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
       u.auroc = m.auroc;
       report.uncertainties.push_back(std::move(u));
     };
+    for (const fs::path& other : config_paths(config, "report.compare")) {
+      ReportData::Compared c{other.lexically_normal().string(), {}};
+      if (fs::exists(other / "summary.json"))
+        for (auto& [key, value] : read_flat_json_file((other / "summary.json").string()))
+          c.summary.emplace_back(key, value.text);
+      report.compared.push_back(std::move(c));
+    }
     panel("entropy", "single-pass entropy", 0);
     if (pass.samples >= 2) panel("mc_dropout", "MC dropout (K = " + std::to_string(pass.samples) + ")", pass.samples);
     const fs::path page = write_report(run.file("report"), report);

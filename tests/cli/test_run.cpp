@@ -393,8 +393,16 @@ TEST_F(RunTest, IncrementalIntegrationRunsTheEarlierStageFirst) {
                                                           data + native("a", t / "a") + native("b", t / "b"));
   const fs::path stage2 = dir_->write(
       "stage2.toml", tiny_student("stage2", dir_->path() / "runs") + prepare + "runs = \"" + stage1.string() + "\"\n" +
-                         data + native("stage1", run_dir("stage1") / "student") + native("c", t / "c"));
-  Result r = run_muki("validate " + stage2.string());
+                         data + native("stage1", run_dir("stage1") / "student") + native("c", t / "c") +
+                         "[report]\ncompare = \"" + run_dir("stage1").string() + "\"\n");
+  // A folder to compare with must exist or be made by [prepare].
+  std::string typo_text = read_file(stage2);
+  typo_text.replace(typo_text.rfind("stage1"), 6, "stage9");
+  const fs::path typo = dir_->write("typo.toml", typo_text);
+  Result r = run_muki("validate " + typo.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("'report.compare': " + run_dir("stage9").string() + " does not exist"));
+  r = run_muki("validate " + stage2.string());
   ASSERT_EQ(r.code, 0) << r.output;
   r = run_muki("run " + stage2.string());
   ASSERT_EQ(r.code, 0) << r.output;
@@ -405,6 +413,20 @@ TEST_F(RunTest, IncrementalIntegrationRunsTheEarlierStageFirst) {
   // The stage-1 student's sections are still known after stage 2: better than guessing (1/8).
   EXPECT_GT(std::stod(summary(run_dir("stage2"))["test.teacher.stage1.accuracy"]), 1.0 / 8);
   EXPECT_GT(std::stod(summary(run_dir("stage2"))["test.accuracy"]), 1.0 / 8);
+  // Its report shows stage 1 beside it: stage 1's accuracy, and a dash for the labels it lacks.
+  const std::string html = read_file(run_dir("stage2") / "report" / "report.html");
+  EXPECT_THAT(html, HasSubstr("<h2>Compared with other runs</h2>"));
+  auto percent = [&](const std::string& run, const std::string& key) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", 100.0 * std::stod(summary(run_dir(run))[key]));
+    return std::string(buf);
+  };
+  EXPECT_THAT(html, HasSubstr("<td class=\"l\">" + run_dir("stage1").string() + "</td><td class=\"l\">a, b</td>"));
+  EXPECT_THAT(html, HasSubstr("<td>" + percent("stage1", "test.accuracy") + "</td>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td class=\"l\">games</td><td>" + percent("stage2", "test.class.games.recall") +
+                              "</td><td>" + percent("stage1", "test.class.games.recall") + "</td></tr>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td class=\"l\">science</td><td>" + percent("stage2", "test.class.science.recall") +
+                              "</td><td>&ndash;</td></tr>"));
   // Run again: stage 1 has run, so only stage 2 resumes (and finds itself finished).
   r = run_muki("run " + stage2.string());
   ASSERT_EQ(r.code, 0) << r.output;

@@ -88,9 +88,9 @@ std::vector<Config> teacher_entries(const Config& file);
 // as file:line:col, sorted by position; empty means valid. Does not read the data files.
 std::vector<ConfigProblem> validate_teacher_training(const Config& config);
 
-// The files [prepare].<key> lists ("teachers" or "runs": one path or an array), resolved
-// against the config's folder.
-std::vector<std::filesystem::path> prepare_files(const Config& config, const std::string& key);
+// The paths a key holds ("prepare.teachers", "report.compare": one path string or an array of
+// them), resolved against the config's folder; empty when the key is absent.
+std::vector<std::filesystem::path> config_paths(const Config& config, const std::string& dotted_key);
 
 // Absolute paths that an experiment's [prepare] section will create before it runs: the output
 // folder of every teacher of its `teachers` files and the output folder of every experiment of

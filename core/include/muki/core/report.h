@@ -3,7 +3,8 @@
 // gnuplot (Debian's gnuplot-nox). It shows the metrics, the distribution of the normalised
 // uncertainty of the teacher that owns an example's gold label vs the other teachers for
 // single-pass entropy and MC dropout (the paper's Figure 2), teacher-selection accuracy,
-// per-class recall, the confusion matrix and the student's training curve. Torch-free.
+// per-class recall, the confusion matrix, the student's training curve and, when asked, other
+// runs' results beside this one's. Torch-free.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,13 @@ struct ReportData {
     double auroc = 0;
   };
   std::vector<Uncertainty> uncertainties;
+  // Other runs shown beside this one (the config's [report] compare): a run's folder and its
+  // summary.json, empty when it has not finished.
+  struct Compared {
+    std::string run;
+    std::vector<std::pair<std::string, std::string>> summary;
+  };
+  std::vector<Compared> compared;
 };
 
 // Fractions of `values` (expected in [0, 1]; outside values go to the end bins) in `bins` equal
