@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Reproduces the README's results: for each setting the paper studies (configs/*.toml), the label-
 # free methods side by side, three seeds each, with `muki sweep` (teachers are trained first by
-# each config's [prepare] when missing; teacher passes are cached in runs/cache). Also the sweep
-# of integration x uncertainty on the quickstart. Run from anywhere after scripts/quickstart.sh
-# (or scripts/test.sh) has built muki. On a 2-core machine: about two hours.
+# each config's [prepare] when missing; teacher passes are cached in runs/cache); on the
+# quickstart, integration x uncertainty and the two baselines. Run it (from anywhere) after
+# scripts/quickstart.sh or scripts/test.sh has built muki. On a 2-core machine: two to three hours
+# from nothing, most of it MC-dropout teacher passes.
 #   scripts/paper-settings.sh [SETTING...]     (default: all; a setting is a config's name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,9 @@ for setting in "${settings[@]}"; do
     quickstart)
       "$muki" sweep configs/quickstart.toml --seeds "$seeds" --log-level warn \
         --grid 'uncertainty={strategy="entropy"},{strategy="mc_dropout",options={samples=16}}' \
-        --grid 'integration={strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}' ;;
+        --grid 'integration={strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}' &&
+      "$muki" sweep configs/quickstart.toml --seeds "$seeds" --log-level warn --output runs/quickstart-baselines-sweep \
+        --grid 'integration={strategy="concat"},{strategy="uhc"}' ;;
     overlapping)  # uhc refuses overlapping label sets: leave it out
       "$muki" sweep configs/overlapping.toml --seeds "$seeds" --log-level warn \
         --grid 'integration={strategy="concat"},{strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}' ;;

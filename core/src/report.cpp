@@ -222,7 +222,8 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
   row("teacher selection accuracy (%)", pct("test.selection_accuracy"));
   row("accuracy of the integrated targets (%)", pct("test.target_accuracy"));
   if (!value("transfer.kl_to_reference").empty())
-    row("KL(target || reference) on the transfer set", html_escape(value("transfer.kl_to_reference")));
+    row("KL(target || reference) on the transfer set",
+        shortest_number(std::round(std::stod(value("transfer.kl_to_reference")) * 1e4) / 1e4));
   html << "</table>\n<details><summary>every figure of summary.json</summary><table>\n";
   for (const auto& [k, v] : d.summary)
     html << "<tr><td class=\"l\">" << html_escape(k) << "</td><td class=\"l\">" << html_escape(v) << "</td></tr>\n";
