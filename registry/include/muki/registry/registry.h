@@ -143,11 +143,13 @@ class IntegrationInstance : public Instance {
   muki_integration_info info_{};
 };
 
-// What create_*() hands the plugin besides the schema-checked options.
+// What create_*() hands the plugin. The registry passes the options as they are: checking them
+// against the plugin's parameter schema is the config layer's job (`muki validate`,
+// core/config.h); a direct caller that skips it gets whatever error the plugin's create reports.
 struct CreateArgs {
-  std::string instance_name;
-  std::string options_toml;
-  std::filesystem::path config_dir;
+  std::string instance_name;         // for messages ("teacher 'native' (media): ...")
+  std::string options_toml;          // the plugin's options sub-table as TOML text; may be empty
+  std::filesystem::path config_dir;  // relative paths in the options are resolved against it
   uint64_t seed = 0;
 };
 
@@ -182,6 +184,10 @@ class Registry {
   std::vector<const PluginInfo*> list() const;
   std::vector<std::string> names(Kind kind) const;
 
+  // A new instance of the named plugin (case-insensitive). Throws PluginError when no such plugin
+  // is loaded (as get()) or when the plugin's create fails (its message, with the plugin and
+  // instance named). The instance keeps its library loaded for as long as it lives, even past
+  // this registry.
   std::unique_ptr<TeacherInstance> create_teacher(std::string_view plugin,
                                                   const CreateArgs& args) const;
   std::unique_ptr<UncertaintyInstance> create_uncertainty(std::string_view plugin,
