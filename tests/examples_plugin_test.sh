@@ -20,6 +20,13 @@ if grep -q "$source/sdk" "$work/example-build/compile_commands.json"; then
   exit 1
 fi
 
+# The SDK's muki_add_plugin exports the entry point alone.
+exported=$(nm -D --defined-only "$work/example-build/libmax_probability.so" | awk '{print $3}')
+if [ "$exported" != "muki_plugin_library_entry" ]; then
+  echo "FAIL: libmax_probability.so exports more than its entry point:" $exported >&2
+  exit 1
+fi
+
 out=$("$work/prefix/bin/muki" plugins --path "$work/example-build")
 echo "$out"
 grep -q "uncertainty  max_probability      v1.0.0    ABI 1.0" <<< "$out"

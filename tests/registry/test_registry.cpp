@@ -48,6 +48,19 @@ TEST(Registry, ScansBuiltinPluginsOfEachKind) {
   EXPECT_EQ(*mc->find_param("samples")->default_value, "16");
 }
 
+TEST(Registry, BuiltinPluginsExportTheirEntryPointAlone) {
+  // plugin.h's promise, kept by muki_add_plugin's linker version script.
+  int libraries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(plugin_dir())) {
+    if (entry.path().extension() != ".so") continue;
+    ++libraries;
+    const auto nm = muki::test::run_command("nm -D --defined-only " + entry.path().string() + " | awk '{print $3}'");
+    ASSERT_EQ(nm.code, 0) << nm.output;
+    EXPECT_EQ(nm.output, "muki_plugin_library_entry\n") << entry.path();
+  }
+  EXPECT_GT(libraries, 0);
+}
+
 TEST(Registry, NamesAreCaseInsensitive) {
   Registry registry;
   registry.scan({plugin_dir()});
