@@ -10,6 +10,7 @@
 
 #include "cli_common.h"
 #include "muki/core/flat_json.h"
+#include "muki/core/run_directory.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;
@@ -57,11 +58,9 @@ int cmd_compare(const std::vector<std::string>& args) {
     Summary s;
     for (auto& [key, value] : core::read_flat_json_file(file.string())) s[key] = value;
     for (const auto& [key, value] : s)
-      if (key.rfind("test.teacher.", 0) == 0 && key.size() > 22 &&
-          key.compare(key.size() - 9, 9, ".accuracy") == 0) {
-        const std::string name = key.substr(13, key.size() - 22);
-        if (std::find(teachers.begin(), teachers.end(), name) == teachers.end()) teachers.push_back(name);
-      }
+      if (const std::string name = core::teacher_of_accuracy_key(key);
+          !name.empty() && std::find(teachers.begin(), teachers.end(), name) == teachers.end())
+        teachers.push_back(name);
     rows.emplace_back(run, std::move(s));
   }
 

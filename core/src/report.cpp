@@ -236,8 +236,8 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
     auto teachers_of = [](const Summary& summary) {
       std::string names;
       for (const auto& [k, v] : summary)
-        if (k.rfind("test.teacher.", 0) == 0 && k.size() > 22 && k.compare(k.size() - 9, 9, ".accuracy") == 0)
-          names += (names.empty() ? "" : ", ") + k.substr(13, k.size() - 22);
+        if (const std::string teacher = teacher_of_accuracy_key(k); !teacher.empty())
+          names += (names.empty() ? "" : ", ") + teacher;
       return names;
     };
     html << "<h2>Compared with other runs</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">teachers</th>"

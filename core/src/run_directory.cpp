@@ -45,6 +45,14 @@ fs::path cache_dir(const Config& config) {
   return (out.has_parent_path() ? out.parent_path() : fs::path(".")) / "cache";
 }
 
+std::string teacher_of_accuracy_key(const std::string& key) {
+  static const std::string prefix = "test.teacher.", suffix = ".accuracy";
+  if (key.size() <= prefix.size() + suffix.size() || key.rfind(prefix, 0) != 0 ||
+      key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return "";
+  return key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+}
+
 std::vector<std::string> config_differences(const toml::table& before, const toml::table& after) {
   std::map<std::string, std::string> a, b;
   flatten(before, "", a);

@@ -160,9 +160,7 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
         const RunResult run = run_experiment(config, registry, options.run);
         for (const auto& [key, value] : parse_flat_json_object(run.summary_json)) {
           if (value.type != JsonScalar::Type::Number) continue;
-          const bool teacher = key.rfind("test.teacher.", 0) == 0 && key.size() > 9 &&
-                               key.compare(key.size() - 9, 9, ".accuracy") == 0;
-          if (teacher && std::find(metric_keys.begin(), metric_keys.end(), key) == metric_keys.end())
+          if (!teacher_of_accuracy_key(key).empty() && std::find(metric_keys.begin(), metric_keys.end(), key) == metric_keys.end())
             metric_keys.push_back(key);
           c.metrics[key].push_back(std::stod(value.text));
         }
@@ -177,7 +175,7 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   }
 
   auto column_name = [](const std::string& key) {
-    if (key.rfind("test.teacher.", 0) == 0) return key.substr(13, key.size() - 22) + " acc";
+    if (const std::string teacher = teacher_of_accuracy_key(key); !teacher.empty()) return teacher + " acc";
     static const std::map<std::string, std::string> names = {
         {"test.accuracy", "test acc"}, {"test.macro_f1", "macro-F1"},
         {"test.selection_accuracy", "selection acc"}, {"test.target_accuracy", "target acc"}};

@@ -123,6 +123,15 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   }
 }
 
+TEST(RunDirectory, TeacherOfAccuracyKey) {
+  using muki::core::teacher_of_accuracy_key;
+  EXPECT_EQ(teacher_of_accuracy_key("test.teacher.media.accuracy"), "media");
+  EXPECT_EQ(teacher_of_accuracy_key("test.teacher.a.b.accuracy"), "a.b");  // names may hold dots
+  EXPECT_EQ(teacher_of_accuracy_key("test.teacher.media.examples"), "");
+  EXPECT_EQ(teacher_of_accuracy_key("test.teacher..accuracy"), "");
+  EXPECT_EQ(teacher_of_accuracy_key("test.accuracy"), "");
+}
+
 TEST(RunDirectory, EventsAreFlatJsonLines) {
   TempDir dir;
   const RunDirectory run(dir.path() / "r", config_of("[experiment]\nname = \"x\"\n"), false);

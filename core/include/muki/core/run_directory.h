@@ -32,6 +32,10 @@ std::filesystem::path output_dir(const Config& config);
 // folder (runs/cache for runs/<name>), so sibling runs share their teacher passes.
 std::filesystem::path cache_dir(const Config& config);
 
+// The teacher a summary.json key "test.teacher.<name>.accuracy" reports on; empty for any other
+// key.
+std::string teacher_of_accuracy_key(const std::string& key);
+
 // The keys whose values differ between two configs, as "key: old -> new" lines (dotted keys,
 // array elements as teachers[0].name): changed and removed keys in key order, then added ones.
 std::vector<std::string> config_differences(const toml::table& before, const toml::table& after);
