@@ -159,6 +159,13 @@ std::string Config::to_toml() const {
   return out.str() + "\n";
 }
 
+std::string toml_value_text(const toml::node& node) {
+  if (const auto d = node.value_exact<double>()) return shortest_number(*d);
+  std::ostringstream text;
+  node.visit([&](auto&& v) { text << v; });
+  return text.str();
+}
+
 Config Config::with_root(toml::table root) const {
   Config out = *this;
   out.root_ = std::move(root);

@@ -185,10 +185,7 @@ void add_effective_options(FlatJsonWriter& summary, const std::string& section,
   for (const registry::ParamInfo& p : plugin.params) {
     std::string value;
     if (const toml::node* node = given != nullptr ? given->get(p.name) : nullptr) {
-      std::ostringstream text;
-      if (const auto d = node->value_exact<double>()) text << shortest_number(*d);
-      else node->visit([&](auto&& v) { text << v; });
-      value = text.str();
+      value = toml_value_text(*node);
     } else if (p.default_value) {
       value = *p.default_value;
     } else {

@@ -22,10 +22,7 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
   } else if (const toml::array* a = node.as_array(); a != nullptr && a->is_array_of_tables()) {
     for (size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
   } else {
-    std::ostringstream value;
-    if (const auto d = node.value_exact<double>()) value << shortest_number(*d);  // 0.2, not 0.200...01
-    else node.visit([&](auto&& v) { value << v; });
-    out[key] = value.str();
+    out[key] = toml_value_text(node);
   }
 }
 

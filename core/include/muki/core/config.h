@@ -98,6 +98,10 @@ std::vector<std::filesystem::path> config_paths(const Config& config, const std:
 // read are left out (validate reports them).
 std::vector<std::filesystem::path> prepared_outputs(const Config& experiment);
 
+// A TOML value as text: floats in the shortest form that reads back exactly ("0.2", not
+// "0.20000000000000001"), anything else as toml++ prints it (strings in single quotes).
+std::string toml_value_text(const toml::node& node);
+
 // The options sub-table of a plugin as TOML text for create(), with PATH parameters made absolute
 // against the config's base folder. `options` may be null (no options given).
 std::string plugin_options_toml(const toml::table* options, const Config& config,
