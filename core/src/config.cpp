@@ -159,6 +159,10 @@ std::string Config::to_toml() const {
   return out.str() + "\n";
 }
 
+bool path_is_within(const fs::path& path, const fs::path& folder) {
+  return std::mismatch(folder.begin(), folder.end(), path.begin(), path.end()).first == folder.end();
+}
+
 std::string toml_value_text(const toml::node& node) {
   if (const auto d = node.value_exact<double>()) return shortest_number(*d);
   std::ostringstream text;
@@ -498,8 +502,7 @@ class Validator {
     std::error_code ec;
     if (fs::exists(p, ec)) return;
     for (const fs::path& prepared : prepared_)
-      if (std::mismatch(prepared.begin(), prepared.end(), p.begin(), p.end()).first == prepared.end())
-        return;
+      if (path_is_within(p, prepared)) return;
     report(node, "'" + key + "': " + p.string() + " does not exist");
   }
 

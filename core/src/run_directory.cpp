@@ -3,7 +3,6 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -88,8 +87,7 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
       if (key == "fingerprint") stored = value.text;
     if (fresh) {
       const fs::path here = fs::weakly_canonical(dir_), cache = fs::weakly_canonical(cache_dir(config));
-      if (here == fs::weakly_canonical(fs::current_path()) ||
-          std::mismatch(here.begin(), here.end(), cache.begin(), cache.end()).first == here.end())
+      if (here == fs::weakly_canonical(fs::current_path()) || path_is_within(cache, here))
         throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
                                          "--fresh would empty " + dir_.string() +
                                              ", which is the working folder or holds the teacher-pass "

@@ -98,6 +98,10 @@ std::vector<std::filesystem::path> config_paths(const Config& config, const std:
 // read are left out (validate reports them).
 std::vector<std::filesystem::path> prepared_outputs(const Config& experiment);
 
+// Whether `path` is `folder` or lies below it, comparing the paths' elements as given (normalise
+// both first).
+bool path_is_within(const std::filesystem::path& path, const std::filesystem::path& folder);
+
 // A TOML value as text: floats in the shortest form that reads back exactly ("0.2", not
 // "0.20000000000000001"), anything else as toml++ prints it (strings in single quotes).
 std::string toml_value_text(const toml::node& node);
