@@ -586,13 +586,15 @@ class Validator {
 
 // Rules that tie two keys of a [tokenizer] / [model] pair together, reported at the key a user
 // would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
-// Looks a key of a section up: where a teacher entry overrides it, else in the shared table.
+// Looks a key of the "tokenizer" or "model" section up.
 using Lookup = std::function<const toml::node*(const char* section, const char* key)>;
 
-Lookup tables_lookup(const toml::table* tok, const toml::table* model) {
-  return [tok, model](const char* section, const char* key) -> const toml::node* {
+// In the given tables, else (a teacher entry's overrides over the shared tables) in `fallback`.
+Lookup tables_lookup(const toml::table* tok, const toml::table* model, Lookup fallback = nullptr) {
+  return [tok, model, fallback](const char* section, const char* key) -> const toml::node* {
     const toml::table* t = std::string_view(section) == "tokenizer" ? tok : model;
-    return t != nullptr ? t->get(key) : nullptr;
+    if (const toml::node* n = t != nullptr ? t->get(key) : nullptr) return n;
+    return fallback ? fallback(section, key) : nullptr;
   };
 }
 
@@ -731,12 +733,11 @@ std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
   const registry::Registry no_plugins;  // a teacher-training file configures no plugin
   Validator v(config, no_plugins);
   const toml::table& root = config.root();
-  const toml::table* shared_tok = root.get_as<toml::table>("tokenizer");
-  const toml::table* shared_model = root.get_as<toml::table>("model");
   const toml::array* entries = root.get_as<toml::array>("teacher");
   const bool several = entries != nullptr && entries->is_array_of_tables();
+  const Lookup shared = tables_lookup(root.get_as<toml::table>("tokenizer"), root.get_as<toml::table>("model"));
   if (!several) {
-    check_training_rules(v, tables_lookup(shared_tok, shared_model), "");
+    check_training_rules(v, shared, "");
     check_labels(v, root.at_path("teacher.labels").node());
     return sorted_unique(v.run(teacher_training_schema(false)));
   }
@@ -745,15 +746,9 @@ std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
   std::vector<std::string> outputs;
   for (const toml::node& node : *entries) {
     const toml::table& entry = *node.as_table();
-    const toml::table* tok = entry.get_as<toml::table>("tokenizer");
-    const toml::table* model = entry.get_as<toml::table>("model");
-    check_training_rules(v, [&](const char* section, const char* key) -> const toml::node* {
-      const bool is_tok = std::string_view(section) == "tokenizer";
-      if (const toml::table* own = is_tok ? tok : model)
-        if (const toml::node* n = own->get(key)) return n;
-      const toml::table* shared = is_tok ? shared_tok : shared_model;
-      return shared != nullptr ? shared->get(key) : nullptr;
-    }, "");
+    check_training_rules(v, tables_lookup(entry.get_as<toml::table>("tokenizer"),
+                                          entry.get_as<toml::table>("model"), shared),
+                         "");
     check_labels(v, entry.get("labels"));
     // Two teachers writing one folder would overwrite each other.
     if (const toml::node* out = entry.get("output"); out != nullptr && out->is_string()) {
