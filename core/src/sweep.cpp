@@ -111,8 +111,7 @@ std::vector<GridPoint> grid_points(const std::vector<GridAxis>& grid) {
 namespace {
 
 struct Combination {
-  std::vector<std::string> values;  // one per axis
-  std::string label;                // folder name
+  GridPoint point;
   std::map<std::string, std::vector<double>> metrics;  // summary key -> one value per seed
   std::vector<std::string> errors;
 };
@@ -134,28 +133,23 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   const fs::path cache = cache_dir(base);
 
   std::vector<Combination> combinations;
-  for (GridPoint& p : grid_points(options.grid)) {
-    Combination c;
-    c.values = std::move(p.values);
-    c.label = std::move(p.label);
-    combinations.push_back(std::move(c));
-  }
+  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, {}});
 
   std::vector<std::string> metric_keys = {"test.accuracy", "test.macro_f1", "test.selection_accuracy",
                                           "test.target_accuracy"};
   for (Combination& c : combinations) {
     for (int64_t seed : options.seeds) {
       ++result.runs;
-      const fs::path dir = result.folder / c.label / ("seed-" + std::to_string(seed));
+      const fs::path dir = result.folder / c.point.label / ("seed-" + std::to_string(seed));
       try {
         Config config = base;
         for (size_t a = 0; a < options.grid.size(); ++a)
-          config.apply_override(options.grid[a].key + "=" + c.values[a]);
+          config.apply_override(options.grid[a].key + "=" + c.point.values[a]);
         config.apply_override("experiment.seed=" + std::to_string(seed));
         config.apply_override("experiment.output_dir=" + json_quote(dir.string()));
         config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
         if (auto problems = validate(config, registry); !problems.empty()) throw ConfigError(std::move(problems));
-        spdlog::info("sweep: {} seed {} -> {}", c.label, seed, dir.string());
+        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, dir.string());
         prepare_experiment(config, registry, options.run);
         const RunResult run = run_experiment(config, registry, options.run);
         for (const auto& [key, value] : parse_flat_json_object(run.summary_json)) {
@@ -167,7 +161,7 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
       } catch (const std::exception& e) {
         ++result.failed;
         std::string message = e.what();
-        spdlog::error("sweep: {} seed {} failed: {}", c.label, seed, message);
+        spdlog::error("sweep: {} seed {} failed: {}", c.point.label, seed, message);
         std::replace(message.begin(), message.end(), '\n', ' ');
         c.errors.push_back("seed " + std::to_string(seed) + ": " + message);
       }
@@ -197,10 +191,10 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   csv << "\n";
   for (const Combination& c : combinations) {
     md << "|";
-    for (const std::string& v : c.values) md << " " << value_label(v) << " |";
+    for (const std::string& v : c.point.values) md << " " << value_label(v) << " |";
     const int64_t done = c.metrics.count("test.accuracy") ? static_cast<int64_t>(c.metrics.at("test.accuracy").size()) : 0;
     md << " " << done << " |";
-    for (const std::string& v : c.values) csv << json_quote(value_label(v)) << ",";
+    for (const std::string& v : c.point.values) csv << json_quote(value_label(v)) << ",";
     csv << done;
     for (const auto& k : metric_keys) {
       const auto it = c.metrics.find(k);
@@ -213,7 +207,7 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   }
   // After the table: a line inside it would end it.
   for (const Combination& c : combinations)
-    for (const std::string& e : c.errors) md << "\n" << c.label << " failed, " << e << "\n";
+    for (const std::string& e : c.errors) md << "\n" << c.point.label << " failed, " << e << "\n";
   std::string seeds;
   for (int64_t s : options.seeds) seeds += (seeds.empty() ? "" : ", ") + std::to_string(s);
   result.markdown = "Sweep of " + base.path().string() + ", seeds " + seeds +
