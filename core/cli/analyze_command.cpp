@@ -69,7 +69,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
 
   const Config config = load_config(cfg);
   registry::Registry registry;
-  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  load_plugins_and_validate(config, registry, common);
   core::configure_threads(config.root().at_path("experiment.threads").value_or(int64_t{0}));
 
   // The labeled split. Labels are read here only to measure; they never reach a strategy

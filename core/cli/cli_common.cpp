@@ -1,5 +1,7 @@
 #include "cli_common.h"
 
+#include "muki/core/experiment.h"
+
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -52,6 +54,11 @@ core::Config load_config(const ConfigOptions& options) {
 
 std::vector<std::filesystem::path> extra_paths(const CommonOptions& common) {
   return std::vector<std::filesystem::path>(common.paths.begin(), common.paths.end());
+}
+
+void load_plugins_and_validate(const core::Config& config, registry::Registry& registry,
+                               const CommonOptions& common) {
+  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
 }
 
 }  // namespace muki::cli

@@ -39,6 +39,11 @@ core::Config load_config(const ConfigOptions& options);
 
 std::vector<std::filesystem::path> extra_paths(const CommonOptions& common);
 
+// core::load_and_validate with the command line's plugin folders: --path, then the config's
+// [plugins].paths, then muki's own unless --no-default-paths. Throws ConfigError.
+void load_plugins_and_validate(const core::Config& config, registry::Registry& registry,
+                               const CommonOptions& common);
+
 int cmd_analyze(const std::vector<std::string>& args);
 int cmd_teacher_train(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);

@@ -91,7 +91,7 @@ int cmd_validate(const std::vector<std::string>& args) {
   const auto config = load_config(cfg);
   Registry registry;
   try {
-    muki::core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+    load_plugins_and_validate(config, registry, common);
   } catch (const muki::core::ConfigError& e) {
     const size_t n = e.problems().size();
     std::cerr << e.what() << "\n"

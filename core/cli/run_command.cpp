@@ -4,7 +4,6 @@
 #include <iostream>
 
 #include "cli_common.h"
-#include "muki/core/experiment.h"
 #include "muki/core/run.h"
 
 namespace muki::cli {
@@ -30,7 +29,7 @@ int cmd_run(const std::vector<std::string>& args) {
 
   const core::Config config = load_config(cfg);
   registry::Registry registry;
-  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  load_plugins_and_validate(config, registry, common);
   core::prepare_experiment(config, registry, options);
   const core::RunResult result = core::run_experiment(config, registry, options);
   std::printf("%s: test accuracy %.4f, macro-F1 %.4f (%s/summary.json)\n",

@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "cli_common.h"
-#include "muki/core/experiment.h"
 #include "muki/core/sweep.h"
 
 namespace muki::cli {
@@ -59,7 +58,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
 
   const core::Config config = load_config(cfg);
   registry::Registry registry;
-  core::load_and_validate(config, registry, extra_paths(common), !common.no_default_paths);
+  load_plugins_and_validate(config, registry, common);
   const core::SweepResult result = core::run_sweep(config, registry, options);
   std::cout << result.markdown << "\n(" << (result.folder / "results.md").string() << ", results.csv)\n";
   return result.failed == 0 ? 0 : 1;
