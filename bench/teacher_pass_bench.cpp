@@ -1,6 +1,6 @@
 // Teacher-pass throughput: examples/s of muki's teacher pass over real texts, through the
 // registry and the `native` adapter (tokenization included; K stochastic passes as one forward
-// call over the micro-batch replicated K times, plus the deterministic pass), for each K and each
+// call over batch-size rows, the texts replicated K times, plus the deterministic pass), for each K and each
 // number of teachers. No cache.
 //   muki_bench_teacher_pass --checkpoint DIR [--checkpoint DIR]... --data TSV [--examples 512]
 //       [--samples 1,4,16] [--batch-size ROWS (0 = the adapter's default)] [--threads 2] [--ids-out FILE]
@@ -46,8 +46,8 @@ int main(int argc, char** argv) try {
   std::ostringstream out;
   out << "{\"bench\": \"teacher_pass\", \"implementation\": \"muki\", \"threads\": " << threads
       << ", \"examples\": " << n << ", \"rows_per_forward\": " << (batch == 0 ? std::string("\"auto\"") : std::to_string(batch))
-      << ", \"note\": \"tokenization included; K passes as one forward over K x batch rows, plus "
-         "the deterministic pass\", \"results\": [";
+      << ", \"note\": \"tokenization included; K passes as one forward over rows_per_forward rows "
+         "(texts x K), plus the deterministic pass\", \"results\": [";
   bool first = true;
   for (int64_t k : args.get_ints("samples", "1,4,16")) {
     core::TeacherPassOptions options;

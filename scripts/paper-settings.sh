@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 muki=build/bin/muki
 seeds=${SEEDS:-1,2,3}
-methods='integration={strategy="concat"},{strategy="uhc"},{strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}'
+# MUKI's two integrations as the README's table runs them (`max` and `weighted`).
+max='{strategy="max",options={margin_reweighting=false}}'
+weighted='{strategy="weighted",options={tau=0.2,margin_reweighting=true}}'
 
 failed=()
 settings=("$@")
@@ -22,14 +24,15 @@ for setting in "${settings[@]}"; do
     quickstart)
       "$muki" sweep configs/quickstart.toml --seeds "$seeds" --log-level warn \
         --grid 'uncertainty={strategy="entropy"},{strategy="mc_dropout",options={samples=16}}' \
-        --grid 'integration={strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}' &&
+        --grid "integration=$max,$weighted" &&
       "$muki" sweep configs/quickstart.toml --seeds "$seeds" --log-level warn --output runs/quickstart-baselines-sweep \
         --grid 'integration={strategy="concat"},{strategy="uhc"}' ;;
     overlapping)  # uhc refuses overlapping label sets: leave it out
       "$muki" sweep configs/overlapping.toml --seeds "$seeds" --log-level warn \
-        --grid 'integration={strategy="concat"},{strategy="max",options={margin_reweighting=false}},{strategy="weighted",options={tau=0.2,margin_reweighting=true}}' ;;
+        --grid "integration={strategy=\"concat\"},$max,$weighted" ;;
     *)
-      "$muki" sweep "configs/$setting.toml" --seeds "$seeds" --log-level warn --grid "$methods" ;;
+      "$muki" sweep "configs/$setting.toml" --seeds "$seeds" --log-level warn \
+        --grid "integration={strategy=\"concat\"},{strategy=\"uhc\"},$max,$weighted" ;;
   esac
   [ $? -eq 0 ] || failed+=("$setting")
   set -e

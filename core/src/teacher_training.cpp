@@ -1,14 +1,12 @@
 #include "muki/core/teacher_training.h"
 
 #include <algorithm>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
