@@ -42,6 +42,12 @@ std::string percent(double v) {
   return buf;
 }
 
+// `v` to `places` decimals, without trailing zeros (0.612, not 0.612000).
+std::string rounded(double v, int places) {
+  const double scale = std::pow(10.0, places);
+  return shortest_number(std::round(v * scale) / scale);
+}
+
 std::string read_text(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::stringstream s;
@@ -131,7 +137,7 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
          << "set ylabel 'fraction of (example, teacher) pairs'\nset key top center\n";
     for (size_t i = 0; i < d.uncertainties.size(); ++i) {
       const auto& u = d.uncertainties[i];
-      plot << "set title " << gp(u.name + "  (AUROC " + shortest_number(std::round(u.auroc * 1000) / 1000) + ")") << "\n"
+      plot << "set title " << gp(u.name + "  (AUROC " + rounded(u.auroc, 3) + ")") << "\n"
            << "plot 'data/uncertainty.tsv' using 1:" << 2 * i + 2
            << " with boxes lc rgb '#1f77b4' title 'teacher that owns the gold label', "
            << "'' using 1:" << 2 * i + 3 << " with boxes lc rgb '#d62728' title 'other teachers'\n";
@@ -222,8 +228,7 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
   row("teacher selection accuracy (%)", pct("test.selection_accuracy"));
   row("accuracy of the integrated targets (%)", pct("test.target_accuracy"));
   if (!value("transfer.kl_to_reference").empty())
-    row("KL(target || reference) on the transfer set",
-        shortest_number(std::round(std::stod(value("transfer.kl_to_reference")) * 1e4) / 1e4));
+    row("KL(target || reference) on the transfer set", rounded(std::stod(value("transfer.kl_to_reference")), 4));
   html << "</table>\n<details><summary>every figure of summary.json</summary><table>\n";
   for (const auto& [k, v] : d.summary)
     html << "<tr><td class=\"l\">" << html_escape(k) << "</td><td class=\"l\">" << html_escape(v) << "</td></tr>\n";
@@ -275,7 +280,7 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
             "<th>AUROC owner vs other</th></tr>\n";
     for (const auto& u : d.uncertainties)
       html << "<tr><td class=\"l\">" << html_escape(u.name) << "</td><td>" << percent(u.selection_accuracy)
-           << "</td><td>" << shortest_number(std::round(u.auroc * 1000) / 1000) << "</td></tr>\n";
+           << "</td><td>" << rounded(u.auroc, 3) << "</td></tr>\n";
     html << "</table>\n";
   }
 
