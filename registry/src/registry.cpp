@@ -2,19 +2,30 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <spdlog/spdlog.h>
+#include <toml++/toml.h>
 
 // The error slot plugins fill through host->set_error. Lives only for one call.
 struct muki_error {
   muki_status status = MUKI_OK;
   std::string message;
   bool set = false;
+};
+
+// A plugin's parsed options (ABI 1.1), alive for one create() call. The string arrays handed out
+// are built on first request and kept here, so the views stay valid as long as the options.
+struct muki_options {
+  toml::table table;
+  std::map<std::string, std::vector<muki_string_view>, std::less<>> string_arrays;
 };
 
 namespace muki::registry {
@@ -48,17 +59,105 @@ void host_set_error(muki_error* error, muki_status status, muki_string_view mess
   error->message.assign(message.data == nullptr ? "" : message.data, message.size);
 }
 
+// ---- typed option getters (ABI 1.1) ----
+
+const toml::node* option_node(const muki_options* options, const char* key) {
+  return options == nullptr || key == nullptr ? nullptr : options->table.get(key);
+}
+
+muki_status wrong_type(muki_error* error, const char* key, const char* what) {
+  const std::string message = std::string("option '") + key + "' must be " + what;
+  host_set_error(error, MUKI_ERR_CONFIG, {message.data(), message.size()});
+  return MUKI_ERR_CONFIG;
+}
+
+int32_t option_has(const muki_options* options, const char* key) {
+  return option_node(options, key) != nullptr ? 1 : 0;
+}
+
+muki_status option_bool(const muki_options* options, const char* key, int32_t* value,
+                        muki_error* error) {
+  const toml::node* node = option_node(options, key);
+  if (node == nullptr) return MUKI_OK;
+  const auto v = node->value_exact<bool>();
+  if (!v) return wrong_type(error, key, "a boolean");
+  *value = *v ? 1 : 0;
+  return MUKI_OK;
+}
+
+muki_status option_int(const muki_options* options, const char* key, int64_t* value,
+                       muki_error* error) {
+  const toml::node* node = option_node(options, key);
+  if (node == nullptr) return MUKI_OK;
+  const auto v = node->value_exact<int64_t>();
+  if (!v) return wrong_type(error, key, "an integer");
+  *value = *v;
+  return MUKI_OK;
+}
+
+muki_status option_float(const muki_options* options, const char* key, double* value,
+                         muki_error* error) {
+  const toml::node* node = option_node(options, key);
+  if (node == nullptr) return MUKI_OK;
+  if (!node->is_number()) return wrong_type(error, key, "a number");
+  *value = *node->value<double>();
+  return MUKI_OK;
+}
+
+muki_status option_string(const muki_options* options, const char* key, muki_string_view* value,
+                          muki_error* error) {
+  const toml::node* node = option_node(options, key);
+  if (node == nullptr) return MUKI_OK;
+  const auto* s = node->as_string();
+  if (s == nullptr) return wrong_type(error, key, "a string");
+  *value = {s->get().data(), s->get().size()};
+  return MUKI_OK;
+}
+
+muki_status option_string_array(const muki_options* options, const char* key,
+                                const muki_string_view** items, uint64_t* count,
+                                muki_error* error) {
+  const toml::node* node = option_node(options, key);
+  if (node == nullptr) return MUKI_OK;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) return wrong_type(error, key, "an array of strings");
+  std::vector<muki_string_view> views;
+  for (const toml::node& item : *array) {
+    const auto* s = item.as_string();
+    if (s == nullptr) return wrong_type(error, key, "an array of strings");
+    views.push_back({s->get().data(), s->get().size()});
+  }
+  auto& kept = const_cast<muki_options*>(options)->string_arrays[key];
+  kept = std::move(views);
+  *items = kept.data();
+  *count = kept.size();
+  return MUKI_OK;
+}
+
+// ---- the process-state lock (ABI 1.1) ----
+
+std::recursive_mutex& process_state_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+void lock_process_state() { process_state_mutex().lock(); }
+void unlock_process_state() { process_state_mutex().unlock(); }
+
 const muki_host_api kHostApi = {MUKI_ABI_VERSION, sizeof(muki_host_api), nullptr, &host_log,
-                                &host_set_error};
+                                &host_set_error, &option_has, &option_bool, &option_int,
+                                &option_float, &option_string, &option_string_array,
+                                &lock_process_state, &unlock_process_state};
 
 std::string error_text(muki_status status, const muki_error& error) {
   if (error.set && !error.message.empty()) return error.message;
   return "status " + std::to_string(static_cast<int>(status)) + " without a message";
 }
 
-// The smallest struct sizes ABI 1.0 defines; a table smaller than this is malformed.
-constexpr uint32_t kMinApiSize[] = {sizeof(muki_teacher_api), sizeof(muki_uncertainty_api),
-                                    sizeof(muki_integration_api)};
+// The sizes ABI 1.0 defines (the offset of a grown struct's first 1.1 field): a table smaller
+// than this is malformed.
+constexpr uint32_t kMinApiSize[] = {offsetof(muki_teacher_api, predict_features),
+                                    sizeof(muki_uncertainty_api), sizeof(muki_integration_api)};
+constexpr uint32_t kMinParamSize = offsetof(muki_param_desc, flags);
 
 bool has_shared_library_magic(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -66,6 +165,12 @@ bool has_shared_library_magic(const fs::path& path) {
   in.read(magic, 4);
   return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
          magic[3] == 'F';
+}
+
+// Element i of an array of versioned structs, strided by the writer's struct_size.
+template <class T>
+const T& at(const T* base, uint64_t i) {
+  return *MUKI_ARRAY_AT(T, base, i);
 }
 
 // Checks one plugin entry's table; returns an empty string when it is usable.
@@ -82,13 +187,15 @@ std::string check_plugin_desc(const muki_plugin_desc& d) {
     return std::string("plugin '") + d.name + "' has a function table smaller than ABI 1.0's";
   if (d.num_params > 0 && d.params == nullptr)
     return std::string("plugin '") + d.name + "' declares parameters but has no table";
-  for (uint64_t i = 0; i < d.num_params; ++i)
-  {
-    if (d.params[i].name == nullptr || *d.params[i].name == '\0')
+  if (d.num_params > 0 && d.params->struct_size < kMinParamSize)
+    return std::string("plugin '") + d.name + "' has parameter entries smaller than ABI 1.0's";
+  for (uint64_t i = 0; i < d.num_params; ++i) {
+    const muki_param_desc& p = at(d.params, i);
+    if (p.name == nullptr || *p.name == '\0')
       return std::string("plugin '") + d.name + "' has a parameter without a name";
-    if (d.params[i].type > MUKI_PARAM_STRING_ARRAY)
-      return std::string("plugin '") + d.name + "' parameter '" + d.params[i].name +
-             "' has an unknown type " + std::to_string(d.params[i].type);
+    if (p.type > MUKI_PARAM_STRING_ARRAY)
+      return std::string("plugin '") + d.name + "' parameter '" + p.name +
+             "' has an unknown type " + std::to_string(p.type);
   }
   bool complete = false;
   switch (d.kind) {
@@ -126,7 +233,8 @@ DLTensor make_tensor(const void* data, DLDataType dtype, int64_t* shape, int32_t
 constexpr DLDataType kFloat32{kDLFloat, 32, 1};
 constexpr DLDataType kInt64{kDLInt, 64, 1};
 
-muki_create_args make_create_args(const CreateArgs& args, const std::string& config_dir) {
+muki_create_args make_create_args(const CreateArgs& args, const std::string& config_dir,
+                                  const muki_options& options, const std::string& plugin_name) {
   muki_create_args c{};
   c.abi_version = MUKI_ABI_VERSION;
   c.struct_size = sizeof(muki_create_args);
@@ -135,6 +243,8 @@ muki_create_args make_create_args(const CreateArgs& args, const std::string& con
   c.options_toml = {args.options_toml.data(), args.options_toml.size()};
   c.config_dir = {config_dir.data(), config_dir.size()};
   c.seed = args.seed;
+  c.options = &options;
+  c.plugin_name = {plugin_name.data(), plugin_name.size()};
   return c;
 }
 
@@ -216,6 +326,11 @@ void Instance::check(muki_status status, const muki_error& error, const char* wh
                     instance_name_ + "): " + what + " failed: " + error_text(status, error));
 }
 
+void Instance::refuse(const std::string& problem) const {
+  throw PluginError(std::string(kind_noun(plugin_->kind)) + " '" + plugin_->name + "' (" +
+                    instance_name_ + ") " + problem);
+}
+
 TeacherInstance::TeacherInstance(std::shared_ptr<const PluginInfo> plugin,
                                  std::string instance_name, void* handle)
     : Instance(plugin, std::move(instance_name), handle,
@@ -226,20 +341,38 @@ TeacherInstance::TeacherInstance(std::shared_ptr<const PluginInfo> plugin,
   info.struct_size = sizeof(info);
   muki_error error;
   check(api_->describe(handle_, &info, &error), error, "describe");
-  if (info.num_labels == 0) check(MUKI_ERR_INTERNAL, muki_error{}, "describe (0 labels)");
+  if (info.num_labels == 0)
+    refuse("describes 0 labels; a teacher needs at least one label name");
   can_sample_ = (info.flags & MUKI_TEACHER_CAN_SAMPLE) != 0;
   sampling_note_.assign(info.sampling_note.data == nullptr ? "" : info.sampling_note.data,
                         info.sampling_note.size);
+  if ((info.flags & MUKI_TEACHER_HAS_FEATURES) != 0) {
+    // A 1.0 plugin never sets the flag; the host zero-filled feature_dim for it anyway.
+    if (info.feature_dim == 0) refuse("describes features of dimension 0");
+    const auto* head = static_cast<const uint32_t*>(plugin->desc->api);
+    if (!MUKI_HAS_FIELD(muki_teacher_api, reinterpret_cast<const muki_teacher_api*>(head),
+                        predict_features) ||
+        api_->predict_features == nullptr)
+      refuse("describes features but its function table has no predict_features");
+    feature_dim_ = static_cast<int64_t>(info.feature_dim);
+  }
+  std::set<std::string> seen;
   for (uint64_t i = 0; i < info.num_labels; ++i) {
     muki_string_view name{};
     muki_error e;
     check(api_->label_name(handle_, i, &name, &e), e, "label_name");
-    labels_.emplace_back(name.data == nullptr ? "" : name.data, name.size);
+    std::string label(name.data == nullptr ? "" : name.data, name.size);
+    if (label.empty()) refuse("label " + std::to_string(i) + " has an empty name");
+    if (!seen.insert(label).second) refuse("label name '" + label + "' appears twice");
+    labels_.push_back(std::move(label));
   }
 }
 
 void TeacherInstance::predict(const std::vector<std::string>& texts, uint32_t samples,
-                              uint64_t seed, float* out) const {
+                              uint64_t seed, float* out, float* features) const {
+  if (features != nullptr && feature_dim_ == 0)
+    throw PluginError(std::string(kind_noun(plugin().kind)) + " '" + plugin().name + "' (" +
+                      instance_name() + ") has no features");
   std::vector<muki_string_view> views;
   views.reserve(texts.size());
   for (const auto& t : texts) views.push_back({t.data(), t.size()});
@@ -255,7 +388,14 @@ void TeacherInstance::predict(const std::vector<std::string>& texts, uint32_t sa
   DLTensor t = samples == 0 ? make_tensor(out, kFloat32, shape3 + 1, 2)
                             : make_tensor(out, kFloat32, shape3, 3);
   muki_error error;
-  check(api_->predict(handle_, &req, &t, &error), error, "predict");
+  if (features == nullptr) {
+    check(api_->predict(handle_, &req, &t, &error), error, "predict");
+    return;
+  }
+  int64_t feature_shape3[3] = {samples, shape3[1], feature_dim_};
+  DLTensor f = samples == 0 ? make_tensor(features, kFloat32, feature_shape3 + 1, 2)
+                            : make_tensor(features, kFloat32, feature_shape3, 3);
+  check(api_->predict_features(handle_, &req, &t, &f, &error), error, "predict_features");
 }
 
 UncertaintyInstance::UncertaintyInstance(std::shared_ptr<const PluginInfo> plugin,
@@ -291,9 +431,9 @@ IntegrationInstance::IntegrationInstance(std::shared_ptr<const PluginInfo> plugi
   muki_error error;
   check(api_->describe(handle_, &info_, &error), error, "describe");
   if (info_.loss > MUKI_LOSS_KL_PER_TEACHER)
-    check(MUKI_ERR_INTERNAL, muki_error{}, "describe (unknown loss kind)");
-  if (!(info_.student_temperature > 0.0f))
-    check(MUKI_ERR_INTERNAL, muki_error{}, "describe (student temperature must be > 0)");
+    refuse("describes an unknown loss kind " + std::to_string(info_.loss));
+  if (!(info_.student_temperature > 0.0f) || !std::isfinite(info_.student_temperature))
+    refuse("describes a student temperature that is not a finite number > 0");
 }
 
 void IntegrationInstance::integrate(const std::vector<TeacherOutputsView>& teachers,
@@ -336,7 +476,7 @@ void IntegrationInstance::integrate(const std::vector<TeacherOutputsView>& teach
 // Registry
 // ---------------------------------------------------------------------------------------------
 
-Registry::Registry() = default;
+Registry::Registry(uint32_t host_abi_version) : host_abi_(host_abi_version) {}
 Registry::~Registry() = default;
 
 void Registry::load_library(const fs::path& path) {
@@ -361,14 +501,14 @@ void Registry::load_library(const fs::path& path) {
     throw PluginError(path.string() + ": not a muki plugin (no '" MUKI_PLUGIN_ENTRY_SYMBOL
                                       "' symbol)");
   auto& entry = lib.get<const muki_library_desc*(uint32_t)>(MUKI_PLUGIN_ENTRY_SYMBOL);
-  const muki_library_desc* desc = entry(MUKI_ABI_VERSION);
+  const muki_library_desc* desc = entry(host_abi_);
   if (desc == nullptr)
-    throw PluginError(path.string() + ": the library refused host ABI " +
-                      format_abi(MUKI_ABI_VERSION));
+    throw PluginError(path.string() + ": the library refused host ABI " + format_abi(host_abi_));
   const uint32_t abi = desc->abi_version;
-  if (MUKI_VERSION_MAJOR(abi) != MUKI_ABI_MAJOR || MUKI_VERSION_MINOR(abi) > MUKI_ABI_MINOR) {
+  if (MUKI_VERSION_MAJOR(abi) != MUKI_VERSION_MAJOR(host_abi_) ||
+      MUKI_VERSION_MINOR(abi) > MUKI_VERSION_MINOR(host_abi_)) {
     throw PluginError(path.string() + ": plugin ABI " + format_abi(abi) +
-                      " is incompatible with host ABI " + format_abi(MUKI_ABI_VERSION) +
+                      " is incompatible with host ABI " + format_abi(host_abi_) +
                       " (the major versions must match and the plugin's minor must not exceed "
                       "the host's)");
   }
@@ -379,18 +519,18 @@ void Registry::load_library(const fs::path& path) {
 
   // Check every entry and every name before anything is registered: all or nothing.
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
-    const std::string problem = check_plugin_desc(desc->plugins[i]);
+    const std::string problem = check_plugin_desc(at(desc->plugins, i));
     if (!problem.empty()) throw PluginError(path.string() + ": " + problem);
   }
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
-    const auto& d = desc->plugins[i];
+    const auto& d = at(desc->plugins, i);
     const Kind kind = static_cast<Kind>(d.kind);
     if (auto existing = lookup(kind, d.name)) {
       throw PluginError(path.string() + ": " + kind_noun(kind) + " '" + d.name +
                         "' is already provided by " + existing->library_path.string());
     }
     for (uint64_t j = 0; j < i; ++j)
-      if (desc->plugins[j].kind == d.kind && lower(desc->plugins[j].name) == lower(d.name))
+      if (at(desc->plugins, j).kind == d.kind && lower(at(desc->plugins, j).name) == lower(d.name))
         throw PluginError(path.string() + ": " + kind_noun(kind) + " '" + d.name +
                           "' appears twice in the library");
   }
@@ -404,14 +544,14 @@ void Registry::load_library(const fs::path& path) {
 
   auto loaded = std::make_shared<LoadedLibrary>(std::move(lib), desc);
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
-    const auto& d = desc->plugins[i];
+    const auto& d = at(desc->plugins, i);
     auto info = std::make_shared<PluginInfo>();
     info->kind = static_cast<Kind>(d.kind);
     info->name = d.name;
     info->version = str(d.version);
     info->description = str(d.description);
     for (uint64_t p = 0; p < d.num_params; ++p) {
-      const auto& pd = d.params[p];
+      const auto& pd = at(d.params, p);
       ParamInfo param;
       param.name = pd.name;
       param.type = static_cast<muki_param_type>(pd.type);
@@ -422,6 +562,8 @@ void Registry::load_library(const fs::path& path) {
         param.min_value = pd.min_value;
         param.max_value = pd.max_value;
       }
+      param.allow_non_finite =
+          MUKI_HAS_FIELD(muki_param_desc, &pd, flags) && (pd.flags & MUKI_PARAM_ALLOW_NON_FINITE);
       info->params.push_back(std::move(param));
     }
     info->library_path = canonical;
@@ -499,7 +641,15 @@ template <class Api>
 void* create_handle(const std::shared_ptr<const PluginInfo>& info, const CreateArgs& args) {
   const auto* api = static_cast<const Api*>(info->desc->api);
   const std::string dir = args.config_dir.string();
-  const muki_create_args c = make_create_args(args, dir);
+  muki_options options;
+  try {
+    options.table = toml::parse(args.options_toml, std::string_view("options"));
+  } catch (const toml::parse_error& e) {
+    throw PluginError(std::string(kind_noun(info->kind)) + " '" + info->name + "' (" +
+                      args.instance_name + "): create failed: options are not valid TOML: " +
+                      std::string(e.description()));
+  }
+  const muki_create_args c = make_create_args(args, dir, options, info->name);
   void* handle = nullptr;
   muki_error error;
   const muki_status status = api->create(&c, &handle, &error);

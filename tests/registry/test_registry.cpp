@@ -112,13 +112,13 @@ TEST(RegistryRefuses, SharedLibraryWithoutEntrySymbol) {
 TEST(RegistryRefuses, WrongAbiMajorNamingBothVersions) {
   Registry registry;
   const std::string message = load_error(registry, lib("bad", "fixture_wrong_major"));
-  EXPECT_THAT(message, HasSubstr("plugin ABI 2.0 is incompatible with host ABI 1.0"));
+  EXPECT_THAT(message, HasSubstr("plugin ABI 2.0 is incompatible with host ABI 1.1"));
 }
 
 TEST(RegistryRefuses, NewerMinorThanTheHost) {
   Registry registry;
   const std::string message = load_error(registry, lib("newer_minor", "fixture_newer_minor"));
-  EXPECT_THAT(message, HasSubstr("plugin ABI 1.1 is incompatible with host ABI 1.0"));
+  EXPECT_THAT(message, HasSubstr("plugin ABI 1.2 is incompatible with host ABI 1.1"));
 }
 
 TEST(RegistryRefuses, FailingInitWithThePluginsMessage) {

@@ -12,8 +12,22 @@
  * Rules that keep the boundary stable (an "hourglass"):
  *   - Every struct begins with `abi_version` (MUKI_MAKE_VERSION(major, minor)) and `struct_size`
  *     (sizeof as the writer compiled it). Structs only ever grow at the end; a reader must check
- *     `struct_size` before touching a field added in a later minor version. Static asserts in
- *     sdk/include/muki/plugin_layout.h pin the layout of every shipped version.
+ *     `struct_size` before touching a field added in a later minor version (MUKI_HAS_FIELD).
+ *     Static asserts in sdk/include/muki/plugin_layout.h pin the layout of every shipped version.
+ *   - Who writes the header (1.1): the side that allocates a struct fills its `abi_version` and
+ *     `struct_size`. Static tables (library, plugins, parameters, function tables) are the
+ *     plugin's. Requests, create arguments and the host API are the host's. Output structs that
+ *     the host hands to describe() (muki_teacher_info, muki_uncertainty_info,
+ *     muki_integration_info) are allocated, zero-filled and headed by the host; the plugin writes
+ *     only the fields that lie within the host's `struct_size` and leaves the header alone. (1.0
+ *     plugins may overwrite the header; the host does not rely on it after the call.)
+ *   - Arrays of versioned structs (1.1): an array is strided by the `struct_size` of its FIRST
+ *     element, never by the reader's own sizeof, and every element of one array has the same
+ *     `struct_size`. Use MUKI_ARRAY_AT(). The writer's elements may be older (smaller) or newer
+ *     (larger) than the reader's struct; a reader touches only the fields both know. This covers
+ *     muki_library_desc.plugins, muki_plugin_desc.params and muki_integration_request.teachers.
+ *     A 1.0 plugin strides host-written arrays by its own sizeof, so the host writes the elements
+ *     of such an array in the layout of the plugin's own minor version.
  *   - No C++ type, exception or allocation crosses the boundary. Strings are pointer + length
  *     (muki_string_view, UTF-8, not necessarily NUL-terminated). Tensors are DLPack DLTensors.
  *   - Memory: whoever allocates frees. The host allocates every tensor handed to a plugin, inputs
@@ -27,11 +41,25 @@
  *   - Logging goes through host->log, never through a logging library's global state.
  *   - Enumerations travel as uint32_t inside structs (an enum's size is the compiler's choice);
  *     muki_status, returned by value, is int-sized on every supported platform.
- *   - Threading: the host calls a given instance from one thread at a time. Different instances
- *     may be called concurrently. create/destroy/entry may be called from any thread.
+ *   - Threading: the host calls a given instance from one thread at a time, and may call
+ *     different instances (of one library or of several) from different threads at once.
+ *     create/destroy/entry may be called from any thread. State that belongs to the whole
+ *     process rather than to an instance (LibTorch's default generator and thread pools, the
+ *     environment, locale, a library's global settings) is shared with every other plugin in the
+ *     process: a plugin that changes it must hold host->lock_process_state for as long as it
+ *     relies on it (1.1). A lock private to one library does not protect against another library.
+ *   - Teachers (1.1, documenting what 1.0 already assumed): label names are non-empty and unique
+ *     within a teacher; logits and features are finite; a text's deterministic outputs must not
+ *     depend on the other texts in the request or on how the host batches the texts (up to float
+ *     rounding). Stochastic passes may depend on the batch (dropout masks are drawn per batch), but
+ *     the same (texts, samples, seed) must give the same output.
  *
  * ABI history:
  *   1.0 (muki 0.1.0): first release.
+ *   1.1 (muki 0.2.0): teacher features (MUKI_TEACHER_HAS_FEATURES, muki_teacher_info.feature_dim,
+ *        muki_teacher_api.predict_features); typed option getters and the process-state lock in
+ *        muki_host_api; muki_create_args.options and .plugin_name; muki_param_desc.flags
+ *        (MUKI_PARAM_ALLOW_NON_FINITE); arrays strided by their elements' struct_size.
  */
 #ifndef MUKI_PLUGIN_H
 #define MUKI_PLUGIN_H
@@ -52,7 +80,7 @@ extern "C" {
 /* The ABI this header describes. A host accepts a library whose major equals its own and whose
  * minor is <= its own (a newer plugin may rely on host features an older host lacks). */
 #define MUKI_ABI_MAJOR 1
-#define MUKI_ABI_MINOR 0
+#define MUKI_ABI_MINOR 1
 #define MUKI_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define MUKI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MUKI_VERSION_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -60,6 +88,16 @@ extern "C" {
 
 /* The frozen name of the root symbol. Never changes across ABI versions. */
 #define MUKI_PLUGIN_ENTRY_SYMBOL "muki_plugin_library_entry"
+
+/* Whether the struct at `ptr` (its writer's struct_size) is large enough to hold `field` of
+ * `type`: check it before reading a field added in a later minor version. (1.1) */
+#define MUKI_HAS_FIELD(type, ptr, field) \
+  ((size_t)(ptr)->struct_size >= offsetof(type, field) + sizeof(((type*)0)->field))
+
+/* Element `index` of an array of versioned structs whose first element is `base`, strided by the
+ * writer's struct_size (see "Arrays of versioned structs" above). `base` must not be NULL. (1.1) */
+#define MUKI_ARRAY_AT(type, base, index) \
+  ((const type*)(const void*)((const char*)(base) + (size_t)(index) * (base)->struct_size))
 
 /* ----------------------------------------------------------------------------------------------
  * Basic types
@@ -93,9 +131,14 @@ typedef enum muki_log_level {
   MUKI_LOG_ERROR = 4
 } muki_log_level;
 
-/* The services a host offers a plugin. Handed to the entry point and to every create(); valid
- * until the library is unloaded. A plugin compiled against a newer minor must check
- * struct_size before using a function added later. (ABI 1.0) */
+/* A plugin's parsed `options` sub-table, owned by the host; valid only during the create() call
+ * that received it (muki_create_args.options). Read it with the host API's option_* getters.
+ * (ABI 1.1) */
+typedef struct muki_options muki_options;
+
+/* The services a host offers a plugin. Handed to init() and to every create(); valid until the
+ * library is unloaded. The host's minor is never older than the library's (the handshake
+ * refuses that), so every field of the plugin's own header version is present. (ABI 1.0) */
 typedef struct muki_host_api {
   uint32_t abi_version; /* the host's ABI version */
   uint32_t struct_size;
@@ -105,6 +148,36 @@ typedef struct muki_host_api {
               muki_string_view message);
   /* Records a failure in `error` (copying `message`). Calling it twice keeps the first. */
   void (*set_error)(muki_error* error, muki_status status, muki_string_view message);
+
+  /* ---- ABI 1.1 ----
+   * Typed option getters, so that a plugin needs no TOML parser. `key` is NUL-terminated and
+   * names a top-level key of the options table. When the key is absent they return MUKI_OK and
+   * leave *value untouched (so pre-load it with the default). When it holds another type they
+   * return MUKI_ERR_CONFIG with a message in `error` naming the key. The host has already checked
+   * every key against the plugin's parameter schema, so a type mismatch means the schema and the
+   * code disagree. Results point into host memory that lives as long as `options`. */
+  /* 1 when the options table has `key`, else 0. */
+  int32_t (*option_has)(const muki_options* options, const char* key);
+  /* A TOML boolean; *value becomes 0 or 1. */
+  muki_status (*option_bool)(const muki_options* options, const char* key, int32_t* value,
+                             muki_error* error);
+  muki_status (*option_int)(const muki_options* options, const char* key, int64_t* value,
+                            muki_error* error);
+  /* A TOML float, or an integer converted to double. */
+  muki_status (*option_float)(const muki_options* options, const char* key, double* value,
+                              muki_error* error);
+  /* A string (PATH parameters arrive made absolute). */
+  muki_status (*option_string)(const muki_options* options, const char* key,
+                               muki_string_view* value, muki_error* error);
+  /* An array of strings: *items points to *count views (both untouched when the key is absent). */
+  muki_status (*option_string_array)(const muki_options* options, const char* key,
+                                     const muki_string_view** items, uint64_t* count,
+                                     muki_error* error);
+  /* One recursive process-wide lock shared by every plugin and the host, for state that belongs
+   * to the process (see "Threading" above). Never fails; pair every lock with one unlock on the
+   * same thread. */
+  void (*lock_process_state)(void);
+  void (*unlock_process_state)(void);
 } muki_host_api;
 
 /* ----------------------------------------------------------------------------------------------
@@ -122,9 +195,15 @@ typedef enum muki_param_type {
   MUKI_PARAM_STRING_ARRAY = 5
 } muki_param_type;
 
+/* Parameter flags (ABI 1.1). */
+/* A FLOAT parameter that accepts nan and +-inf. Without it the host refuses non-finite values. */
+#define MUKI_PARAM_ALLOW_NON_FINITE 0x1u
+
 /* One option a plugin accepts in its `options` sub-table. The host rejects unknown keys, wrong
- * types and missing required keys before create() is called, with the config file's line and
- * column. All strings are static (valid while the library is loaded). (ABI 1.0) */
+ * types, missing required keys and (unless the flag allows them) non-finite floats before
+ * create() is called, with the config file's line and column. All strings are static (valid while
+ * the library is loaded). An array of these is strided by its first element's struct_size.
+ * (ABI 1.0) */
 typedef struct muki_param_desc {
   uint32_t abi_version;
   uint32_t struct_size;
@@ -135,6 +214,8 @@ typedef struct muki_param_desc {
   const char* doc;           /* one line */
   double min_value; /* for INT and FLOAT: inclusive bounds checked by the host; ignored when */
   double max_value; /* min_value > max_value */
+  /* ---- ABI 1.1 ---- */
+  uint32_t flags; /* MUKI_PARAM_* flags */
 } muki_param_desc;
 
 /* ----------------------------------------------------------------------------------------------
@@ -155,6 +236,12 @@ typedef struct muki_create_args {
   muki_string_view config_dir;
   /* Seed of the experiment; plugins derive their own random streams from it. */
   uint64_t seed;
+  /* ---- ABI 1.1 ---- */
+  /* The same options, parsed by the host: read them with host->option_*(). Never NULL. */
+  const muki_options* options;
+  /* The name under which the host found the plugin (its muki_plugin_desc.name), so that a class
+   * registered under several names can log under the one in use. */
+  muki_string_view plugin_name;
 } muki_create_args;
 
 /* ----------------------------------------------------------------------------------------------
@@ -163,6 +250,9 @@ typedef struct muki_create_args {
 
 /* Capability flags of a teacher instance. */
 #define MUKI_TEACHER_CAN_SAMPLE 0x1u /* predict() accepts samples >= 1 (stochastic passes) */
+/* predict_features() returns a pooled feature vector of feature_dim floats per text beside the
+ * logits (e.g. the encoder's [CLS] state or a sentence vector). (ABI 1.1) */
+#define MUKI_TEACHER_HAS_FEATURES 0x2u
 
 /* (ABI 1.0) */
 typedef struct muki_teacher_info {
@@ -171,8 +261,12 @@ typedef struct muki_teacher_info {
   uint64_t num_labels; /* C, >= 1 */
   uint32_t flags;      /* MUKI_TEACHER_* */
   /* How the stochastic mode works, one line, e.g. "MC dropout p=0.1 on 12 dropout layers" or
-   * "word dropout 0.1 on the input"; owned by the instance. Empty if it cannot sample. */
+   * "word dropout 0.1 on the input". Owned by the instance; valid until the next describe() on
+   * it or its destroy(); the host copies it. Empty if it cannot sample. */
   muki_string_view sampling_note;
+  /* ---- ABI 1.1 ---- */
+  /* H, the length of a text's feature vector: >= 1 with MUKI_TEACHER_HAS_FEATURES, else 0. */
+  uint64_t feature_dim;
 } muki_teacher_info;
 
 /* One predict() request. Valid only during the call. (ABI 1.0) */
@@ -205,6 +299,13 @@ typedef struct muki_teacher_api {
    * host-allocated, C-contiguous float32 CPU tensor of the shape documented above. */
   muki_status (*predict)(void* instance, const muki_predict_request* request,
                          DLTensor* out_logits, muki_error* error);
+  /* ---- ABI 1.1 ---- */
+  /* predict() that also writes each text's pooled features into out_features, a host-allocated,
+   * C-contiguous float32 CPU tensor: [B, H] for samples == 0, [K, B, H] for K stochastic passes
+   * (the features of the same passes as the logits). Non-NULL when the instance describes
+   * MUKI_TEACHER_HAS_FEATURES; may be NULL otherwise, and then the host never calls it. */
+  muki_status (*predict_features)(void* instance, const muki_predict_request* request,
+                                  DLTensor* out_logits, DLTensor* out_features, muki_error* error);
 } muki_teacher_api;
 
 /* ----------------------------------------------------------------------------------------------
@@ -264,7 +365,8 @@ typedef struct muki_integration_info {
   uint32_t flags;            /* MUKI_INTEGRATION_* */
 } muki_integration_info;
 
-/* One teacher's outputs on a batch. Valid only during the call. (ABI 1.0) */
+/* One teacher's outputs on a batch. Valid only during the call. Read an array of these with
+ * MUKI_ARRAY_AT (1.1). (ABI 1.0) */
 typedef struct muki_teacher_outputs {
   uint32_t abi_version;
   uint32_t struct_size;
@@ -278,7 +380,8 @@ typedef struct muki_teacher_outputs {
 typedef struct muki_integration_request {
   uint32_t abi_version;
   uint32_t struct_size;
-  const muki_teacher_outputs* teachers; /* N entries, in the experiment's teacher order */
+  /* N entries, in the experiment's teacher order; strided by teachers[0].struct_size */
+  const muki_teacher_outputs* teachers;
   uint64_t num_teachers;                /* N >= 1 */
   uint64_t union_size;                  /* |Y| */
   /* [B] int64 union indices of the gold labels, or NULL when there are none (always NULL when
@@ -309,7 +412,8 @@ typedef enum muki_plugin_kind {
   MUKI_KIND_INTEGRATION = 2
 } muki_plugin_kind;
 
-/* One plugin in a library. Static data. (ABI 1.0) */
+/* One plugin in a library. Static data. An array of these is strided by its first element's
+ * struct_size (1.1). (ABI 1.0) */
 typedef struct muki_plugin_desc {
   uint32_t abi_version;
   uint32_t struct_size;
@@ -317,7 +421,7 @@ typedef struct muki_plugin_desc {
   const char* name;        /* case-insensitive identifier used in configs, e.g. "mc_dropout" */
   const char* version;     /* the plugin's own version, e.g. "1.2.0" */
   const char* description; /* one line */
-  const muki_param_desc* params;
+  const muki_param_desc* params; /* num_params entries, strided by params[0].struct_size */
   uint64_t num_params;
   /* Points to a muki_teacher_api, muki_uncertainty_api or muki_integration_api per `kind`. */
   const void* api;
@@ -330,7 +434,7 @@ typedef struct muki_library_desc {
   const char* name;    /* e.g. "muki-builtin-strategies" */
   const char* version; /* e.g. "0.1.0" */
   const char* description;
-  const muki_plugin_desc* plugins;
+  const muki_plugin_desc* plugins; /* num_plugins entries, strided by plugins[0].struct_size */
   uint64_t num_plugins;
   /* Optional (NULL = nothing to do). Called once after the handshake, before any create();
    * a failure refuses the whole library. */

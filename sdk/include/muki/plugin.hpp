@@ -4,20 +4,56 @@
 // muki::sdk::UncertaintyStrategy or muki::sdk::IntegrationStrategy, with a constructor taking
 // `const muki::sdk::Context&`, and lists it once in MUKI_PLUGIN_LIBRARY(...). The trampolines
 // here turn every C call into a virtual call and every exception into a muki_status plus a
-// message the host copies, so no C++ type or exception crosses the boundary.
+// message the host copies, so no C++ type or exception crosses the boundary. Options are read
+// through the host's typed getters: a plugin needs no TOML parser and links nothing but the C++
+// standard library. A complete plugin (tests/sdk compiles this example on every build):
 //
-//   class MyStrategy : public muki::sdk::UncertaintyStrategy {
+//   #include <muki/plugin.hpp>
+//
+//   #include <algorithm>
+//   #include <cmath>
+//   #include <vector>
+//
+//   // Certainty = the highest probability of the averaged distribution.
+//   class MaxProbability : public muki::sdk::UncertaintyStrategy {
 //    public:
-//     explicit MyStrategy(const muki::sdk::Context& ctx) : k_(ctx.options.get_int("samples", 16)) {}
-//     uint32_t samples() const override { return k_; }
-//     void score(muki::sdk::ConstTensor logits, muki::sdk::Tensor scores) override { ... }
-//   };
-//   static const muki_param_desc kParams[] = {
-//       muki::sdk::param("samples", MUKI_PARAM_INT, "16", "stochastic passes", 1, 4096)};
-//   MUKI_PLUGIN_LIBRARY("my-strategies", "1.0.0", "one line",
-//                       muki::sdk::uncertainty<MyStrategy>("my_strategy", "1.0.0", "...", kParams))
+//     explicit MaxProbability(const muki::sdk::Context& ctx)
+//         : samples_(static_cast<uint32_t>(ctx.options.get_int("samples", 0))) {}
+//     uint32_t samples() const override { return samples_; }
+//     void score(muki::sdk::ConstTensor logits, muki::sdk::Tensor scores) override {
+//       const int64_t k = logits.dim(0), b = logits.dim(1), c = logits.dim(2);
+//       for (int64_t i = 0; i < b; ++i) {
+//         std::vector<double> mean(static_cast<size_t>(c), 0.0);
+//         for (int64_t s = 0; s < k; ++s) {
+//           double top = logits(s, i, 0), sum = 0.0;
+//           for (int64_t j = 1; j < c; ++j) top = std::max(top, double(logits(s, i, j)));
+//           for (int64_t j = 0; j < c; ++j) sum += std::exp(logits(s, i, j) - top);
+//           for (int64_t j = 0; j < c; ++j)
+//             mean[size_t(j)] += std::exp(logits(s, i, j) - top) / sum / double(k);
+//         }
+//         scores(i) = static_cast<float>(*std::max_element(mean.begin(), mean.end()));
+//       }
+//     }
 //
-// Added in ABI 1.0 (muki 0.1.0).
+//    private:
+//     uint32_t samples_;
+//   };
+//
+//   static const muki_param_desc kParams[] = {
+//       muki::sdk::param("samples", MUKI_PARAM_INT, "0", "stochastic passes (0 = one eval pass)",
+//                        0, 4096)};
+//   MUKI_PLUGIN_LIBRARY("my-strategies", "1.0.0", "one line about the library",
+//                       MUKI_UNCERTAINTY(MaxProbability, "my_max_probability", "1.0.0",
+//                                        "highest averaged probability", kParams))
+//
+// A library that must set something up once (a licence check, a global thread pool) uses
+// MUKI_PLUGIN_LIBRARY_WITH_HOOKS(name, version, description, init, shutdown, plugins...), where
+// init is `void(const muki_host_api*)` (it may throw: the library is then refused with the
+// message) and shutdown is `void()`; either may be nullptr.
+//
+// Added in ABI 1.0 (muki 0.1.0). ABI 1.1 (muki 0.2.0): options through the host's getters (no
+// toml++), teacher features, library hooks, the process-state lock, the log source names the
+// plugin under the name it was created by.
 #ifndef MUKI_PLUGIN_HPP
 #define MUKI_PLUGIN_HPP
 
@@ -31,8 +67,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <toml++/toml.h>
 
 namespace muki::sdk {
 
@@ -52,67 +86,68 @@ inline std::string_view to_view(muki_string_view s) {
 }
 inline muki_string_view to_c(std::string_view s) { return {s.data(), s.size()}; }
 
-// The plugin's `options` sub-table. The host has already checked keys, types and bounds against
-// the plugin's parameter schema, so the getters only apply defaults.
+// The plugin's `options` sub-table, read through the host's typed getters (ABI 1.1). The host has
+// already checked keys, types and bounds against the plugin's parameter schema, so the getters
+// only apply defaults. Valid only during construction, like the Context that holds it.
 class Options {
  public:
   Options() = default;
-  explicit Options(std::string_view toml_text) {
-    try {
-      table_ = toml::parse(toml_text, std::string_view("options"));
-    } catch (const toml::parse_error& e) {
-      throw Error(MUKI_ERR_CONFIG, std::string("options are not valid TOML: ") +
-                                       std::string(e.description()));
-    }
+  Options(const muki_host_api* host, const muki_options* options, muki_error* error)
+      : host_(host), options_(options), error_(error) {}
+
+  bool has(const std::string& key) const {
+    return options_ != nullptr && host_->option_has(options_, key.c_str()) != 0;
   }
-  bool has(std::string_view key) const { return table_.contains(key); }
-  bool get_bool(std::string_view key, bool fallback) const {
-    return get<bool>(key, fallback, "a boolean");
+  bool get_bool(const std::string& key, bool fallback) const {
+    int32_t value = fallback ? 1 : 0;
+    if (options_ != nullptr) check(host_->option_bool(options_, key.c_str(), &value, error_), key, "a boolean");
+    return value != 0;
   }
-  int64_t get_int(std::string_view key, int64_t fallback) const {
-    return get<int64_t>(key, fallback, "an integer");
+  int64_t get_int(const std::string& key, int64_t fallback) const {
+    if (options_ != nullptr) check(host_->option_int(options_, key.c_str(), &fallback, error_), key, "an integer");
+    return fallback;
   }
-  double get_float(std::string_view key, double fallback) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return fallback;
-    if (auto v = node->value<double>()) return *v;  // integers convert too
-    throw Error(MUKI_ERR_CONFIG, "option '" + std::string(key) + "' must be a number");
+  // Integers convert too.
+  double get_float(const std::string& key, double fallback) const {
+    if (options_ != nullptr) check(host_->option_float(options_, key.c_str(), &fallback, error_), key, "a number");
+    return fallback;
   }
-  std::string get_string(std::string_view key, std::string fallback) const {
-    return get<std::string>(key, std::move(fallback), "a string");
+  std::string get_string(const std::string& key, std::string fallback) const {
+    if (!has(key)) return fallback;
+    muki_string_view value{};
+    check(host_->option_string(options_, key.c_str(), &value, error_), key, "a string");
+    return std::string(to_view(value));
   }
-  std::vector<std::string> get_string_array(std::string_view key) const {
+  // Empty when the key is absent.
+  std::vector<std::string> get_string_array(const std::string& key) const {
+    const muki_string_view* items = nullptr;
+    uint64_t count = 0;
+    if (options_ != nullptr)
+      check(host_->option_string_array(options_, key.c_str(), &items, &count, error_), key,
+            "an array of strings");
     std::vector<std::string> out;
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return out;
-    const toml::array* arr = node->as_array();
-    if (arr == nullptr) throw Error(MUKI_ERR_CONFIG, "option '" + std::string(key) + "' must be an array");
-    for (const toml::node& item : *arr) {
-      auto s = item.value<std::string>();
-      if (!s) throw Error(MUKI_ERR_CONFIG, "option '" + std::string(key) + "' must hold strings");
-      out.push_back(*s);
-    }
+    for (uint64_t i = 0; i < count; ++i) out.emplace_back(to_view(items[i]));
     return out;
   }
-  const toml::table& table() const { return table_; }
 
  private:
-  template <class T>
-  T get(std::string_view key, T fallback, const char* what) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return fallback;
-    if (auto v = node->value_exact<T>()) return *v;
-    throw Error(MUKI_ERR_CONFIG, "option '" + std::string(key) + "' must be " + what);
+  // The host has already put its own message into the create() error slot; this exception's
+  // message is kept only when the host had none.
+  static void check(muki_status status, const std::string& key, const char* what) {
+    if (status != MUKI_OK) throw Error(status, "option '" + key + "' must be " + what);
   }
-  toml::table table_;
+  const muki_host_api* host_ = nullptr;
+  const muki_options* options_ = nullptr;
+  muki_error* error_ = nullptr;
 };
 
 // Everything a plugin constructor may need. Valid only during construction (copy what you keep;
 // `host` itself stays valid while the library is loaded).
 struct Context {
   const muki_host_api* host = nullptr;
-  std::string instance_name;
-  std::string source;  // "<kind>/<plugin name>", used as the log source
+  std::string instance_name;  // the teacher's name in the experiment, or the strategy's name
+  std::string plugin_name;    // the name the host created this plugin by (1.1)
+  std::string source;         // "<kind>/<plugin name>", the log source
   std::string config_dir;
   uint64_t seed = 0;
   Options options;
@@ -121,6 +156,18 @@ struct Context {
     if (host != nullptr && host->log != nullptr)
       host->log(host->host_context, level, to_c(source), to_c(message));
   }
+};
+
+// Holds the host's process-wide lock (see "Threading" in plugin.h) for the scope. (ABI 1.1)
+class ProcessStateLock {
+ public:
+  explicit ProcessStateLock(const muki_host_api* host) : host_(host) { host_->lock_process_state(); }
+  ~ProcessStateLock() { host_->unlock_process_state(); }
+  ProcessStateLock(const ProcessStateLock&) = delete;
+  ProcessStateLock& operator=(const ProcessStateLock&) = delete;
+
+ private:
+  const muki_host_api* host_;
 };
 
 // A checked view of a host-allocated, C-contiguous float32 CPU DLTensor.
@@ -180,7 +227,7 @@ using ConstTensor = TensorView<const float>;
 class Teacher {
  public:
   virtual ~Teacher() = default;
-  // Label names in the order of the logits' last dimension.
+  // Label names in the order of the logits' last dimension: non-empty and unique.
   virtual const std::vector<std::string>& labels() const = 0;
   // Whether predict() accepts samples >= 1; if so, say how sampling works in sampling_note().
   virtual bool can_sample() const = 0;
@@ -188,6 +235,15 @@ class Teacher {
   // samples == 0: out is [B, C], one deterministic pass; samples = K: out is [K, B, C].
   virtual void predict(const std::vector<std::string_view>& texts, uint32_t samples,
                        uint64_t seed, Tensor out) = 0;
+  // H > 0 when the teacher also gives each text a pooled feature vector (ABI 1.1); then
+  // predict_features() must be overridden.
+  virtual size_t feature_dim() const { return 0; }
+  // predict() plus features: [B, H] or [K, B, H], from the same passes as the logits.
+  virtual void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                                uint64_t seed, Tensor logits, Tensor features) {
+    (void)texts, (void)samples, (void)seed, (void)logits, (void)features;
+    throw Error(MUKI_ERR_UNSUPPORTED, "this teacher has no features");
+  }
 };
 
 class UncertaintyStrategy {
@@ -259,20 +315,28 @@ muki_status guarded(const muki_host_api* host, muki_error* error, Fn&& fn) {
   }
 }
 
+// The host allocated and headed the info struct: write a field only if the host's struct has it.
+#define MUKI_SDK_SET_FIELD(type, info, field, value) \
+  do {                                               \
+    if (MUKI_HAS_FIELD(type, info, field)) (info)->field = (value); \
+  } while (0)
+
 template <class T>
-muki_status create(const muki_create_args* args, void** out, muki_error* error,
-                   const char* source) {
+muki_status create(const muki_create_args* args, void** out, muki_error* error, const char* kind) {
   const muki_host_api* host = args != nullptr ? args->host : nullptr;
   return guarded(host, error, [&] {
     if (args == nullptr || out == nullptr)
       throw Error(MUKI_ERR_INVALID_ARGUMENT, "create() needs args and an output pointer");
+    if (!MUKI_HAS_FIELD(muki_create_args, args, plugin_name))
+      throw Error(MUKI_ERR_UNSUPPORTED, "the host's create arguments predate ABI 1.1");
     Context ctx;
     ctx.host = host;
     ctx.instance_name = std::string(to_view(args->instance_name));
-    ctx.source = source;
+    ctx.plugin_name = std::string(to_view(args->plugin_name));
+    ctx.source = std::string(kind) + "/" + ctx.plugin_name;
     ctx.config_dir = std::string(to_view(args->config_dir));
     ctx.seed = args->seed;
-    ctx.options = Options(to_view(args->options_toml));
+    ctx.options = Options(host, args->options, error);
     auto instance = std::make_unique<Instance<T>>();
     instance->host = host;
     instance->object = std::make_unique<T>(ctx);
@@ -296,12 +360,13 @@ struct TeacherTrampolines {
     auto& in = self<T>(p);
     return guarded(in.host, error, [&] {
       if (info == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "info is NULL");
-      info->abi_version = MUKI_ABI_VERSION;
-      info->struct_size = sizeof(muki_teacher_info);
+      const size_t h = in.object->feature_dim();
       info->num_labels = in.object->labels().size();
-      info->flags = in.object->can_sample() ? MUKI_TEACHER_CAN_SAMPLE : 0u;
+      info->flags = (in.object->can_sample() ? MUKI_TEACHER_CAN_SAMPLE : 0u) |
+                    (h > 0 ? MUKI_TEACHER_HAS_FEATURES : 0u);
       in.note = in.object->sampling_note();
       info->sampling_note = to_c(in.note);
+      MUKI_SDK_SET_FIELD(muki_teacher_info, info, feature_dim, h);
     });
   }
   static muki_status label_name(void* p, uint64_t index, muki_string_view* name,
@@ -316,34 +381,56 @@ struct TeacherTrampolines {
       *name = to_c(labels[index]);
     });
   }
+  // Checks a request and an output tensor of last dimension `width`; returns the view.
+  static Tensor checked_output(const muki_predict_request* req, DLTensor* out, int64_t width,
+                               const char* what) {
+    const size_t rank = req->samples == 0 ? 2 : 3;
+    Tensor view = Tensor::from(out, rank, what);
+    const int64_t b = static_cast<int64_t>(req->num_texts);
+    const bool ok = rank == 2 ? (view.dim(0) == b && view.dim(1) == width)
+                              : (view.dim(0) == req->samples && view.dim(1) == b &&
+                                 view.dim(2) == width);
+    if (!ok) throw Error(MUKI_ERR_INVALID_ARGUMENT, std::string(what) + " has the wrong shape");
+    return view;
+  }
+  static std::vector<std::string_view> checked_texts(const Instance<T>& in,
+                                                     const muki_predict_request* req) {
+    if (req == nullptr || (req->num_texts > 0 && req->texts == nullptr))
+      throw Error(MUKI_ERR_INVALID_ARGUMENT, "predict request has no texts");
+    if (req->samples > 0 && !in.object->can_sample())
+      throw Error(MUKI_ERR_UNSUPPORTED, "this teacher cannot sample stochastically");
+    std::vector<std::string_view> texts;
+    texts.reserve(req->num_texts);
+    for (uint64_t i = 0; i < req->num_texts; ++i) texts.push_back(to_view(req->texts[i]));
+    return texts;
+  }
   static muki_status predict(void* p, const muki_predict_request* req, DLTensor* out,
                              muki_error* error) {
     auto& in = self<T>(p);
     return guarded(in.host, error, [&] {
-      if (req == nullptr || (req->num_texts > 0 && req->texts == nullptr))
-        throw Error(MUKI_ERR_INVALID_ARGUMENT, "predict request has no texts");
-      if (req->samples > 0 && !in.object->can_sample())
-        throw Error(MUKI_ERR_UNSUPPORTED, "this teacher cannot sample stochastically");
-      const size_t rank = req->samples == 0 ? 2 : 3;
-      Tensor view = Tensor::from(out, rank, "out_logits");
-      const int64_t b = static_cast<int64_t>(req->num_texts);
-      const int64_t c = static_cast<int64_t>(in.object->labels().size());
-      const bool ok = rank == 2 ? (view.dim(0) == b && view.dim(1) == c)
-                                : (view.dim(0) == req->samples && view.dim(1) == b &&
-                                   view.dim(2) == c);
-      if (!ok) throw Error(MUKI_ERR_INVALID_ARGUMENT, "out_logits has the wrong shape");
-      std::vector<std::string_view> texts;
-      texts.reserve(req->num_texts);
-      for (uint64_t i = 0; i < req->num_texts; ++i) texts.push_back(to_view(req->texts[i]));
-      in.object->predict(texts, req->samples, req->seed, view);
+      const auto texts = checked_texts(in, req);
+      const auto c = static_cast<int64_t>(in.object->labels().size());
+      in.object->predict(texts, req->samples, req->seed, checked_output(req, out, c, "out_logits"));
     });
   }
-  static const muki_teacher_api* api(const char* source) {
-    static const char* src = source;
+  static muki_status predict_features(void* p, const muki_predict_request* req, DLTensor* logits,
+                                      DLTensor* features, muki_error* error) {
+    auto& in = self<T>(p);
+    return guarded(in.host, error, [&] {
+      const auto texts = checked_texts(in, req);
+      const auto c = static_cast<int64_t>(in.object->labels().size());
+      const auto h = static_cast<int64_t>(in.object->feature_dim());
+      if (h == 0) throw Error(MUKI_ERR_UNSUPPORTED, "this teacher has no features");
+      in.object->predict_features(texts, req->samples, req->seed,
+                                  checked_output(req, logits, c, "out_logits"),
+                                  checked_output(req, features, h, "out_features"));
+    });
+  }
+  static const muki_teacher_api* api() {
     static const muki_teacher_api table = {
         MUKI_ABI_VERSION, sizeof(muki_teacher_api),
-        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, src); },
-        &destroy<T>, &describe, &label_name, &predict};
+        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, "teacher"); },
+        &destroy<T>, &describe, &label_name, &predict, &predict_features};
     return &table;
   }
 };
@@ -354,8 +441,6 @@ struct UncertaintyTrampolines {
     auto& in = self<T>(p);
     return guarded(in.host, error, [&] {
       if (info == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "info is NULL");
-      info->abi_version = MUKI_ABI_VERSION;
-      info->struct_size = sizeof(muki_uncertainty_info);
       info->samples = in.object->samples();
     });
   }
@@ -370,11 +455,10 @@ struct UncertaintyTrampolines {
       in.object->score(l, s);
     });
   }
-  static const muki_uncertainty_api* api(const char* source) {
-    static const char* src = source;
+  static const muki_uncertainty_api* api() {
     static const muki_uncertainty_api table = {
         MUKI_ABI_VERSION, sizeof(muki_uncertainty_api),
-        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, src); },
+        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, "uncertainty"); },
         &destroy<T>, &describe, &score};
     return &table;
   }
@@ -386,8 +470,6 @@ struct IntegrationTrampolines {
     auto& in = self<T>(p);
     return guarded(in.host, error, [&] {
       if (info == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "info is NULL");
-      info->abi_version = MUKI_ABI_VERSION;
-      info->struct_size = sizeof(muki_integration_info);
       info->loss = in.object->loss();
       info->student_temperature = in.object->student_temperature();
       info->flags = (in.object->needs_gold() ? MUKI_INTEGRATION_NEEDS_GOLD : 0u) |
@@ -403,7 +485,7 @@ struct IntegrationTrampolines {
       IntegrationBatch batch;
       batch.union_size = static_cast<int64_t>(req->union_size);
       for (uint64_t i = 0; i < req->num_teachers; ++i) {
-        const muki_teacher_outputs& t = req->teachers[i];
+        const muki_teacher_outputs& t = *MUKI_ARRAY_AT(muki_teacher_outputs, req->teachers, i);
         TeacherBatch tb{ConstTensor::from(t.logits, 2, "teacher logits"),
                         ConstTensor::from(t.scores, 1, "teacher scores"), t.label_map,
                         static_cast<size_t>(t.num_labels)};
@@ -437,28 +519,54 @@ struct IntegrationTrampolines {
       in.object->integrate(batch, t, w);
     });
   }
-  static const muki_integration_api* api(const char* source) {
-    static const char* src = source;
+  static const muki_integration_api* api() {
     static const muki_integration_api table = {
         MUKI_ABI_VERSION, sizeof(muki_integration_api),
-        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, src); },
+        [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, "integration"); },
         &destroy<T>, &describe, &integrate};
     return &table;
   }
 };
 
+#undef MUKI_SDK_SET_FIELD
+
+// The host API the library was initialised with; see library_host().
+inline const muki_host_api*& library_host_slot() {
+  static const muki_host_api* host = nullptr;
+  return host;
+}
+
+inline muki_status run_init(void (*init)(const muki_host_api*), const muki_host_api* host,
+                            muki_error* error) {
+  library_host_slot() = host;
+  return guarded(host, error, [&] {
+    if (init != nullptr) init(host);
+  });
+}
+
+inline void run_shutdown(void (*shutdown)()) noexcept {
+  try {
+    if (shutdown != nullptr) shutdown();
+  } catch (...) {  // nothing may cross the boundary, and the host cannot act on it anyway
+  }
+}
+
 }  // namespace detail
+
+// The host API handed to the library's init (valid while the library is loaded), for logging from
+// code that has no Context. nullptr before init. (ABI 1.1)
+inline const muki_host_api* library_host() { return detail::library_host_slot(); }
 
 // ---------------------------------------------------------------------------------------------
 // Describing plugins.
 // ---------------------------------------------------------------------------------------------
 
-// One schema entry. min > max (the default) means "no bounds".
+// One schema entry. min > max (the default) means "no bounds". flags: MUKI_PARAM_* (1.1).
 constexpr muki_param_desc param(const char* name, muki_param_type type, const char* default_value,
                                 const char* doc, double min_value = 1.0, double max_value = 0.0,
-                                bool required = false) {
+                                bool required = false, uint32_t flags = 0) {
   return muki_param_desc{MUKI_ABI_VERSION, sizeof(muki_param_desc), name, type,
-                         required ? 1 : 0, default_value, doc, min_value, max_value};
+                         required ? 1 : 0, default_value, doc, min_value, max_value, flags};
 }
 constexpr muki_param_desc required_param(const char* name, muki_param_type type, const char* doc) {
   return param(name, type, nullptr, doc, 1.0, 0.0, true);
@@ -481,53 +589,63 @@ inline muki_plugin_desc describe(muki_plugin_kind kind, const char* name, const 
 }
 }  // namespace detail
 
-// The source string ("teacher/<name>") must outlive the library: the macros pass literals.
 template <class T>
 muki_plugin_desc teacher(const char* name, const char* version, const char* description,
-    ParamList params, const char* source) {
+                         ParamList params) {
   return detail::describe(MUKI_KIND_TEACHER, name, version, description, params,
-                          detail::TeacherTrampolines<T>::api(source));
+                          detail::TeacherTrampolines<T>::api());
 }
 template <class T>
 muki_plugin_desc uncertainty(const char* name, const char* version, const char* description,
-    ParamList params, const char* source) {
+                             ParamList params) {
   return detail::describe(MUKI_KIND_UNCERTAINTY, name, version, description, params,
-                          detail::UncertaintyTrampolines<T>::api(source));
+                          detail::UncertaintyTrampolines<T>::api());
 }
 template <class T>
 muki_plugin_desc integration(const char* name, const char* version, const char* description,
-    ParamList params, const char* source) {
+                             ParamList params) {
   return detail::describe(MUKI_KIND_INTEGRATION, name, version, description, params,
-                          detail::IntegrationTrampolines<T>::api(source));
+                          detail::IntegrationTrampolines<T>::api());
 }
 
 }  // namespace muki::sdk
 
 // Declares one plugin entry inside MUKI_PLUGIN_LIBRARY. `params` is a static array of
-// muki_param_desc, or muki::sdk::ParamList{} for none.
+// muki_param_desc, or muki::sdk::ParamList{} for none. One class may be listed under several
+// names; its instances log under the name they were created by.
 #define MUKI_TEACHER(Class, name, version, description, params) \
-  ::muki::sdk::teacher<Class>(name, version, description, params, "teacher/" name)
+  ::muki::sdk::teacher<Class>(name, version, description, params)
 #define MUKI_UNCERTAINTY(Class, name, version, description, params) \
-  ::muki::sdk::uncertainty<Class>(name, version, description, params, "uncertainty/" name)
+  ::muki::sdk::uncertainty<Class>(name, version, description, params)
 #define MUKI_INTEGRATION(Class, name, version, description, params) \
-  ::muki::sdk::integration<Class>(name, version, description, params, "integration/" name)
+  ::muki::sdk::integration<Class>(name, version, description, params)
 
-// Defines the library's root entry point. Use once per shared library.
-#define MUKI_PLUGIN_LIBRARY(lib_name, lib_version, lib_description, ...)                       \
+// Defines the library's root entry point, with optional init (void(const muki_host_api*), may
+// throw) and shutdown (void()) hooks; nullptr for none. Use once per shared library.
+#define MUKI_PLUGIN_LIBRARY_WITH_HOOKS(lib_name, lib_version, lib_description, init_fn,          \
+                                       shutdown_fn, ...)                                       \
   extern "C" MUKI_PLUGIN_EXPORT const muki_library_desc* muki_plugin_library_entry(           \
       uint32_t host_abi_version) {                                                             \
     (void)host_abi_version; /* the host checks the handshake and names both versions */       \
     static const muki_plugin_desc plugins[] = {__VA_ARGS__};                                   \
-    static const muki_library_desc library = {MUKI_ABI_VERSION,                                \
-                                              sizeof(muki_library_desc),                       \
-                                              lib_name,                                        \
-                                              lib_version,                                     \
-                                              lib_description,                                 \
-                                              plugins,                                         \
-                                              sizeof(plugins) / sizeof(plugins[0]),            \
-                                              nullptr,                                         \
-                                              nullptr};                                        \
+    static const muki_library_desc library = {                                                 \
+        MUKI_ABI_VERSION,                                                                      \
+        sizeof(muki_library_desc),                                                             \
+        lib_name,                                                                              \
+        lib_version,                                                                           \
+        lib_description,                                                                       \
+        plugins,                                                                               \
+        sizeof(plugins) / sizeof(plugins[0]),                                                  \
+        [](const muki_host_api* host, muki_error* error) {                                     \
+          return ::muki::sdk::detail::run_init(init_fn, host, error);                          \
+        },                                                                                     \
+        [] { ::muki::sdk::detail::run_shutdown(shutdown_fn); }};                               \
     return &library;                                                                           \
   }
+
+// The same without hooks.
+#define MUKI_PLUGIN_LIBRARY(lib_name, lib_version, lib_description, ...)                       \
+  MUKI_PLUGIN_LIBRARY_WITH_HOOKS(lib_name, lib_version, lib_description, nullptr, nullptr,    \
+                                 __VA_ARGS__)
 
 #endif  // MUKI_PLUGIN_HPP

@@ -43,6 +43,7 @@ struct ParamInfo {
   std::optional<std::string> default_value;  // a TOML literal
   std::string doc;
   std::optional<double> min_value, max_value;
+  bool allow_non_finite = false;  // MUKI_PARAM_ALLOW_NON_FINITE (ABI 1.1)
 };
 
 class LoadedLibrary;
@@ -77,6 +78,8 @@ class Instance {
            void (*destroy)(void*));
   // Throws PluginError "<kind> '<name>' <what> failed: <plugin's message>" unless status is OK.
   void check(muki_status status, const muki_error& error, const char* what) const;
+  // Throws PluginError "<kind> '<name>' (<instance>) <problem>": the plugin broke the contract.
+  [[noreturn]] void refuse(const std::string& problem) const;
   void* handle_;
 
  private:
@@ -87,12 +90,17 @@ class Instance {
 
 class TeacherInstance : public Instance {
  public:
+  // Checked when the instance is made: at least one, none empty, no two alike.
   const std::vector<std::string>& labels() const { return labels_; }
   bool can_sample() const { return can_sample_; }
   const std::string& sampling_note() const { return sampling_note_; }
+  // H, the length of a text's pooled feature vector; 0 when the teacher gives none (ABI 1.1).
+  int64_t feature_dim() const { return feature_dim_; }
   // samples == 0: out holds B * C floats (deterministic); else samples * B * C floats.
+  // features, when not nullptr, receives B * H (or samples * B * H) floats from the same passes;
+  // asking a teacher without features for them throws PluginError.
   void predict(const std::vector<std::string>& texts, uint32_t samples, uint64_t seed,
-               float* out) const;
+               float* out, float* features = nullptr) const;
 
  private:
   friend class Registry;
@@ -102,6 +110,7 @@ class TeacherInstance : public Instance {
   std::vector<std::string> labels_;
   bool can_sample_ = false;
   std::string sampling_note_;
+  int64_t feature_dim_ = 0;
 };
 
 class UncertaintyInstance : public Instance {
@@ -161,7 +170,9 @@ struct LoadFailure {
 
 class Registry {
  public:
-  Registry();
+  // host_abi_version: the ABI this host claims in the handshake. Always MUKI_ABI_VERSION in muki;
+  // compatibility tests claim an older one to check that newer plugins are refused.
+  explicit Registry(uint32_t host_abi_version = MUKI_ABI_VERSION);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
@@ -196,6 +207,7 @@ class Registry {
                                                           const CreateArgs& args) const;
 
  private:
+  uint32_t host_abi_;
   std::map<std::pair<Kind, std::string>, std::shared_ptr<const PluginInfo>> plugins_;
   std::vector<std::filesystem::path> loaded_paths_;  // canonical
   std::shared_ptr<const PluginInfo> lookup(Kind kind, std::string_view name) const;

@@ -1,0 +1,359 @@
+/*
+ * muki plugin contract: the one C header that a plugin library compiles against.
+ *
+ * A plugin library is a shared object that exports exactly one symbol, the frozen root entry
+ * point `muki_plugin_library_entry` (see the bottom of this file). It returns a static table that
+ * describes the library and the plugins it holds. Three plugin kinds exist:
+ *
+ *   - teacher adapter:       UTF-8 texts  -> logits [B, C] (deterministic) or [K, B, C] (K samples)
+ *   - uncertainty strategy:  logits [K, B, C] -> certainty score [B] (higher = more certain)
+ *   - integration strategy:  per-teacher logits + scores -> target [B, |Y|] and weight [B]
+ *
+ * Rules that keep the boundary stable (an "hourglass"):
+ *   - Every struct begins with `abi_version` (MUKI_MAKE_VERSION(major, minor)) and `struct_size`
+ *     (sizeof as the writer compiled it). Structs only ever grow at the end; a reader must check
+ *     `struct_size` before touching a field added in a later minor version. Static asserts in
+ *     sdk/include/muki/plugin_layout.h pin the layout of every shipped version.
+ *   - No C++ type, exception or allocation crosses the boundary. Strings are pointer + length
+ *     (muki_string_view, UTF-8, not necessarily NUL-terminated). Tensors are DLPack DLTensors.
+ *   - Memory: whoever allocates frees. The host allocates every tensor handed to a plugin, inputs
+ *     and outputs alike; a plugin writes its results into the output tensors it is given and keeps
+ *     no pointer into any of them after the call returns. Strings a plugin returns (names, label
+ *     names, descriptions) are owned by the plugin and stay valid while the library is loaded
+ *     (static data) or while the instance lives (instance data), as documented per call.
+ *   - Errors: every fallible call returns a muki_status and receives a host-owned muki_error
+ *     handle. On failure the plugin calls host->set_error(error, status, message) once (the host
+ *     copies the message) and returns the same status. A plugin never keeps the handle.
+ *   - Logging goes through host->log, never through a logging library's global state.
+ *   - Enumerations travel as uint32_t inside structs (an enum's size is the compiler's choice);
+ *     muki_status, returned by value, is int-sized on every supported platform.
+ *   - Threading: the host calls a given instance from one thread at a time. Different instances
+ *     may be called concurrently. create/destroy/entry may be called from any thread.
+ *
+ * ABI history:
+ *   1.0 (muki 0.1.0): first release.
+ */
+#ifndef MUKI_PLUGIN_H
+#define MUKI_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dlpack/dlpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------------------------------------
+ * Versions
+ * -------------------------------------------------------------------------------------------- */
+
+/* The ABI this header describes. A host accepts a library whose major equals its own and whose
+ * minor is <= its own (a newer plugin may rely on host features an older host lacks). */
+#define MUKI_ABI_MAJOR 1
+#define MUKI_ABI_MINOR 0
+#define MUKI_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
+#define MUKI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
+#define MUKI_VERSION_MINOR(v) ((uint32_t)(v)&0xFFFFu)
+#define MUKI_ABI_VERSION MUKI_MAKE_VERSION(MUKI_ABI_MAJOR, MUKI_ABI_MINOR)
+
+/* The frozen name of the root symbol. Never changes across ABI versions. */
+#define MUKI_PLUGIN_ENTRY_SYMBOL "muki_plugin_library_entry"
+
+/* ----------------------------------------------------------------------------------------------
+ * Basic types
+ * -------------------------------------------------------------------------------------------- */
+
+/* Status codes. Values are frozen; new codes are only added. (ABI 1.0) */
+typedef enum muki_status {
+  MUKI_OK = 0,
+  MUKI_ERR_INVALID_ARGUMENT = 1, /* a bad call: wrong shape, dtype, count */
+  MUKI_ERR_CONFIG = 2,           /* the options handed to create() are unusable */
+  MUKI_ERR_IO = 3,               /* a file could not be read or written */
+  MUKI_ERR_UNSUPPORTED = 4,      /* the request is valid but this plugin cannot serve it */
+  MUKI_ERR_OUT_OF_MEMORY = 5,
+  MUKI_ERR_INTERNAL = 6 /* anything else; the message says what */
+} muki_status;
+
+/* A UTF-8 string slice. `data` may be NULL only when `size` is 0. (ABI 1.0) */
+typedef struct muki_string_view {
+  const char* data;
+  size_t size;
+} muki_string_view;
+
+/* Host-owned error slot, opaque to plugins. (ABI 1.0) */
+typedef struct muki_error muki_error;
+
+typedef enum muki_log_level {
+  MUKI_LOG_TRACE = 0,
+  MUKI_LOG_DEBUG = 1,
+  MUKI_LOG_INFO = 2,
+  MUKI_LOG_WARN = 3,
+  MUKI_LOG_ERROR = 4
+} muki_log_level;
+
+/* The services a host offers a plugin. Handed to the entry point and to every create(); valid
+ * until the library is unloaded. A plugin compiled against a newer minor must check
+ * struct_size before using a function added later. (ABI 1.0) */
+typedef struct muki_host_api {
+  uint32_t abi_version; /* the host's ABI version */
+  uint32_t struct_size;
+  void* host_context; /* pass back unchanged as the first argument of log() */
+  /* Logs one message; `source` names the plugin (e.g. "uncertainty/entropy"). Never fails. */
+  void (*log)(void* host_context, muki_log_level level, muki_string_view source,
+              muki_string_view message);
+  /* Records a failure in `error` (copying `message`). Calling it twice keeps the first. */
+  void (*set_error)(muki_error* error, muki_status status, muki_string_view message);
+} muki_host_api;
+
+/* ----------------------------------------------------------------------------------------------
+ * Self-description: parameters
+ * -------------------------------------------------------------------------------------------- */
+
+typedef enum muki_param_type {
+  MUKI_PARAM_BOOL = 0,
+  MUKI_PARAM_INT = 1,
+  MUKI_PARAM_FLOAT = 2, /* an integer literal is accepted too */
+  MUKI_PARAM_STRING = 3,
+  /* A string naming a file or folder. The host checks that it exists and rewrites a relative
+   * path to an absolute one, relative to the folder of the config file that set it. */
+  MUKI_PARAM_PATH = 4,
+  MUKI_PARAM_STRING_ARRAY = 5
+} muki_param_type;
+
+/* One option a plugin accepts in its `options` sub-table. The host rejects unknown keys, wrong
+ * types and missing required keys before create() is called, with the config file's line and
+ * column. All strings are static (valid while the library is loaded). (ABI 1.0) */
+typedef struct muki_param_desc {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  const char* name; /* NUL-terminated key, e.g. "samples" */
+  uint32_t type;    /* a muki_param_type */
+  int32_t required;          /* nonzero: the key must be present */
+  const char* default_value; /* TOML literal shown in listings ("16", "\"mean\""); NULL if none */
+  const char* doc;           /* one line */
+  double min_value; /* for INT and FLOAT: inclusive bounds checked by the host; ignored when */
+  double max_value; /* min_value > max_value */
+} muki_param_desc;
+
+/* ----------------------------------------------------------------------------------------------
+ * Creating instances (all kinds)
+ * -------------------------------------------------------------------------------------------- */
+
+/* What create() receives. Valid only during the create() call: copy what you keep. (ABI 1.0) */
+typedef struct muki_create_args {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  const muki_host_api* host;
+  /* The instance's name in the experiment (a teacher's `name`, or the strategy name). */
+  muki_string_view instance_name;
+  /* The plugin's `options` sub-table as TOML text (a document of key = value lines), already
+   * checked against the parameter schema, PATH values made absolute. May be empty. */
+  muki_string_view options_toml;
+  /* Folder of the experiment's config file, absolute; for plugins that resolve paths themselves. */
+  muki_string_view config_dir;
+  /* Seed of the experiment; plugins derive their own random streams from it. */
+  uint64_t seed;
+} muki_create_args;
+
+/* ----------------------------------------------------------------------------------------------
+ * Teacher adapters
+ * -------------------------------------------------------------------------------------------- */
+
+/* Capability flags of a teacher instance. */
+#define MUKI_TEACHER_CAN_SAMPLE 0x1u /* predict() accepts samples >= 1 (stochastic passes) */
+
+/* (ABI 1.0) */
+typedef struct muki_teacher_info {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  uint64_t num_labels; /* C, >= 1 */
+  uint32_t flags;      /* MUKI_TEACHER_* */
+  /* How the stochastic mode works, one line, e.g. "MC dropout p=0.1 on 12 dropout layers" or
+   * "word dropout 0.1 on the input"; owned by the instance. Empty if it cannot sample. */
+  muki_string_view sampling_note;
+} muki_teacher_info;
+
+/* One predict() request. Valid only during the call. (ABI 1.0) */
+typedef struct muki_predict_request {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  const muki_string_view* texts; /* B raw UTF-8 texts; the adapter tokenizes */
+  uint64_t num_texts;            /* B >= 1 */
+  /* 0: one deterministic pass (dropout off); out_logits is [B, C].
+   * K >= 1: K stochastic passes (dropout on); out_logits is [K, B, C]. Only when the instance
+   * has MUKI_TEACHER_CAN_SAMPLE; otherwise return MUKI_ERR_UNSUPPORTED. */
+  uint32_t samples;
+  /* Seeds the stochastic passes: the same (texts, samples, seed) gives the same output. */
+  uint64_t seed;
+} muki_predict_request;
+
+/* (ABI 1.0) */
+typedef struct muki_teacher_api {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  /* Makes an instance (loads the model). On success stores an opaque pointer in *instance. */
+  muki_status (*create)(const muki_create_args* args, void** instance, muki_error* error);
+  /* Frees an instance. NULL is a no-op. */
+  void (*destroy)(void* instance);
+  muki_status (*describe)(void* instance, muki_teacher_info* info, muki_error* error);
+  /* Name of label `index` (< num_labels); owned by the instance. */
+  muki_status (*label_name)(void* instance, uint64_t index, muki_string_view* name,
+                            muki_error* error);
+  /* Writes raw logits (pre-softmax scores; log-probabilities are fine) into out_logits, a
+   * host-allocated, C-contiguous float32 CPU tensor of the shape documented above. */
+  muki_status (*predict)(void* instance, const muki_predict_request* request,
+                         DLTensor* out_logits, muki_error* error);
+} muki_teacher_api;
+
+/* ----------------------------------------------------------------------------------------------
+ * Uncertainty strategies
+ * -------------------------------------------------------------------------------------------- */
+
+/* (ABI 1.0) */
+typedef struct muki_uncertainty_info {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  /* How many stochastic teacher passes score() wants: 0 = one deterministic pass (the input
+   * then has K = 1 and holds the deterministic logits). */
+  uint32_t samples;
+} muki_uncertainty_info;
+
+/* (ABI 1.0) */
+typedef struct muki_uncertainty_api {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  muki_status (*create)(const muki_create_args* args, void** instance, muki_error* error);
+  void (*destroy)(void* instance);
+  muki_status (*describe)(void* instance, muki_uncertainty_info* info, muki_error* error);
+  /* logits: [K, B, C] float32 (K = max(1, info.samples)) of ONE teacher.
+   * out_scores: [B] float32, the certainty of each example: higher means the teacher is more
+   * likely the expert for it. MUKI's convention is 1 - normalised uncertainty, in [0, 1]. */
+  muki_status (*score)(void* instance, const DLTensor* logits, DLTensor* out_scores,
+                       muki_error* error);
+} muki_uncertainty_api;
+
+/* ----------------------------------------------------------------------------------------------
+ * Integration strategies
+ * -------------------------------------------------------------------------------------------- */
+
+/* How the student is trained on an integration's output. */
+typedef enum muki_loss_kind {
+  /* mean_b weight[b] * KL(target[b] || softmax(z_s[b] / T)) over the whole union. */
+  MUKI_LOSS_KL_UNION = 0,
+  /* UHC: target holds each teacher's distribution in its own label block (each block sums to
+   * 1); the student's distribution is renormalised within every block and matched to it:
+   * mean_b weight[b] * sum_i KL(target[b, Y_i] || softmax(z_s[b, Y_i] / T)). */
+  MUKI_LOSS_KL_PER_TEACHER = 1
+} muki_loss_kind;
+
+/* Integration flags. */
+#define MUKI_INTEGRATION_NEEDS_GOLD 0x1u /* needs gold labels (analysis only, e.g. oracle) */
+/* The target does not depend on the certainty scores (e.g. vanilla KD): the host then runs no
+ * stochastic teacher passes and reports no teacher-selection figures. A host that does not know
+ * this flag still passes scores, which such a strategy ignores. */
+#define MUKI_INTEGRATION_IGNORES_SCORES 0x2u
+
+/* (ABI 1.0) */
+typedef struct muki_integration_info {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  uint32_t loss;             /* a muki_loss_kind */
+  float student_temperature; /* T applied to the student's logits in the loss; > 0 */
+  uint32_t flags;            /* MUKI_INTEGRATION_* */
+} muki_integration_info;
+
+/* One teacher's outputs on a batch. Valid only during the call. (ABI 1.0) */
+typedef struct muki_teacher_outputs {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  const DLTensor* logits; /* [B, C_i] float32, deterministic pass */
+  const DLTensor* scores; /* [B] float32, the uncertainty strategy's certainty scores */
+  const int64_t* label_map; /* C_i entries: union index of each of this teacher's labels */
+  uint64_t num_labels;      /* C_i */
+} muki_teacher_outputs;
+
+/* (ABI 1.0) */
+typedef struct muki_integration_request {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  const muki_teacher_outputs* teachers; /* N entries, in the experiment's teacher order */
+  uint64_t num_teachers;                /* N >= 1 */
+  uint64_t union_size;                  /* |Y| */
+  /* [B] int64 union indices of the gold labels, or NULL when there are none (always NULL when
+   * training on the unlabeled transfer set, unless the strategy has NEEDS_GOLD). */
+  const DLTensor* gold;
+} muki_integration_request;
+
+/* (ABI 1.0) */
+typedef struct muki_integration_api {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  muki_status (*create)(const muki_create_args* args, void** instance, muki_error* error);
+  void (*destroy)(void* instance);
+  muki_status (*describe)(void* instance, muki_integration_info* info, muki_error* error);
+  /* out_target: [B, |Y|] float32, a distribution per row (per block for KL_PER_TEACHER);
+   * out_weight: [B] float32, >= 0, the per-example loss weight. */
+  muki_status (*integrate)(void* instance, const muki_integration_request* request,
+                           DLTensor* out_target, DLTensor* out_weight, muki_error* error);
+} muki_integration_api;
+
+/* ----------------------------------------------------------------------------------------------
+ * The library table
+ * -------------------------------------------------------------------------------------------- */
+
+typedef enum muki_plugin_kind {
+  MUKI_KIND_TEACHER = 0,
+  MUKI_KIND_UNCERTAINTY = 1,
+  MUKI_KIND_INTEGRATION = 2
+} muki_plugin_kind;
+
+/* One plugin in a library. Static data. (ABI 1.0) */
+typedef struct muki_plugin_desc {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  uint32_t kind;           /* a muki_plugin_kind */
+  const char* name;        /* case-insensitive identifier used in configs, e.g. "mc_dropout" */
+  const char* version;     /* the plugin's own version, e.g. "1.2.0" */
+  const char* description; /* one line */
+  const muki_param_desc* params;
+  uint64_t num_params;
+  /* Points to a muki_teacher_api, muki_uncertainty_api or muki_integration_api per `kind`. */
+  const void* api;
+} muki_plugin_desc;
+
+/* (ABI 1.0) */
+typedef struct muki_library_desc {
+  uint32_t abi_version; /* the ABI the library was compiled against */
+  uint32_t struct_size;
+  const char* name;    /* e.g. "muki-builtin-strategies" */
+  const char* version; /* e.g. "0.1.0" */
+  const char* description;
+  const muki_plugin_desc* plugins;
+  uint64_t num_plugins;
+  /* Optional (NULL = nothing to do). Called once after the handshake, before any create();
+   * a failure refuses the whole library. */
+  muki_status (*init)(const muki_host_api* host, muki_error* error);
+  /* Optional. Called once before the library is unloaded, after every instance is destroyed. */
+  void (*shutdown)(void);
+} muki_library_desc;
+
+/* The root entry point every plugin library exports under this exact name. It must not fail or
+ * allocate: it returns a pointer to static data. `host_abi_version` lets a library that supports
+ * several ABI majors pick a table; a library that cannot serve it may return NULL. */
+typedef const muki_library_desc* (*muki_plugin_entry_fn)(uint32_t host_abi_version);
+
+#if defined(_WIN32)
+#define MUKI_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define MUKI_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#include <muki/plugin_layout.h>
+
+#endif /* MUKI_PLUGIN_H */

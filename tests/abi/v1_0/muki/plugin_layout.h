@@ -1,0 +1,55 @@
+/*
+ * Pins the memory layout of every struct that ABI 1.0 shipped, on LP64 platforms (Linux x86_64
+ * and aarch64). A change that moves a field breaks the build here instead of breaking plugins
+ * at run time. A later minor version may only ADD a field at the end of a struct: pin the new
+ * size in a new block, and never edit the 1.0 block. Included by <muki/plugin.h>.
+ */
+#ifndef MUKI_PLUGIN_LAYOUT_H
+#define MUKI_PLUGIN_LAYOUT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+#define MUKI_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define MUKI_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+#define MUKI_PIN_SIZE(T, n) MUKI_STATIC_ASSERT(sizeof(T) == (n), "ABI 1.0 layout of " #T " changed")
+#define MUKI_PIN_OFFSET(T, f, n) \
+  MUKI_STATIC_ASSERT(offsetof(T, f) == (n), "ABI 1.0 offset of " #T "." #f " changed")
+
+#if defined(__LP64__)
+/* ABI 1.0 */
+MUKI_STATIC_ASSERT(sizeof(muki_status) == 4, "muki_status must be int-sized");
+MUKI_PIN_SIZE(muki_string_view, 16);
+MUKI_PIN_SIZE(muki_host_api, 32);
+MUKI_PIN_OFFSET(muki_host_api, set_error, 24);
+MUKI_PIN_SIZE(muki_param_desc, 56);
+MUKI_PIN_OFFSET(muki_param_desc, max_value, 48);
+MUKI_PIN_SIZE(muki_create_args, 72);
+MUKI_PIN_OFFSET(muki_create_args, seed, 64);
+MUKI_PIN_SIZE(muki_teacher_info, 40);
+MUKI_PIN_OFFSET(muki_teacher_info, sampling_note, 24);
+MUKI_PIN_SIZE(muki_predict_request, 40);
+MUKI_PIN_OFFSET(muki_predict_request, seed, 32);
+MUKI_PIN_SIZE(muki_teacher_api, 48);
+MUKI_PIN_OFFSET(muki_teacher_api, predict, 40);
+MUKI_PIN_SIZE(muki_uncertainty_info, 12);
+MUKI_PIN_SIZE(muki_uncertainty_api, 40);
+MUKI_PIN_OFFSET(muki_uncertainty_api, score, 32);
+MUKI_PIN_SIZE(muki_integration_info, 20);
+MUKI_PIN_OFFSET(muki_integration_info, flags, 16);
+MUKI_PIN_SIZE(muki_teacher_outputs, 40);
+MUKI_PIN_OFFSET(muki_teacher_outputs, num_labels, 32);
+MUKI_PIN_SIZE(muki_integration_request, 40);
+MUKI_PIN_OFFSET(muki_integration_request, gold, 32);
+MUKI_PIN_SIZE(muki_integration_api, 40);
+MUKI_PIN_OFFSET(muki_integration_api, integrate, 32);
+MUKI_PIN_SIZE(muki_plugin_desc, 64);
+MUKI_PIN_OFFSET(muki_plugin_desc, api, 56);
+MUKI_PIN_SIZE(muki_library_desc, 64);
+MUKI_PIN_OFFSET(muki_library_desc, shutdown, 56);
+#endif
+
+#endif /* MUKI_PLUGIN_LAYOUT_H */
