@@ -90,7 +90,7 @@ SeededGeneratorGuard::~SeededGeneratorGuard() {
 
 torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask, int64_t samples,
-                                uint64_t seed) {
+                                uint64_t seed, torch::Tensor* features) {
   if (samples < 1)
     throw std::invalid_argument("MC dropout needs samples >= 1, got " + std::to_string(samples));
   const int64_t b = input_ids.size(0), l = input_ids.size(1);
@@ -103,15 +103,19 @@ torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& inpu
   const torch::Tensor mask =
       attention_mask.unsqueeze(0).expand({samples, b, l}).reshape({samples * b, l});
   SeededGeneratorGuard seeded(input_ids.device(), seed);
-  torch::Tensor logits = model.forward(ids, mask);
+  const torch::Tensor pooled = model.pooled_features(ids, mask);
+  torch::Tensor logits = model.classify(pooled);
+  if (features != nullptr) *features = pooled.view({samples, b, pooled.size(1)});
   return logits.view({samples, b, logits.size(1)});
 }
 
 torch::Tensor predict_deterministic(ClassifierImpl& model, const torch::Tensor& input_ids,
-                                    const torch::Tensor& attention_mask) {
+                                    const torch::Tensor& attention_mask, torch::Tensor* features) {
   model.eval();
   c10::InferenceMode inference;
-  return model.forward(input_ids, attention_mask);
+  const torch::Tensor pooled = model.pooled_features(input_ids, attention_mask);
+  if (features != nullptr) *features = pooled;
+  return model.classify(pooled);
 }
 
 uint64_t mix_seed(uint64_t seed, uint64_t index) {

@@ -127,8 +127,8 @@ TransformerClassifierImpl::TransformerClassifierImpl(const ModelConfig& config)
   }
 }
 
-torch::Tensor TransformerClassifierImpl::forward(const torch::Tensor& input_ids,
-                                                 const torch::Tensor& attention_mask) {
+torch::Tensor TransformerClassifierImpl::pooled_features(const torch::Tensor& input_ids,
+                                                         const torch::Tensor& attention_mask) {
   check_inputs(input_ids, attention_mask, config().max_length);
   const int64_t l = input_ids.size(1);
   const torch::Tensor positions =
@@ -137,10 +137,14 @@ torch::Tensor TransformerClassifierImpl::forward(const torch::Tensor& input_ids,
   x = embedding_dropout_(embedding_norm_(x));
   const torch::Tensor key_padding = attention_mask == 0;
   for (auto& layer : layer_list_) x = layer(x, key_padding);
-  const torch::Tensor pooled =
-      config().pooling == "mean" ? masked_mean(x, attention_mask) : x.select(1, 0);
+  return config().pooling == "mean" ? masked_mean(x, attention_mask) : x.select(1, 0);
+}
+
+torch::Tensor TransformerClassifierImpl::classify(const torch::Tensor& pooled) {
   return classifier_(classifier_dropout_(pooled));
 }
+
+int64_t TransformerClassifierImpl::feature_dim() const { return config().hidden; }
 
 // ---------------------------------------------------------------------------------------------
 // Bag of embeddings
@@ -159,11 +163,17 @@ BagOfEmbeddingsClassifierImpl::BagOfEmbeddingsClassifierImpl(const ModelConfig& 
   token_embedding_->weight.normal_(0.0, 0.1);
 }
 
-torch::Tensor BagOfEmbeddingsClassifierImpl::forward(const torch::Tensor& input_ids,
-                                                     const torch::Tensor& attention_mask) {
+torch::Tensor BagOfEmbeddingsClassifierImpl::pooled_features(const torch::Tensor& input_ids,
+                                                             const torch::Tensor& attention_mask) {
   check_inputs(input_ids, attention_mask, config().max_length);
-  return classifier_(dropout_(masked_mean(token_embedding_(input_ids), attention_mask)));
+  return masked_mean(token_embedding_(input_ids), attention_mask);
 }
+
+torch::Tensor BagOfEmbeddingsClassifierImpl::classify(const torch::Tensor& pooled) {
+  return classifier_(dropout_(pooled));
+}
+
+int64_t BagOfEmbeddingsClassifierImpl::feature_dim() const { return config().hidden; }
 
 // ---------------------------------------------------------------------------------------------
 // CNN
@@ -187,8 +197,8 @@ CnnClassifierImpl::CnnClassifierImpl(const ModelConfig& config) : ClassifierImpl
   token_embedding_->weight.normal_(0.0, 0.1);
 }
 
-torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& input_ids,
-                                         const torch::Tensor& attention_mask) {
+torch::Tensor CnnClassifierImpl::pooled_features(const torch::Tensor& input_ids,
+                                                 const torch::Tensor& attention_mask) {
   check_inputs(input_ids, attention_mask, config().max_length);
   const torch::Tensor real = attention_mask != 0;  // [B, L]
   // Zero the padded positions, then append (max kernel - 1) zero columns: every window that starts
@@ -207,7 +217,15 @@ torch::Tensor CnnClassifierImpl::forward(const torch::Tensor& input_ids,
     h = h.masked_fill(real.logical_not().unsqueeze(1), 0.0);
     pooled.push_back(std::get<0>(h.max(2)));
   }
-  return classifier_(dropout_(torch::cat(pooled, 1)));
+  return torch::cat(pooled, 1);
+}
+
+torch::Tensor CnnClassifierImpl::classify(const torch::Tensor& pooled) {
+  return classifier_(dropout_(pooled));
+}
+
+int64_t CnnClassifierImpl::feature_dim() const {
+  return config().filters * static_cast<int64_t>(std::size(kKernelSizes));
 }
 
 Classifier make_classifier(const ModelConfig& config) {

@@ -198,6 +198,27 @@ std::vector<std::map<std::string, double>> cli_probabilities(const muki::test::T
   return rows;
 }
 
+// `fasttext print-sentence-vectors MODEL < texts`: one vector per text.
+std::vector<std::vector<float>> cli_sentence_vectors(const muki::test::TempDir& dir,
+                                                     const fs::path& model_path,
+                                                     const std::vector<std::string>& texts) {
+  std::string input;
+  for (const auto& t : texts) input += one_line(t) + "\n";
+  const fs::path in = dir.write("cli-vectors-input.txt", input);
+  std::istringstream lines(run("fasttext print-sentence-vectors '" + model_path.string() + "' < '" +
+                               in.string() + "'"));
+  std::vector<std::vector<float>> rows;
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::vector<float> row;
+    float v;
+    while (fields >> v) row.push_back(v);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 // Trains the models once for the whole suite.
 class FastTextTeacherTest : public ::testing::Test {
  protected:
@@ -550,3 +571,29 @@ TEST(FastTextLidModel, IdentifiesEnglishAndFrench) {
 }
 
 }  // namespace
+
+// SDK 1.1: the features are fastText's sentence vector, what `fasttext print-sentence-vectors`
+// prints for the same text; in a stochastic pass, that of the word-dropped text.
+TEST_F(FastTextTeacherTest, FeaturesAreTheCliSentenceVectors) {
+  auto t = make_teacher(model("softmax"), "word_dropout = 0.5\n");
+  const auto texts = comparison_texts();
+  const size_t c = t->labels().size(), h = static_cast<size_t>(t->feature_dim());
+  ASSERT_GT(h, 0u);
+  std::vector<float> logits(texts.size() * c), features(texts.size() * h);
+  t->predict(texts, 0, 0, logits.data(), features.data());
+  EXPECT_EQ(logits, predict(*t, texts));
+  const auto cli = cli_sentence_vectors(*dir_, model("softmax"), texts);
+  ASSERT_EQ(cli.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    ASSERT_EQ(cli[i].size(), h) << "text " << i;
+    for (size_t j = 0; j < h; ++j) EXPECT_NEAR(features[i * h + j], cli[i][j], 1e-4) << i << ", " << j;
+  }
+  const uint32_t k = 3;
+  std::vector<float> k_logits(k * logits.size()), k_features(k * features.size());
+  t->predict(texts, k, 4, k_logits.data(), k_features.data());
+  std::vector<float> plain(k * logits.size());
+  t->predict(texts, k, 4, plain.data());
+  EXPECT_EQ(k_logits, plain);  // the same word dropout with and without features
+  EXPECT_NE(std::vector<float>(k_features.begin(), k_features.begin() + static_cast<long>(features.size())),
+            features);  // half the words dropped: another sentence vector
+}

@@ -172,3 +172,38 @@ TEST(NativeTeacher, LoadsWhatMukiTeacherTrainWrites) {
   EXPECT_NE(bad_output.find("bad.toml:1:1: missing required key 'teacher.output'"), std::string::npos)
       << bad_output;
 }
+
+// SDK 1.1: the pooled representation the classifier reads. Asking for features changes neither
+// the logits nor the random stream of the stochastic passes, and the deterministic logits are the
+// classification layer applied to the deterministic features.
+TEST(NativeTeacher, FeaturesAreThePooledRepresentationOfTheSamePasses) {
+  TempDir dir;
+  const fs::path folder = make_checkpoint(dir);
+  const auto t = make_teacher(folder);
+  const int64_t h = muki::test::small_config("transformer").hidden;
+  ASSERT_EQ(t->feature_dim(), h);
+  const size_t b = kTexts.size(), c = t->labels().size();
+
+  std::vector<float> logits(b * c), features(b * static_cast<size_t>(h));
+  t->predict(kTexts, 0, 0, logits.data(), features.data());
+  EXPECT_EQ(logits, predict(*t, kTexts));
+  LoadedCheckpoint ckpt = load_checkpoint(folder, torch::kCPU);
+  ckpt.model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor f = torch::from_blob(features.data(), {static_cast<int64_t>(b), h});
+  const torch::Tensor expected = ckpt.model->classify(f);
+  const torch::Tensor got = torch::from_blob(logits.data(), {static_cast<int64_t>(b), static_cast<int64_t>(c)});
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5));
+
+  const uint32_t k = 4;
+  std::vector<float> k_logits(k * b * c), k_features(k * b * static_cast<size_t>(h));
+  t->predict(kTexts, k, 11, k_logits.data(), k_features.data());
+  EXPECT_EQ(k_logits, predict(*t, kTexts, k, 11));
+  // Dropout inside the encoder makes the passes' features differ from each other...
+  const auto row = [&](uint32_t s) { return k_features[(s * b) * static_cast<size_t>(h)]; };
+  EXPECT_NE(row(0), row(1));
+  // ... and the same request gives the same features.
+  std::vector<float> again(k_features.size()), again_logits(k_logits.size());
+  t->predict(kTexts, k, 11, again_logits.data(), again.data());
+  EXPECT_EQ(again, k_features);
+}

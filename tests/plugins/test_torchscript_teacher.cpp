@@ -361,3 +361,30 @@ TEST_F(TorchScriptTeacherTest, BadOptionsAreRefused) {
 }
 
 }  // namespace
+
+// SDK 1.1: a forward that returns (logits, pooled) gives the teacher features, equal to the eager
+// model's pooled representation; the same passes' logits are unchanged; a plain forward, or
+// features = "none", gives none.
+TEST_F(TorchScriptTeacherTest, TupleOutputGivesFeaturesOfTheSamePass) {
+  auto t = make_teacher("with_features.pt");
+  const auto ref = read_matrix(fixtures().path("with_features.features"));
+  ASSERT_EQ(ref.size(), kTexts.size());
+  const size_t h = ref[0].size();
+  ASSERT_EQ(t->feature_dim(), static_cast<int64_t>(h));
+  std::vector<float> logits(kTexts.size() * kLabels.size()), features(kTexts.size() * h);
+  t->predict(kTexts, 0, 0, logits.data(), features.data());
+  expect_matches_reference(logits, "with_features");
+  for (size_t i = 0; i < kTexts.size(); ++i)
+    for (size_t j = 0; j < h; ++j)
+      EXPECT_NEAR(features[i * h + j], ref[i][j], 1e-4) << "text " << i << ", feature " << j;
+
+  const uint32_t k = 3;
+  std::vector<float> k_logits(k * logits.size()), k_features(k * features.size());
+  t->predict(kTexts, k, 9, k_logits.data(), k_features.data());
+  EXPECT_EQ(k_logits, predict(*t, k, 9));  // asking for features leaves the sampling alone
+  EXPECT_GT(max_abs_diff(k_features.data(), k_features.data() + features.size(), features.size()),
+            0.0f);  // dropout in the encoder: the passes' features differ
+
+  EXPECT_EQ(make_teacher("scripted.pt")->feature_dim(), 0);
+  EXPECT_EQ(make_teacher("with_features.pt", "features = \"none\"\n")->feature_dim(), 0);
+}

@@ -26,6 +26,10 @@
 //
 // `labels` restricts the output to a subset of the model's labels (the teacher is then an expert
 // on those only): the logits are the same log-probabilities, not renormalised over the subset.
+//
+// Features (SDK 1.1): fastText's sentence vector of the same (possibly word-dropped) line, i.e.
+// the mean of the input vectors of its words, n-grams and </s>: the hidden layer its classifier
+// reads (FastText::getSentenceVector), of the model's dimension.
 #include <muki/plugin.hpp>
 
 #include <fasttext/fasttext.h>
@@ -228,20 +232,37 @@ class FastTextTeacher : public muki::sdk::Teacher {
   bool can_sample() const override { return true; }
   std::string sampling_note() const override { return note_; }
 
+  size_t feature_dim() const override { return static_cast<size_t>(model_.getDimension()); }
+
   void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
                muki::sdk::Tensor out) override {
+    run(texts, samples, seed, out, nullptr);
+  }
+
+  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                        uint64_t seed, muki::sdk::Tensor logits,
+                        muki::sdk::Tensor features) override {
+    run(texts, samples, seed, logits, &features);
+  }
+
+ private:
+  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
+           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
     std::vector<std::string_view> kept;
+    const auto i64 = [](size_t v) { return static_cast<int64_t>(v); };
     if (samples == 0) {
       for (size_t i = 0; i < texts.size(); ++i)
-        log_probs(split_words(texts[i]), &out(static_cast<int64_t>(i), 0));
+        log_probs(split_words(texts[i]), &out(i64(i), 0),
+                  features != nullptr ? &(*features)(i64(i), 0) : nullptr);
       return;
     }
     for (uint32_t k = 0; k < samples; ++k) {
       for (size_t i = 0; i < texts.size(); ++i) {
         const std::vector<std::string_view> words = split_words(texts[i]);
-        float* row = &out(static_cast<int64_t>(k), static_cast<int64_t>(i), 0);
+        float* row = &out(static_cast<int64_t>(k), i64(i), 0);
+        float* feature_row = features != nullptr ? &(*features)(k, i64(i), 0) : nullptr;
         if (word_dropout_ <= 0.0 || words.empty()) {
-          log_probs(words, row);
+          log_probs(words, row, feature_row);
           continue;
         }
         std::mt19937_64 rng(pass_seed(seed, i, k));
@@ -253,14 +274,14 @@ class FastTextTeacher : public muki::sdk::Teacher {
         // some of it.
         if (kept.empty())
           kept.push_back(words[std::uniform_int_distribution<size_t>(0, words.size() - 1)(rng)]);
-        log_probs(kept, row);
+        log_probs(kept, row, feature_row);
       }
     }
   }
 
- private:
-  // Writes the log-probabilities of the selected labels for one (possibly word-dropped) text.
-  void log_probs(const std::vector<std::string_view>& words, float* out) {
+  // Writes the log-probabilities of the selected labels for one (possibly word-dropped) text,
+  // and its sentence vector into `features` unless that is null.
+  void log_probs(const std::vector<std::string_view>& words, float* out, float* features) {
     // Rebuild the line as fastText's CLI reads it: words separated by spaces, then '\n', which
     // the dictionary turns into the end-of-sentence token </s> that every training line also had.
     line_.clear();
@@ -271,6 +292,12 @@ class FastTextTeacher : public muki::sdk::Teacher {
     line_ += '\n';
     std::istringstream in(line_);
     dict_->getLine(in, ids_, unused_labels_);
+    if (features != nullptr) {
+      std::istringstream again(line_);
+      fasttext::Vector vector(model_.getDimension());
+      model_.getSentenceVector(again, vector);
+      std::copy(vector.data(), vector.data() + vector.size(), features);
+    }
 
     probs_.assign(static_cast<size_t>(num_model_labels_), -1.0);  // -1: not returned
     if (ids_.empty()) {

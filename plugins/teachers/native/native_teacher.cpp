@@ -20,6 +20,8 @@
 // call, and torch's default generator is seeded with mix_seed(request seed, micro-batch index)
 // for it (see mc_dropout.h: saved and restored on CPU). The same (texts, K, seed, batch_size,
 // device) gives the same output. Results are copied to the host's CPU float32 tensor.
+// Features (SDK 1.1): the model's pooled representation, the input of its classification layer
+// ([CLS] or mean for the Transformer, the mean embedding, the CNN's max-pooled filters).
 #include <muki/plugin.hpp>
 
 #include <muki/core/checkpoint.h>
@@ -93,10 +95,37 @@ class NativeTeacher : public muki::sdk::Teacher {
   bool can_sample() const override { return can_sample_; }
   std::string sampling_note() const override { return note_; }
 
+  size_t feature_dim() const override {
+    return static_cast<size_t>(checkpoint_.model->feature_dim());
+  }
+
   void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
                muki::sdk::Tensor out) override {
+    run(texts, samples, seed, out, nullptr);
+  }
+
+  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                        uint64_t seed, muki::sdk::Tensor logits,
+                        muki::sdk::Tensor features) override {
+    run(texts, samples, seed, logits, &features);
+  }
+
+ private:
+  // Copies `t` ([b, W] or [K, b, W], any device and float type) into rows start..start+b of `out`.
+  static void copy_rows(const torch::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k) {
+    const torch::Tensor cpu = t.to(torch::kCPU, torch::kFloat).contiguous();
+    const int64_t rows = k == 0 ? cpu.size(0) : cpu.size(1);
+    const size_t bytes = sizeof(float) * static_cast<size_t>(rows * cpu.size(-1));
+    if (k == 0) {
+      std::memcpy(&out(start, 0), cpu.data_ptr<float>(), bytes);
+      return;
+    }
+    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), cpu[s].data_ptr<float>(), bytes);
+  }
+
+  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
+           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
     const int64_t n = static_cast<int64_t>(texts.size());
-    const int64_t c = static_cast<int64_t>(checkpoint_.labels.size());
     const int64_t k = samples;
     auto& model = *checkpoint_.model;
     const int64_t texts_per_call = std::max<int64_t>(1, batch_size_ / std::max<int64_t>(1, k));
@@ -107,27 +136,21 @@ class NativeTeacher : public muki::sdk::Teacher {
         muki::core::EncodedTexts enc = muki::core::encode_texts(
             *checkpoint_.tokenizer, chunk, checkpoint_.model_config.max_length);
         const torch::Tensor ids = enc.input_ids.to(device_), mask = enc.attention_mask.to(device_);
-        if (k == 0) {
-          const torch::Tensor logits =
-              muki::core::predict_deterministic(model, ids, mask).to(torch::kCPU, torch::kFloat).contiguous();
-          std::memcpy(&out(start, 0), logits.data_ptr<float>(), sizeof(float) * static_cast<size_t>(b * c));
-        } else {
-          const torch::Tensor logits =
-              muki::core::mc_dropout_sample(model, ids, mask, k,
-                                            muki::core::mix_seed(seed, static_cast<uint64_t>(index)))
-                  .to(torch::kCPU, torch::kFloat)
-                  .contiguous();  // [K, b, C]
-          for (int64_t s = 0; s < k; ++s)
-            std::memcpy(&out(s, start, 0), logits[s].data_ptr<float>(),
-                        sizeof(float) * static_cast<size_t>(b * c));
-        }
+        torch::Tensor pooled;
+        torch::Tensor* pooled_out = features != nullptr ? &pooled : nullptr;
+        const torch::Tensor logits =
+            k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
+                   : muki::core::mc_dropout_sample(
+                         model, ids, mask, k,
+                         muki::core::mix_seed(seed, static_cast<uint64_t>(index)), pooled_out);
+        copy_rows(logits, out, start, k);
+        if (features != nullptr) copy_rows(pooled, *features, start, k);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
     }
   }
 
- private:
   torch::Device device_ = torch::kCPU;
   muki::core::LoadedCheckpoint checkpoint_;
   int64_t batch_size_ = 0;  // rows per forward call

@@ -21,6 +21,10 @@
 //                         tensor, as Hugging Face models return, is accepted too)
 //                  attention_mask is 1 on real tokens ([CLS]/[SEP] included), 0 on padding;
 //                  padding uses the tokenizer's pad id, to the longest text of the batch.
+//   features       "auto" (default) | "none". Features (SDK 1.1): with "auto", a forward that
+//                  returns a tuple (logits [B, C], pooled [B, H], ...) gives the teacher features
+//                  of dimension H (the second element, from the same pass as the logits; decided
+//                  on the probe text at load time). "none" ignores a second output.
 //   dropout        FLOAT, optional: overrides p of every dropout module for the stochastic
 //                  passes. Only possible when every dropout module keeps p as a TorchScript
 //                  attribute; torch.nn.Dropout declares p in __constants__, so its p is compiled
@@ -79,6 +83,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -295,6 +300,11 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     const int64_t threads = ctx.options.get_int("threads", 0);
     if (threads < 0) throw Error(MUKI_ERR_CONFIG, "option 'threads' must be >= 0 (0 = the host's setting)");
     device_ = parse_device(ctx.options.get_string("device", "auto"));
+    const std::string features = ctx.options.get_string("features", "auto");
+    if (features != "auto" && features != "none")
+      throw Error(MUKI_ERR_CONFIG, "option 'features' = \"" + features +
+                                       "\" must be \"auto\" or \"none\"");
+    use_features_ = features == "auto";
 
     const fs::path model_path = required_path(ctx, "model", "the TorchScript file (.pt)");
     const fs::path labels_path = required_path(ctx, "labels", "one label name per line");
@@ -351,8 +361,36 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     return note.str();
   }
 
+  size_t feature_dim() const override { return static_cast<size_t>(feature_dim_); }
+
   void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
                muki::sdk::Tensor out) override {
+    run(texts, samples, seed, out, nullptr);
+  }
+
+  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                        uint64_t seed, muki::sdk::Tensor logits,
+                        muki::sdk::Tensor features) override {
+    run(texts, samples, seed, logits, &features);
+  }
+
+ private:
+  // Copies t ([replicas * b, W], CPU float32) into rows start..start+b of out ([b, W] for
+  // replicas == 0 meaning a deterministic pass, else [K, b, W]).
+  static void copy_rows(const at::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k,
+                        int64_t b) {
+    const int64_t w = t.size(1);
+    const float* src = t.data_ptr<float>();
+    const size_t bytes = static_cast<size_t>(b * w) * sizeof(float);
+    if (k == 0) {
+      std::memcpy(&out(start, 0), src, bytes);
+      return;
+    }
+    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
+  }
+
+  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
+           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
     const int64_t n = static_cast<int64_t>(texts.size());
     const int64_t c = static_cast<int64_t>(labels_.size());
     const int64_t k = samples;
@@ -361,22 +399,16 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
         const int64_t end = std::min(n, start + batch_size_);
         const std::vector<std::string_view> part(texts.begin() + start, texts.begin() + end);
         const int64_t b = end - start;
+        Outputs outputs;  // [max(1, K) * b, C] and [.., H]: replica r of text i is row r*b + i
         if (samples == 0) {
-          at::Tensor logits = forward(part, 1).contiguous();  // [b, C] on the CPU, float32
-          std::memcpy(&out(start, 0), logits.data_ptr<float>(),
-                      static_cast<size_t>(b * c) * sizeof(float));
+          outputs = forward(part, 1);
         } else {
-          at::Tensor logits;
-          {
-            SeededPass seeded(device_, splitmix64(seed ^ splitmix64(static_cast<uint64_t>(chunk))));
-            StochasticMode mode(dropout_);
-            logits = forward(part, k);  // [K*b, C]: replica r of text i is row r*b + i
-          }
-          logits = logits.view({k, b, c}).contiguous();
-          const float* src = logits.data_ptr<float>();
-          for (int64_t s = 0; s < k; ++s)
-            std::memcpy(&out(s, start, 0), src + s * b * c, static_cast<size_t>(b * c) * sizeof(float));
+          SeededPass seeded(device_, splitmix64(seed ^ splitmix64(static_cast<uint64_t>(chunk))));
+          StochasticMode mode(dropout_);
+          outputs = forward(part, k);
         }
+        copy_rows(outputs.logits, out, start, k, b);
+        if (features != nullptr) copy_rows(outputs.features, *features, start, k, b);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "the model's forward failed: " + torch_message(e));
@@ -384,7 +416,6 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     if (k >= 2) refuse_identical_samples(out, k, n * c);
   }
 
- private:
   // Switches the dropout submodules (and only them) to train mode; back to eval when it goes.
   class StochasticMode {
    public:
@@ -401,9 +432,14 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     std::vector<DropoutModule>& modules_;
   };
 
+  struct Outputs {
+    at::Tensor logits;    // [rows, C]
+    at::Tensor features;  // [rows, H], undefined when the teacher has no features
+  };
+
   // Tokenizes, replicates the batch `replicas` times along the batch dimension, runs forward
-  // under inference mode and returns float32 logits [replicas * b, C] on the CPU.
-  at::Tensor forward(const std::vector<std::string_view>& texts, int64_t replicas) {
+  // under inference mode and returns float32 logits [replicas * b, C] (and features) on the CPU.
+  Outputs forward(const std::vector<std::string_view>& texts, int64_t replicas) {
     const muki::core::Batch batch = muki::core::encode_batch(
         *tokenizer_, texts, static_cast<size_t>(max_length_), /*add_special_tokens=*/true);
     const int64_t b = batch.batch_size, l = batch.length;
@@ -419,14 +455,34 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     // .to() copies to the device; on the CPU clone() so the module never sees our buffers.
     ids = device_.is_cpu() ? ids.clone() : ids.to(device_);
     mask = device_.is_cpu() ? mask.clone() : mask.to(device_);
-    at::Tensor logits = output_tensor(module_.forward({ids, mask}));
+    const c10::IValue out = module_.forward({ids, mask});
+    at::Tensor logits = output_tensor(out);
     const int64_t c = static_cast<int64_t>(labels_.size());
     if (logits.dim() != 2 || logits.size(0) != replicas * b || logits.size(1) != c)
       throw Error(MUKI_ERR_INTERNAL, "the model returned logits of shape " +
                                          shape_string(logits) + ", expected [" +
                                          std::to_string(replicas * b) + ", " + std::to_string(c) +
                                          "]");
-    return logits.to(torch::kCPU, torch::kFloat32).contiguous();
+    Outputs result{logits.to(torch::kCPU, torch::kFloat32).contiguous(), {}};
+    if (feature_dim_ > 0) {
+      const at::Tensor f = features_tensor(out);
+      if (!f.defined() || f.dim() != 2 || f.size(0) != replicas * b || f.size(1) != feature_dim_)
+        throw Error(MUKI_ERR_INTERNAL, "the model returned features of shape " +
+                                           (f.defined() ? shape_string(f) : std::string("none")) +
+                                           ", expected [" + std::to_string(replicas * b) + ", " +
+                                           std::to_string(feature_dim_) + "]");
+      result.features = f.to(torch::kCPU, torch::kFloat32).contiguous();
+    }
+    return result;
+  }
+
+  // The second element of a tuple output when it is a floating-point [B, H] tensor, else undefined.
+  static at::Tensor features_tensor(const c10::IValue& out) {
+    if (!out.isTuple()) return {};
+    const auto& elements = out.toTupleRef().elements();
+    if (elements.size() < 2 || !elements[1].isTensor()) return {};
+    const at::Tensor f = elements[1].toTensor();
+    return f.dim() == 2 && f.is_floating_point() ? f : at::Tensor();
   }
 
   static at::Tensor output_tensor(const c10::IValue& out) {
@@ -522,6 +578,10 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
                                        "int64) failed on a probe text: " + torch_message(e));
     }
     const at::Tensor logits = output_tensor(out);
+    if (use_features_) {
+      const at::Tensor f = features_tensor(out);
+      if (f.defined() && f.size(0) == 1) feature_dim_ = f.size(1);
+    }
     if (logits.dim() != 2 || logits.size(0) != 1)
       throw Error(MUKI_ERR_CONFIG, model_path.string() + ": forward returned shape " +
                                        shape_string(logits) + " for one text; logits must be "
@@ -533,11 +593,15 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
                                        " labels: they must match, in the order of the logits");
   }
 
+  // "Identical" up to float rounding: the K replicas of a text are different rows of one batched
+  // forward, and a BLAS kernel may round rows in different blocks differently (seen: 2.4e-7 apart
+  // with 2 threads), whereas dropout at any useful rate moves logits by orders of magnitude more.
   void refuse_identical_samples(const muki::sdk::Tensor& out, int64_t k, int64_t per_sample) const {
     const float* base = &out(0, 0, 0);
     for (int64_t s = 1; s < k; ++s)
-      if (std::memcmp(base, base + s * per_sample, static_cast<size_t>(per_sample) * sizeof(float)) != 0)
-        return;
+      for (int64_t i = 0; i < per_sample; ++i)
+        if (std::fabs(base[s * per_sample + i] - base[i]) > 1e-5f * (1.0f + std::fabs(base[i])))
+          return;
     throw Error(MUKI_ERR_UNSUPPORTED,
                 "K=" + std::to_string(k) + " stochastic passes gave identical outputs: the model's "
                 "dropout is inactive although its " + std::to_string(dropout_.size()) +
@@ -553,6 +617,8 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
   std::vector<DropoutModule> dropout_;
   int64_t max_length_ = 128;
   int64_t batch_size_ = 32;
+  bool use_features_ = true;
+  int64_t feature_dim_ = 0;  // H when the model returns (logits, features), else 0
 };
 
 const muki_param_desc kParams[] = {
@@ -582,6 +648,9 @@ const muki_param_desc kParams[] = {
                      "override p of every dropout module for the stochastic passes (only when "
                      "the modules keep p as an attribute; torch.nn.Dropout compiles it in)",
                      0.0, 1.0),
+    muki::sdk::param("features", MUKI_PARAM_STRING, "\"auto\"",
+                     "auto = a forward returning (logits [B, C], pooled [B, H], ...) gives "
+                     "features of dimension H | none"),
 };
 
 }  // namespace

@@ -51,15 +51,18 @@ class SeededGeneratorGuard {
 // modules on, the batch [B, L] is replicated to [K*B, L] and run in ONE forward call under
 // torch::InferenceMode with the default generator seeded by `seed`, and the result is reshaped to
 // [K, B, C] (on the model's device). The model is back in eval mode (dropout off) afterwards, also
-// when the forward throws. input_ids / attention_mask must be on the model's device. Throws
+// when the forward throws. input_ids / attention_mask must be on the model's device. When
+// `features` is not null it receives the same passes' pooled features, [K, B, H]. Throws
 // std::invalid_argument when samples < 1, and what forward() throws.
 torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask, int64_t samples,
-                                uint64_t seed);
+                                uint64_t seed, torch::Tensor* features = nullptr);
 
-// One deterministic pass: eval mode (dropout off), torch::InferenceMode. Returns [B, C].
+// One deterministic pass: eval mode (dropout off), torch::InferenceMode. Returns [B, C]; when
+// `features` is not null it receives the pooled features, [B, H].
 torch::Tensor predict_deterministic(ClassifierImpl& model, const torch::Tensor& input_ids,
-                                    const torch::Tensor& attention_mask);
+                                    const torch::Tensor& attention_mask,
+                                    torch::Tensor* features = nullptr);
 
 // A well-mixed 64-bit hash (splitmix64) for deriving per-micro-batch seeds from a request seed.
 uint64_t mix_seed(uint64_t seed, uint64_t index);

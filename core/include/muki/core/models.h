@@ -45,8 +45,17 @@ class ClassifierImpl : public torch::nn::Module {
   // input_ids [B, L] int64 with L <= max_length; attention_mask [B, L] of any numeric or bool
   // dtype (nonzero = real token); both on the model's device. Returns float logits [B, C].
   // Throws c10::Error on shapes that do not fit.
-  virtual torch::Tensor forward(const torch::Tensor& input_ids,
-                                const torch::Tensor& attention_mask) = 0;
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+    return classify(pooled_features(input_ids, attention_mask));
+  }
+  // The pooled representation the classification layer reads, [B, feature_dim()]: what a teacher
+  // hands the host as its features (SDK 1.1). Same inputs and errors as forward().
+  virtual torch::Tensor pooled_features(const torch::Tensor& input_ids,
+                                        const torch::Tensor& attention_mask) = 0;
+  // Logits [B, C] from pooled features: the classifier's dropout and linear layer.
+  virtual torch::Tensor classify(const torch::Tensor& pooled) = 0;
+  // H of pooled_features(): hidden (transformer, bag of embeddings) or 3 x filters (cnn).
+  virtual int64_t feature_dim() const = 0;
   const ModelConfig& config() const { return config_; }
 
  private:
@@ -79,8 +88,10 @@ TORCH_MODULE(EncoderLayer);
 class TransformerClassifierImpl : public ClassifierImpl {
  public:
   explicit TransformerClassifierImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& input_ids,
-                        const torch::Tensor& attention_mask) override;
+  torch::Tensor pooled_features(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask) override;
+  torch::Tensor classify(const torch::Tensor& pooled) override;
+  int64_t feature_dim() const override;
 
  private:
   torch::nn::Embedding token_embedding_{nullptr}, position_embedding_{nullptr};
@@ -96,8 +107,10 @@ class TransformerClassifierImpl : public ClassifierImpl {
 class BagOfEmbeddingsClassifierImpl : public ClassifierImpl {
  public:
   explicit BagOfEmbeddingsClassifierImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& input_ids,
-                        const torch::Tensor& attention_mask) override;
+  torch::Tensor pooled_features(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask) override;
+  torch::Tensor classify(const torch::Tensor& pooled) override;
+  int64_t feature_dim() const override;
 
  private:
   torch::nn::Embedding token_embedding_{nullptr};
@@ -110,8 +123,10 @@ class BagOfEmbeddingsClassifierImpl : public ClassifierImpl {
 class CnnClassifierImpl : public ClassifierImpl {
  public:
   explicit CnnClassifierImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& input_ids,
-                        const torch::Tensor& attention_mask) override;
+  torch::Tensor pooled_features(const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask) override;
+  torch::Tensor classify(const torch::Tensor& pooled) override;
+  int64_t feature_dim() const override;
   static constexpr int64_t kKernelSizes[] = {3, 4, 5};
 
  private:
