@@ -156,7 +156,8 @@ std::string error_text(muki_status status, const muki_error& error) {
 // The sizes ABI 1.0 defines (the offset of a grown struct's first 1.1 field): a table smaller
 // than this is malformed.
 constexpr uint32_t kMinApiSize[] = {offsetof(muki_teacher_api, predict_features),
-                                    sizeof(muki_uncertainty_api), sizeof(muki_integration_api)};
+                                    offsetof(muki_uncertainty_api, fit),
+                                    sizeof(muki_integration_api)};
 constexpr uint32_t kMinParamSize = offsetof(muki_param_desc, flags);
 
 bool has_shared_library_magic(const fs::path& path) {
@@ -409,6 +410,59 @@ UncertaintyInstance::UncertaintyInstance(std::shared_ptr<const PluginInfo> plugi
   muki_error error;
   check(api_->describe(handle_, &info, &error), error, "describe");
   samples_ = info.samples;
+  flags_ = info.flags;  // zero-filled for a 1.0 plugin
+  const bool has_1_1 = MUKI_HAS_FIELD(muki_uncertainty_api, api_, score_teacher);
+  if (needs_features() || needs_reference()) {
+    if (!has_1_1 || api_->score_teacher == nullptr)
+      refuse("needs features or reference data but its function table has no score_teacher");
+    if (needs_reference() && api_->fit == nullptr)
+      refuse("needs reference data but its function table has no fit");
+  }
+  if (has_1_1) score_teacher_ = api_->score_teacher;
+}
+
+void UncertaintyInstance::fit(const ReferenceView& reference) const {
+  if (!needs_reference()) refuse("takes no reference data (it did not ask for any)");
+  int64_t logit_shape[2] = {reference.rows, reference.num_labels};
+  int64_t feature_shape[2] = {reference.rows, reference.feature_dim};
+  int64_t label_shape[1] = {reference.rows};
+  DLTensor logits = make_tensor(reference.logits, kFloat32, logit_shape, 2);
+  DLTensor features = make_tensor(reference.features, kFloat32, feature_shape, 2);
+  DLTensor labels = make_tensor(reference.labels, kInt64, label_shape, 1);
+  muki_uncertainty_reference r{};
+  r.abi_version = MUKI_ABI_VERSION;
+  r.struct_size = sizeof(r);
+  r.teacher = reference.teacher;
+  r.teacher_name = {reference.teacher_name.data(), reference.teacher_name.size()};
+  r.logits = &logits;
+  r.features = reference.features != nullptr ? &features : nullptr;
+  r.labels = reference.labels != nullptr ? &labels : nullptr;
+  muki_error error;
+  check(api_->fit(handle_, &r, &error), error, "fit");
+}
+
+void UncertaintyInstance::score(uint64_t teacher, const float* logits, int64_t k, int64_t b,
+                                int64_t c, const float* features, int64_t h, float* out) const {
+  if (score_teacher_ == nullptr) {
+    score(logits, k, b, c, out);
+    return;
+  }
+  if (features == nullptr && needs_features())
+    refuse("needs the features of teacher " + std::to_string(teacher) + ", which has none");
+  int64_t logit_shape[3] = {k, b, c};
+  int64_t feature_shape[3] = {k, b, h};
+  int64_t out_shape[1] = {b};
+  DLTensor l = make_tensor(logits, kFloat32, logit_shape, 3);
+  DLTensor f = make_tensor(features, kFloat32, feature_shape, 3);
+  DLTensor o = make_tensor(out, kFloat32, out_shape, 1);
+  muki_score_request req{};
+  req.abi_version = MUKI_ABI_VERSION;
+  req.struct_size = sizeof(req);
+  req.teacher = teacher;
+  req.logits = &l;
+  req.features = features != nullptr ? &f : nullptr;
+  muki_error error;
+  check(score_teacher_(handle_, &req, &o, &error), error, "score");
 }
 
 void UncertaintyInstance::score(const float* logits, int64_t k, int64_t b, int64_t c,

@@ -619,3 +619,99 @@ TEST(BuiltinStrategies, EveryPluginIsDescribed) {
   EXPECT_EQ(registry().names(Kind::Integration),
             (std::vector<std::string>{"concat", "gold", "max", "oracle", "uhc", "weighted"}));
 }
+
+// ---- Feature-space certainty (ABI 1.1): fitted per teacher on reference data ----
+
+namespace {
+
+// Fits `strategy` for teacher 0 on reference features [n, h] (labels, or nullptr = argmax of
+// zero logits = label 0 everywhere) and scores features [b, h] of one deterministic pass.
+std::vector<float> feature_certainty(const std::string& strategy, const std::string& options,
+                                     const std::vector<float>& reference, int64_t h,
+                                     const std::vector<int64_t>& labels,
+                                     const std::vector<float>& queries, int64_t c = 2) {
+  auto s = registry().create_uncertainty(strategy, CreateArgs{"u", options, "/", 0});
+  EXPECT_TRUE(s->needs_features());
+  EXPECT_TRUE(s->needs_reference());
+  const int64_t n = static_cast<int64_t>(reference.size()) / h;
+  const std::vector<float> ref_logits(static_cast<size_t>(n * c), 0.0f);
+  s->fit({0, "t", ref_logits.data(), n, c, reference.data(), h,
+          labels.empty() ? nullptr : labels.data()});
+  const int64_t b = static_cast<int64_t>(queries.size()) / h;
+  const std::vector<float> logits(static_cast<size_t>(b * c), 0.0f);
+  std::vector<float> out(static_cast<size_t>(b));
+  s->score(0, logits.data(), 1, b, c, queries.data(), h, out.data());
+  return out;
+}
+
+// Class 0 at (0,0),(2,0), class 1 at (0,2),(2,2): means (1,0) and (1,2); the residuals are
+// (+-1, 0), so Sigma = [[1,0],[0,0]]. Shrinkage 0.1: tr/H = 0.5, S = 0.9 Sigma + 0.05 I =
+// diag(0.95, 0.05). (1,1) is 1 away from both means along y: d2 = 1 / 0.05 = 20. (1,0) sits on
+// mean 0: 0. (3,0) is 2 away along x: 4 / 0.95.
+const std::vector<float> kSquare = {0, 0, 2, 0, 0, 2, 2, 2};
+const std::vector<int64_t> kSquareLabels = {0, 0, 1, 1};
+
+}  // namespace
+
+TEST(MahalanobisStrategy, TiedShrunkCovarianceByHand) {
+  const auto s = feature_certainty("mahalanobis", "calibrate = false", kSquare, 2, kSquareLabels,
+                                   {1, 1, 1, 0, 3, 0});
+  EXPECT_THAT(s, ElementsAre(FloatNear(-20.0f, 1e-4f), FloatNear(0.0f, 1e-6f),
+                             FloatNear(-4.0f / 0.95f, 1e-5f)));
+}
+
+TEST(MahalanobisStrategy, WithoutLabelsTheTeachersPredictionsGroupTheRows) {
+  // All-zero logits predict label 0 for every row: one mean (1,1), Sigma = I, S = I (shrinkage
+  // keeps a scaled identity an identity). (1,1) -> 0; (3,1) -> 4.
+  const auto s = feature_certainty("mahalanobis", "calibrate = false", kSquare, 2, {},
+                                   {1, 1, 3, 1});
+  EXPECT_THAT(s, ElementsAre(FloatNear(0.0f, 1e-6f), FloatNear(-4.0f, 1e-5f)));
+}
+
+TEST(KnnStrategy, DistanceToTheKthNearestUnitVector) {
+  // Reference directions (1,0), (0,1), (-1,0). (2,0) normalises onto (1,0): nearest 0, second
+  // sqrt(2). (1,1)/sqrt(2) is sqrt(2 - sqrt(2)) = 0.765367 from (1,0) and (0,1).
+  const std::vector<float> ref = {1, 0, 0, 3, -2, 0};
+  EXPECT_THAT(feature_certainty("knn", "k = 1\ncalibrate = false", ref, 2, {}, {2, 0, 1, 1}),
+              ElementsAre(FloatNear(0.0f, 1e-6f), FloatNear(-0.765367f, 1e-5f)));
+  EXPECT_THAT(feature_certainty("knn", "k = 2\ncalibrate = false", ref, 2, {}, {2, 0, 1, 1}),
+              ElementsAre(FloatNear(-std::sqrt(2.0f), 1e-5f), FloatNear(-0.765367f, 1e-5f)));
+}
+
+// Calibration is a z-score against held-out reference scores: reference rows scored by a model
+// fitted on the other fold (even rows score odd ones and back), then the final model on all rows.
+// Recomputed here from the uncalibrated strategy fitted on each fold.
+TEST(KnnStrategy, CalibrationIsAZScoreAgainstHeldOutReferenceScores) {
+  const std::vector<float> ref = {1, 0, 0.8f, 0.6f, 0, 1, -0.6f, 0.8f, -1, 0, 0.6f, -0.8f};
+  const std::vector<float> even = {1, 0, 0, 1, -1, 0}, odd = {0.8f, 0.6f, -0.6f, 0.8f, 0.6f, -0.8f};
+  std::vector<float> held_out = feature_certainty("knn", "k = 1\ncalibrate = false", even, 2, {}, odd);
+  const auto other = feature_certainty("knn", "k = 1\ncalibrate = false", odd, 2, {}, even);
+  held_out.insert(held_out.end(), other.begin(), other.end());
+  double mean = 0.0, var = 0.0;
+  for (float v : held_out) mean += v / 6.0;
+  for (float v : held_out) var += (v - mean) * (v - mean) / 6.0;
+  const std::vector<float> queries = {0.6f, 0.8f, -0.8f, -0.6f};
+  const auto raw = feature_certainty("knn", "k = 1\ncalibrate = false", ref, 2, {}, queries);
+  const auto z = feature_certainty("knn", "k = 1", ref, 2, {}, queries);
+  for (size_t i = 0; i < z.size(); ++i)
+    EXPECT_NEAR(z[i], (raw[i] - mean) / std::sqrt(var), 1e-4) << i;
+}
+
+TEST(FeatureStrategies, RefuseToScoreAnUnfittedTeacherOrOneWithoutFeatures) {
+  auto s = registry().create_uncertainty("mahalanobis", CreateArgs{"u", "", "/", 0});
+  const std::vector<float> logits(2, 0.0f), features(2, 0.0f);
+  std::vector<float> out(1);
+  try {
+    s->score(3, logits.data(), 1, 1, 2, features.data(), 2, out.data());
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("teacher 3 was not fitted before scoring"));
+  }
+  EXPECT_THROW(s->score(0, logits.data(), 1, 1, 2, nullptr, 0, out.data()), PluginError);
+  try {
+    s->fit({0, "media", logits.data(), 1, 2, features.data(), 2, nullptr});
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("teacher 'media' has 1 reference texts; at least 4"));
+  }
+}

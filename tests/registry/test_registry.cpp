@@ -79,7 +79,7 @@ TEST(Registry, UnknownNameListsWhatIsAvailable) {
     FAIL() << "expected PluginError";
   } catch (const PluginError& e) {
     EXPECT_THAT(e.what(), HasSubstr("uncertainty strategy 'no_such_strategy' not found; available: "
-                                    "bald, energy, entropy, mc_dropout"));
+                                    "bald, energy, entropy, knn, mahalanobis, mc_dropout"));
   }
 }
 
@@ -88,7 +88,7 @@ TEST(Registry, LoadingTheSameFileTwiceIsANoOp) {
   const auto path = plugin_dir() / "libmuki_uncertainty_builtin.so";
   registry.load_library(path);
   EXPECT_NO_THROW(registry.load_library(path));
-  EXPECT_EQ(registry.names(Kind::Uncertainty).size(), 4u);
+  EXPECT_EQ(registry.names(Kind::Uncertainty).size(), 6u);
 }
 
 TEST(RegistryRefuses, MissingFile) {

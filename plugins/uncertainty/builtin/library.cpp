@@ -24,6 +24,20 @@ const muki_param_desc kEnergyParams[] = {
                      "subtract T * log C so teachers with different label counts compare (all-zero "
                      "logits score 0)")};
 
+const muki_param_desc kMahalanobisParams[] = {
+    muki::sdk::param("shrinkage", MUKI_PARAM_FLOAT, "0.1",
+                     "lambda in (1 - lambda) Sigma + lambda tr(Sigma)/H I, the tied covariance "
+                     "shrunk towards a scaled identity",
+                     1e-6, 1.0),
+    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
+                     "z-score each teacher's distances against its own held-out reference texts")};
+
+const muki_param_desc kKnnParams[] = {
+    muki::sdk::param("k", MUKI_PARAM_INT, "10", "the k of the k-th nearest reference feature", 1,
+                     1e6),
+    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
+                     "z-score each teacher's distances against its own held-out reference texts")};
+
 }  // namespace
 
 MUKI_PLUGIN_LIBRARY(
@@ -40,4 +54,12 @@ MUKI_PLUGIN_LIBRARY(
     MUKI_UNCERTAINTY(u::Energy, "energy", "0.1.0",
                      "negative free energy T*logsumexp(z/T), mean over passes; UNBOUNDED, in logit "
                      "units (so are `weighted`'s tau and the margin weights)",
-                     kEnergyParams))
+                     kEnergyParams),
+    MUKI_UNCERTAINTY(u::Mahalanobis, "mahalanobis", "0.1.0",
+                     "-Mahalanobis distance of the teacher's features to its nearest class mean "
+                     "(tied, shrunk covariance), per-teacher z-score; needs features + reference",
+                     kMahalanobisParams),
+    MUKI_UNCERTAINTY(u::NearestNeighbor, "knn", "0.1.0",
+                     "-distance to the k-th nearest L2-normalised reference feature, per-teacher "
+                     "z-score; needs features + reference",
+                     kKnnParams))

@@ -5,6 +5,9 @@
 
 #include <muki/plugin.hpp>
 
+#include <map>
+#include <memory>
+
 namespace muki::plugins::uncertainty {
 
 // 1 - H(p) / log C of one deterministic pass (the single-pass baseline).
@@ -48,6 +51,61 @@ class Energy : public sdk::UncertaintyStrategy {
   uint32_t samples_;
   double temperature_;
   bool normalize_;
+};
+
+// ---- Feature-space certainty (ABI 1.1; feature_distance.cpp) ----
+
+struct Rows;
+
+// A raw feature-space score fitted on one teacher's reference rows: higher = more typical.
+class FeatureScorer {
+ public:
+  virtual ~FeatureScorer() = default;
+  virtual double score(const float* x) const = 0;
+};
+
+// Fits a FeatureScorer per teacher on its reference data and scores the deterministic pass's
+// features, calibrated per teacher against held-out reference scores unless calibrate = false.
+class FeatureDistance : public sdk::UncertaintyStrategy {
+ public:
+  explicit FeatureDistance(const sdk::Context& ctx);
+  uint32_t samples() const override { return 0; }
+  bool needs_features() const override { return true; }
+  bool needs_reference() const override { return true; }
+  void fit(const sdk::TeacherReference& reference) override;
+  void score_teacher(const sdk::TeacherPasses& passes, sdk::Tensor scores) override;
+
+ protected:
+  virtual std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const = 0;
+
+ private:
+  struct Fitted {
+    std::unique_ptr<FeatureScorer> scorer;
+    double mean = 0.0, scale = 1.0;  // identity unless calibrated
+    int64_t feature_dim = 0;
+  };
+  bool calibrate_;
+  std::map<uint64_t, Fitted> fitted_;  // by teacher index
+};
+
+// -min_c Mahalanobis distance to the class means under a shrunk tied covariance.
+class Mahalanobis : public FeatureDistance {
+ public:
+  explicit Mahalanobis(const sdk::Context& ctx);
+
+ private:
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const override;
+  double shrinkage_;
+};
+
+// -distance to the k-th nearest L2-normalised reference feature.
+class NearestNeighbor : public FeatureDistance {
+ public:
+  explicit NearestNeighbor(const sdk::Context& ctx);
+
+ private:
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const override;
+  int64_t k_;
 };
 
 }  // namespace muki::plugins::uncertainty

@@ -57,7 +57,9 @@
  * ABI history:
  *   1.0 (muki 0.1.0): first release.
  *   1.1 (muki 0.2.0): teacher features (MUKI_TEACHER_HAS_FEATURES, muki_teacher_info.feature_dim,
- *        muki_teacher_api.predict_features); typed option getters and the process-state lock in
+ *        muki_teacher_api.predict_features); uncertainty strategies that read features and are
+ *        fitted per teacher (muki_uncertainty_info.flags, muki_uncertainty_api.fit and
+ *        .score_teacher); typed option getters and the process-state lock in
  *        muki_host_api; muki_create_args.options and .plugin_name; muki_param_desc.flags
  *        (MUKI_PARAM_ALLOW_NON_FINITE); arrays strided by their elements' struct_size.
  */
@@ -312,6 +314,14 @@ typedef struct muki_teacher_api {
  * Uncertainty strategies
  * -------------------------------------------------------------------------------------------- */
 
+/* Uncertainty flags (ABI 1.1). */
+/* score_teacher() needs the teacher's features: the host refuses, before any teacher runs, an
+ * experiment that pairs this strategy with a teacher that has none. */
+#define MUKI_UNCERTAINTY_NEEDS_FEATURES 0x1u
+/* The strategy must see in-distribution reference data of each teacher (fit()) before it scores
+ * that teacher, e.g. the class-conditional statistics of its features. */
+#define MUKI_UNCERTAINTY_NEEDS_REFERENCE 0x2u
+
 /* (ABI 1.0) */
 typedef struct muki_uncertainty_info {
   uint32_t abi_version;
@@ -319,7 +329,34 @@ typedef struct muki_uncertainty_info {
   /* How many stochastic teacher passes score() wants: 0 = one deterministic pass (the input
    * then has K = 1 and holds the deterministic logits). */
   uint32_t samples;
+  /* ---- ABI 1.1 ---- */
+  uint32_t flags; /* MUKI_UNCERTAINTY_* */
 } muki_uncertainty_info;
+
+/* In-distribution reference data of one teacher, handed to fit(): texts whose gold label is one
+ * of the teacher's labels, run through the teacher deterministically. Valid only during the call:
+ * copy what you keep. (ABI 1.1) */
+typedef struct muki_uncertainty_reference {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  uint64_t teacher;               /* the teacher's index in the experiment's teacher order */
+  muki_string_view teacher_name;  /* for messages */
+  const DLTensor* logits;         /* [N, C_i] float32 */
+  const DLTensor* features;       /* [N, H_i] float32, or NULL when the teacher has none */
+  /* [N] int64: each text's gold label as an index into the teacher's own labels (0..C_i-1), or
+   * NULL when the host has no labels for these texts (then use the teacher's predictions). */
+  const DLTensor* labels;
+} muki_uncertainty_reference;
+
+/* One score_teacher() request. Valid only during the call. (ABI 1.1) */
+typedef struct muki_score_request {
+  uint32_t abi_version;
+  uint32_t struct_size;
+  uint64_t teacher;         /* as in muki_uncertainty_reference */
+  const DLTensor* logits;   /* [K, B, C_i] float32, K = max(1, info.samples) */
+  const DLTensor* features; /* [K, B, H_i] float32 of the same passes, or NULL when the teacher
+                             * has none (never NULL with MUKI_UNCERTAINTY_NEEDS_FEATURES) */
+} muki_score_request;
 
 /* (ABI 1.0) */
 typedef struct muki_uncertainty_api {
@@ -333,6 +370,17 @@ typedef struct muki_uncertainty_api {
    * likely the expert for it. MUKI's convention is 1 - normalised uncertainty, in [0, 1]. */
   muki_status (*score)(void* instance, const DLTensor* logits, DLTensor* out_scores,
                        muki_error* error);
+  /* ---- ABI 1.1 ---- */
+  /* Optional (NULL = no reference needed; required with MUKI_UNCERTAINTY_NEEDS_REFERENCE). Called
+   * once per teacher, before any score_teacher() for it; calling it again for a teacher replaces
+   * what was fitted. May fail with MUKI_ERR_INVALID_ARGUMENT when the data cannot be fitted (too
+   * few rows, a label without rows), saying why. */
+  muki_status (*fit)(void* instance, const muki_uncertainty_reference* reference,
+                     muki_error* error);
+  /* Optional. score() with the teacher's identity and features; when present the host calls it
+   * instead of score(). Required with MUKI_UNCERTAINTY_NEEDS_FEATURES or _NEEDS_REFERENCE. */
+  muki_status (*score_teacher)(void* instance, const muki_score_request* request,
+                               DLTensor* out_scores, muki_error* error);
 } muki_uncertainty_api;
 
 /* ----------------------------------------------------------------------------------------------

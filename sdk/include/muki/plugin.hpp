@@ -246,12 +246,42 @@ class Teacher {
   }
 };
 
+// One teacher's in-distribution reference data (ABI 1.1), see muki_uncertainty_reference.
+struct TeacherReference {
+  uint64_t teacher = 0;           // index in the experiment's teacher order
+  std::string_view teacher_name;
+  ConstTensor logits;             // [N, C]
+  const ConstTensor* features;    // [N, H], or nullptr when the teacher has none
+  const int64_t* labels;          // [N] teacher-local label indices, or nullptr
+};
+
+// What score_teacher() scores (ABI 1.1), see muki_score_request.
+struct TeacherPasses {
+  uint64_t teacher = 0;
+  ConstTensor logits;             // [K, B, C]
+  const ConstTensor* features;    // [K, B, H], or nullptr when the teacher has none
+};
+
 class UncertaintyStrategy {
  public:
   virtual ~UncertaintyStrategy() = default;
   virtual uint32_t samples() const = 0;  // 0 = one deterministic pass
-  // logits [K, B, C] -> scores [B], higher = more certain.
-  virtual void score(ConstTensor logits, Tensor scores) = 0;
+  // logits [K, B, C] -> scores [B], higher = more certain. A strategy that needs the teacher's
+  // identity or features overrides score_teacher() instead.
+  virtual void score(ConstTensor logits, Tensor scores) {
+    (void)logits, (void)scores;
+    throw Error(MUKI_ERR_UNSUPPORTED, "this strategy scores a teacher through score_teacher()");
+  }
+  // ABI 1.1: whether score_teacher() needs features / fit() before it scores a teacher.
+  virtual bool needs_features() const { return false; }
+  virtual bool needs_reference() const { return false; }
+  virtual void fit(const TeacherReference& reference) {
+    (void)reference;
+    throw Error(MUKI_ERR_UNSUPPORTED, "this strategy takes no reference data");
+  }
+  virtual void score_teacher(const TeacherPasses& passes, Tensor scores) {
+    score(passes.logits, scores);
+  }
 };
 
 struct TeacherBatch {
@@ -442,6 +472,58 @@ struct UncertaintyTrampolines {
     return guarded(in.host, error, [&] {
       if (info == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "info is NULL");
       info->samples = in.object->samples();
+      MUKI_SDK_SET_FIELD(muki_uncertainty_info, info, flags,
+                         (in.object->needs_features() ? MUKI_UNCERTAINTY_NEEDS_FEATURES : 0u) |
+                             (in.object->needs_reference() ? MUKI_UNCERTAINTY_NEEDS_REFERENCE : 0u));
+    });
+  }
+  static muki_status fit(void* p, const muki_uncertainty_reference* ref, muki_error* error) {
+    auto& in = self<T>(p);
+    return guarded(in.host, error, [&] {
+      if (ref == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "fit() needs a reference");
+      const ConstTensor logits = ConstTensor::from(ref->logits, 2, "reference logits");
+      std::unique_ptr<ConstTensor> features;
+      if (ref->features != nullptr) {
+        features = std::make_unique<ConstTensor>(ConstTensor::from(ref->features, 2, "reference features"));
+        if (features->dim(0) != logits.dim(0))
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "reference features and logits disagree on N");
+      }
+      const int64_t* labels = nullptr;
+      if (ref->labels != nullptr) {
+        const DLTensor* l = ref->labels;
+        if (l->dtype.code != kDLInt || l->dtype.bits != 64 || l->ndim != 1 ||
+            l->shape[0] != logits.dim(0))
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "reference labels must be int64 [N]");
+        labels = reinterpret_cast<const int64_t*>(static_cast<const char*>(l->data) + l->byte_offset);
+        for (int64_t i = 0; i < logits.dim(0); ++i)
+          if (labels[i] < 0 || labels[i] >= logits.dim(1))
+            throw Error(MUKI_ERR_INVALID_ARGUMENT, "reference label " + std::to_string(labels[i]) +
+                                                       " is not one of the teacher's " +
+                                                       std::to_string(logits.dim(1)));
+      }
+      in.object->fit(TeacherReference{ref->teacher, to_view(ref->teacher_name), logits,
+                                      features.get(), labels});
+    });
+  }
+  static muki_status score_teacher(void* p, const muki_score_request* req, DLTensor* out,
+                                   muki_error* error) {
+    auto& in = self<T>(p);
+    return guarded(in.host, error, [&] {
+      if (req == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "score_teacher() needs a request");
+      const ConstTensor logits = ConstTensor::from(req->logits, 3, "logits");
+      std::unique_ptr<ConstTensor> features;
+      if (req->features != nullptr) {
+        features = std::make_unique<ConstTensor>(ConstTensor::from(req->features, 3, "features"));
+        if (features->dim(0) != logits.dim(0) || features->dim(1) != logits.dim(1))
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "features and logits disagree on K or B");
+      } else if (in.object->needs_features()) {
+        throw Error(MUKI_ERR_INVALID_ARGUMENT, "this strategy needs the teacher's features");
+      }
+      Tensor s = Tensor::from(out, 1, "out_scores");
+      if (s.dim(0) != logits.dim(1))
+        throw Error(MUKI_ERR_INVALID_ARGUMENT, "out_scores must have B = " +
+                                                   std::to_string(logits.dim(1)) + " entries");
+      in.object->score_teacher(TeacherPasses{req->teacher, logits, features.get()}, s);
     });
   }
   static muki_status score(void* p, const DLTensor* logits, DLTensor* out, muki_error* error) {
@@ -459,7 +541,7 @@ struct UncertaintyTrampolines {
     static const muki_uncertainty_api table = {
         MUKI_ABI_VERSION, sizeof(muki_uncertainty_api),
         [](const muki_create_args* a, void** o, muki_error* e) { return create<T>(a, o, e, "uncertainty"); },
-        &destroy<T>, &describe, &score};
+        &destroy<T>, &describe, &score, &fit, &score_teacher};
     return &table;
   }
 };

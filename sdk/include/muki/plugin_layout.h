@@ -37,8 +37,8 @@ MUKI_PIN_SIZE(muki_predict_request, 40);
 MUKI_PIN_OFFSET(muki_predict_request, seed, 32);
 MUKI_PIN_OFFSET(muki_teacher_api, predict_features, 48); /* 1.0 size */
 MUKI_PIN_OFFSET(muki_teacher_api, predict, 40);
-MUKI_PIN_SIZE(muki_uncertainty_info, 12);
-MUKI_PIN_SIZE(muki_uncertainty_api, 40);
+MUKI_PIN_OFFSET(muki_uncertainty_info, flags, 12); /* 1.0 size */
+MUKI_PIN_OFFSET(muki_uncertainty_api, fit, 40); /* 1.0 size */
 MUKI_PIN_OFFSET(muki_uncertainty_api, score, 32);
 MUKI_PIN_SIZE(muki_integration_info, 20);
 MUKI_PIN_OFFSET(muki_integration_info, flags, 16);
@@ -57,7 +57,13 @@ MUKI_PIN_SIZE(DLTensor, 48);
 MUKI_PIN_OFFSET(DLTensor, shape, 24);
 MUKI_PIN_OFFSET(DLTensor, byte_offset, 40);
 
-/* ABI 1.1: fields appended to five structs; every other struct is unchanged. */
+/* ABI 1.1: fields appended to seven structs, two new structs; every other struct is unchanged. */
+MUKI_PIN_SIZE(muki_uncertainty_info, 16);
+MUKI_PIN_SIZE(muki_uncertainty_api, 56);
+MUKI_PIN_SIZE(muki_uncertainty_reference, 56);
+MUKI_PIN_OFFSET(muki_uncertainty_reference, labels, 48);
+MUKI_PIN_SIZE(muki_score_request, 32);
+MUKI_PIN_OFFSET(muki_score_request, features, 24);
 MUKI_PIN_SIZE(muki_host_api, 96);
 MUKI_PIN_OFFSET(muki_host_api, option_string_array, 72);
 MUKI_PIN_OFFSET(muki_host_api, unlock_process_state, 88);

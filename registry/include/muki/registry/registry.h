@@ -113,11 +113,33 @@ class TeacherInstance : public Instance {
   int64_t feature_dim_ = 0;
 };
 
+// One teacher's in-distribution reference data for UncertaintyInstance::fit (ABI 1.1).
+struct ReferenceView {
+  uint64_t teacher = 0;       // index in the experiment's teacher order
+  std::string teacher_name;
+  const float* logits = nullptr;    // [rows, num_labels]
+  int64_t rows = 0, num_labels = 0;
+  const float* features = nullptr;  // [rows, feature_dim], or nullptr
+  int64_t feature_dim = 0;
+  const int64_t* labels = nullptr;  // [rows] teacher-local label indices, or nullptr
+};
+
 class UncertaintyInstance : public Instance {
  public:
   uint32_t samples() const { return samples_; }  // 0 = one deterministic pass
-  // logits: K * B * C floats ([K, B, C]); out: B floats.
+  // ABI 1.1 capabilities; always false for a 1.0 plugin.
+  bool needs_features() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_FEATURES) != 0; }
+  bool needs_reference() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_REFERENCE) != 0; }
+  // logits: K * B * C floats ([K, B, C]); out: B floats. The 1.0 call, without the teacher's
+  // identity: only for strategies that need neither features nor a reference.
   void score(const float* logits, int64_t k, int64_t b, int64_t c, float* out) const;
+  // The same for teacher `teacher`, with its features ([K, B, h], or nullptr): through the
+  // plugin's score_teacher when it has one (ABI 1.1), else score().
+  void score(uint64_t teacher, const float* logits, int64_t k, int64_t b, int64_t c,
+             const float* features, int64_t h, float* out) const;
+  // Hands a teacher's reference data to a strategy that needs_reference(); throws PluginError
+  // otherwise, or with the plugin's message when it cannot fit them.
+  void fit(const ReferenceView& reference) const;
 
  private:
   friend class Registry;
@@ -125,6 +147,8 @@ class UncertaintyInstance : public Instance {
                       void* handle);
   const muki_uncertainty_api* api_;
   uint32_t samples_ = 0;
+  uint32_t flags_ = 0;
+  decltype(muki_uncertainty_api::score_teacher) score_teacher_ = nullptr;
 };
 
 // One teacher's outputs on a batch, as the integration strategy sees them.

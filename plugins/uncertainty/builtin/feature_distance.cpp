@@ -1,0 +1,248 @@
+// Feature-space certainty: how typical a text's representation is of a teacher's own
+// in-distribution data, which over-confident logits cannot fake (a teacher trained on a few
+// thousand texts is confidently wrong outside its labels; its features still land far from
+// where its own texts lie).
+//
+// Both strategies are fitted per teacher on the reference data the host hands them (texts whose
+// gold label is one of the teacher's, run through it deterministically), and score the
+// deterministic pass's features. Raw scores live on each teacher's own scale (a distance in its
+// feature space), so by default they are calibrated per teacher: certainty = (raw - m) / s,
+// where m and s are the mean and standard deviation of the raw scores of the reference texts,
+// each scored by a model fitted WITHOUT it (two folds by position: even rows score odd ones and
+// vice versa). A reference text scored by a model fitted on itself would look more typical
+// than any new text does, the bias the issue's prototype saw on training data. The scorer
+// used afterwards is fitted on all reference rows.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "strategies.h"
+
+namespace muki::plugins::uncertainty {
+
+using sdk::Error;
+
+// Rows of one teacher's reference: features [n, h] (pointers into the host's tensor, valid during
+// fit()) and labels in 0..c-1.
+struct Rows {
+  std::vector<const float*> x;
+  std::vector<int64_t> y;
+  int64_t h = 0, c = 0;
+  Rows subset(size_t parity) const {
+    Rows r{{}, {}, h, c};
+    for (size_t i = parity; i < x.size(); i += 2) {
+      r.x.push_back(x[i]);
+      r.y.push_back(y[i]);
+    }
+    return r;
+  }
+};
+
+namespace {
+
+// Mahalanobis distance to the closest class mean under one covariance shared by the classes
+// (Lee, Lee, Lee and Shin, "A Simple Unified Framework for Detecting Out-of-Distribution Samples
+// and Adversarial Attacks", NeurIPS 2018): raw = -min_c (x - mu_c)' S^-1 (x - mu_c).
+// S = (1 - lambda) Sigma + lambda (tr Sigma / h) I shrinks the tied covariance towards a scaled
+// identity, so a few hundred rows in 128 dimensions still give a well-conditioned S.
+class MahalanobisScorer : public FeatureScorer {
+ public:
+  MahalanobisScorer(const Rows& rows, double shrinkage) : h_(rows.h) {
+    const auto h = static_cast<size_t>(h_);
+    std::map<int64_t, std::pair<std::vector<double>, size_t>> sums;
+    for (size_t i = 0; i < rows.x.size(); ++i) {
+      auto& [sum, count] = sums[rows.y[i]];
+      sum.resize(h, 0.0);
+      for (size_t j = 0; j < h; ++j) sum[j] += rows.x[i][j];
+      ++count;
+    }
+    std::map<int64_t, size_t> index;
+    for (auto& [label, sum_count] : sums) {
+      for (double& v : sum_count.first) v /= static_cast<double>(sum_count.second);
+      index[label] = means_.size();
+      means_.push_back(sum_count.first);
+    }
+    std::vector<double> cov(h * h, 0.0), d(h);
+    for (size_t i = 0; i < rows.x.size(); ++i) {
+      const auto& mu = means_[index[rows.y[i]]];
+      for (size_t j = 0; j < h; ++j) d[j] = rows.x[i][j] - mu[j];
+      for (size_t a = 0; a < h; ++a)
+        for (size_t b = 0; b <= a; ++b) cov[a * h + b] += d[a] * d[b];
+    }
+    double trace = 0.0;
+    for (size_t a = 0; a < h; ++a) trace += cov[a * h + a] / static_cast<double>(rows.x.size());
+    // A floor keeps features that never vary (all rows equal) from making S singular.
+    const double ridge = shrinkage * std::max(trace / static_cast<double>(h), 1e-12);
+    for (size_t a = 0; a < h; ++a)
+      for (size_t b = 0; b <= a; ++b)
+        cov[a * h + b] = (1.0 - shrinkage) * cov[a * h + b] / static_cast<double>(rows.x.size()) +
+                         (a == b ? ridge : 0.0);
+    cholesky(cov, h);
+    chol_ = std::move(cov);
+  }
+
+  double score(const float* x) const override {
+    const auto h = static_cast<size_t>(h_);
+    std::vector<double> z(h);
+    double best = INFINITY;
+    for (const auto& mu : means_) {
+      // d2 = |L^-1 (x - mu)|^2, by forward substitution.
+      double d2 = 0.0;
+      for (size_t a = 0; a < h; ++a) {
+        double v = x[a] - mu[a];
+        for (size_t b = 0; b < a; ++b) v -= chol_[a * h + b] * z[b];
+        z[a] = v / chol_[a * h + a];
+        d2 += z[a] * z[a];
+      }
+      best = std::min(best, d2);
+    }
+    return -best;
+  }
+
+ private:
+  // In place: the lower triangle of the symmetric positive definite m becomes L, m = L L'.
+  static void cholesky(std::vector<double>& m, size_t h) {
+    for (size_t j = 0; j < h; ++j) {
+      double diag = m[j * h + j];
+      for (size_t k = 0; k < j; ++k) diag -= m[j * h + k] * m[j * h + k];
+      if (!(diag > 0.0))
+        throw Error(MUKI_ERR_INVALID_ARGUMENT,
+                    "the features' covariance is not positive definite (raise 'shrinkage')");
+      m[j * h + j] = std::sqrt(diag);
+      for (size_t i = j + 1; i < h; ++i) {
+        double v = m[i * h + j];
+        for (size_t k = 0; k < j; ++k) v -= m[i * h + k] * m[j * h + k];
+        m[i * h + j] = v / m[j * h + j];
+      }
+    }
+  }
+
+  int64_t h_;
+  std::vector<std::vector<double>> means_;
+  std::vector<double> chol_;  // lower triangle, row-major h x h
+};
+
+// Distance to the k-th nearest reference feature after L2 normalisation (Sun, Ming, Zhu and Li,
+// "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022): raw = -|z - z_(k)|.
+// Needs no labels and assumes no Gaussian shape.
+class NearestNeighborScorer : public FeatureScorer {
+ public:
+  NearestNeighborScorer(const Rows& rows, int64_t k)
+      : h_(rows.h), k_(static_cast<size_t>(std::min<int64_t>(k, static_cast<int64_t>(rows.x.size())))) {
+    const auto h = static_cast<size_t>(h_);
+    reference_.reserve(rows.x.size() * h);
+    for (const float* x : rows.x) {
+      const std::vector<double> z = normalized(x);
+      reference_.insert(reference_.end(), z.begin(), z.end());
+    }
+  }
+
+  double score(const float* x) const override {
+    const auto h = static_cast<size_t>(h_);
+    const std::vector<double> z = normalized(x);
+    std::vector<double> d2(reference_.size() / h);
+    for (size_t r = 0; r < d2.size(); ++r) {
+      double s = 0.0;
+      for (size_t j = 0; j < h; ++j) {
+        const double diff = z[j] - reference_[r * h + j];
+        s += diff * diff;
+      }
+      d2[r] = s;
+    }
+    std::nth_element(d2.begin(), d2.begin() + static_cast<long>(k_ - 1), d2.end());
+    return -std::sqrt(d2[k_ - 1]);
+  }
+
+ private:
+  std::vector<double> normalized(const float* x) const {
+    const auto h = static_cast<size_t>(h_);
+    std::vector<double> z(x, x + h);
+    const double norm = std::sqrt(std::inner_product(z.begin(), z.end(), z.begin(), 0.0));
+    if (norm > 0.0)
+      for (double& v : z) v /= norm;
+    return z;
+  }
+
+  int64_t h_;
+  size_t k_;
+  std::vector<double> reference_;  // [n, h], unit rows
+};
+
+}  // namespace
+
+FeatureDistance::FeatureDistance(const sdk::Context& ctx)
+    : calibrate_(ctx.options.get_bool("calibrate", true)) {}
+
+void FeatureDistance::fit(const sdk::TeacherReference& reference) {
+  if (reference.features == nullptr)
+    throw Error(MUKI_ERR_INVALID_ARGUMENT,
+                "teacher '" + std::string(reference.teacher_name) + "' has no features");
+  const sdk::ConstTensor& f = *reference.features;
+  Rows rows{{}, {}, f.dim(1), reference.logits.dim(1)};
+  const int64_t n = f.dim(0);
+  // Calibration fits two folds of at least two rows each.
+  const int64_t needed = calibrate_ ? 4 : 1;
+  if (n < needed)
+    throw Error(MUKI_ERR_INVALID_ARGUMENT,
+                "teacher '" + std::string(reference.teacher_name) + "' has " + std::to_string(n) +
+                    " reference texts; at least " + std::to_string(needed) + " are needed");
+  for (int64_t i = 0; i < n; ++i) {
+    rows.x.push_back(&f(i, 0));
+    if (reference.labels != nullptr) {
+      rows.y.push_back(reference.labels[i]);
+    } else {  // no gold labels: the teacher's own prediction
+      const float* z = &reference.logits(i, 0);
+      rows.y.push_back(std::max_element(z, z + rows.c) - z);
+    }
+  }
+  Fitted fitted;
+  if (calibrate_) {
+    std::vector<double> held_out;
+    for (size_t parity : {0, 1}) {
+      const std::unique_ptr<FeatureScorer> scorer = make_scorer(rows.subset(parity));
+      for (const float* x : rows.subset(1 - parity).x) held_out.push_back(scorer->score(x));
+    }
+    const double mean =
+        std::accumulate(held_out.begin(), held_out.end(), 0.0) / static_cast<double>(held_out.size());
+    double var = 0.0;
+    for (double v : held_out) var += (v - mean) * (v - mean);
+    fitted.mean = mean;
+    fitted.scale = std::max(std::sqrt(var / static_cast<double>(held_out.size())), 1e-12);
+  }
+  fitted.scorer = make_scorer(rows);
+  fitted.feature_dim = rows.h;
+  fitted_[reference.teacher] = std::move(fitted);
+}
+
+void FeatureDistance::score_teacher(const sdk::TeacherPasses& passes, sdk::Tensor scores) {
+  const auto it = fitted_.find(passes.teacher);
+  if (it == fitted_.end())
+    throw Error(MUKI_ERR_INVALID_ARGUMENT,
+                "teacher " + std::to_string(passes.teacher) + " was not fitted before scoring");
+  const sdk::ConstTensor& f = *passes.features;  // checked by the trampoline: needs_features()
+  if (f.dim(2) != it->second.feature_dim)
+    throw Error(MUKI_ERR_INVALID_ARGUMENT, "teacher " + std::to_string(passes.teacher) + " gave " +
+                                               std::to_string(f.dim(2)) + " features, fitted on " +
+                                               std::to_string(it->second.feature_dim));
+  for (int64_t b = 0; b < f.dim(1); ++b) {
+    const double raw = it->second.scorer->score(&f(0, b, 0));
+    scores(b) = static_cast<float>((raw - it->second.mean) / it->second.scale);
+  }
+}
+
+Mahalanobis::Mahalanobis(const sdk::Context& ctx)
+    : FeatureDistance(ctx), shrinkage_(ctx.options.get_float("shrinkage", 0.1)) {}
+
+std::unique_ptr<FeatureScorer> Mahalanobis::make_scorer(const Rows& rows) const {
+  return std::make_unique<MahalanobisScorer>(rows, shrinkage_);
+}
+
+NearestNeighbor::NearestNeighbor(const sdk::Context& ctx)
+    : FeatureDistance(ctx), k_(ctx.options.get_int("k", 10)) {}
+
+std::unique_ptr<FeatureScorer> NearestNeighbor::make_scorer(const Rows& rows) const {
+  return std::make_unique<NearestNeighborScorer>(rows, k_);
+}
+
+}  // namespace muki::plugins::uncertainty
