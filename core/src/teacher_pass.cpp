@@ -15,17 +15,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'U', 'K', 'I', 'T', 'P', '1', '\0'};
+// Version 2 added the features; a version-1 chunk does not match and is recomputed.
+constexpr char kMagic[8] = {'M', 'U', 'K', 'I', 'T', 'P', '2', '\0'};
 
 struct ChunkHeader {
   char magic[8];
-  int64_t count, labels, samples;
+  int64_t count, labels, samples, feature_dim;
 };
 
 // Chunk files are written to a temporary name and renamed, so a killed run never leaves a
 // half-written chunk behind under the real name.
 void write_chunk(const fs::path& path, const ChunkHeader& header, const float* det,
-                 const float* sto) {
+                 const float* sto, const float* features) {
   const fs::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -36,6 +37,9 @@ void write_chunk(const fs::path& path, const ChunkHeader& header, const float* d
       out.write(reinterpret_cast<const char*>(sto),
                 static_cast<std::streamsize>(sizeof(float) * header.count * header.samples *
                                              header.labels));
+    if (header.feature_dim > 0)
+      out.write(reinterpret_cast<const char*>(features),
+                static_cast<std::streamsize>(sizeof(float) * header.count * header.feature_dim));
     if (!out) throw std::runtime_error(tmp.string() + ": cannot write teacher-pass cache");
   }
   fs::rename(tmp, path);
@@ -48,7 +52,8 @@ bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutpu
   ChunkHeader header{};
   in.read(reinterpret_cast<char*>(&header), sizeof(header));
   if (!in || std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 || header.count != count ||
-      header.labels != out.num_labels || header.samples != out.samples)
+      header.labels != out.num_labels || header.samples != out.samples ||
+      header.feature_dim != out.feature_dim)
     return false;
   const int64_t c = out.num_labels, k = out.samples;
   in.read(reinterpret_cast<char*>(&out.deterministic[static_cast<size_t>(begin * c)]),
@@ -56,6 +61,9 @@ bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutpu
   if (k > 0)
     in.read(reinterpret_cast<char*>(&out.stochastic[static_cast<size_t>(begin * k * c)]),
             static_cast<std::streamsize>(sizeof(float) * count * k * c));
+  if (out.feature_dim > 0)
+    in.read(reinterpret_cast<char*>(&out.features[static_cast<size_t>(begin * out.feature_dim)]),
+            static_cast<std::streamsize>(sizeof(float) * count * out.feature_dim));
   return static_cast<bool>(in);
 }
 
@@ -90,14 +98,19 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     throw std::runtime_error("teacher '" + teacher.instance_name() +
                              "' cannot sample stochastically, but " +
                              std::to_string(options.samples) + " samples were asked for");
+  if (options.features && teacher.feature_dim() == 0)
+    throw std::runtime_error("teacher '" + teacher.instance_name() +
+                             "' has no features, but they were asked for");
   const auto started = std::chrono::steady_clock::now();
   TeacherOutputs out;
   out.num_examples = static_cast<int64_t>(texts.size());
   out.num_labels = static_cast<int64_t>(teacher.labels().size());
   out.samples = options.samples;
-  const int64_t n = out.num_examples, c = out.num_labels, k = out.samples;
+  out.feature_dim = options.features ? teacher.feature_dim() : 0;
+  const int64_t n = out.num_examples, c = out.num_labels, k = out.samples, h = out.feature_dim;
   out.deterministic.resize(static_cast<size_t>(n * c));
   out.stochastic.resize(static_cast<size_t>(n * k * c));
+  out.features.resize(static_cast<size_t>(n * h));
 
   fs::path dir;
   if (!options.cache_dir.empty()) {
@@ -107,7 +120,8 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     Fingerprint text_key;
     for (const std::string& t : texts) text_key.add(t);
     key.add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
-        .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size));
+        .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size))
+        .add(static_cast<uint64_t>(h));
     dir = options.cache_dir / (teacher.instance_name() + "-" + key.hex());
     fs::create_directories(dir);
   }
@@ -126,7 +140,8 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     for (int64_t b = chunk_begin; b < chunk_begin + chunk_count; b += options.batch_size) {
       const int64_t count = std::min(options.batch_size, chunk_begin + chunk_count - b);
       const std::vector<std::string> batch(texts.begin() + b, texts.begin() + b + count);
-      teacher.predict(batch, 0, 0, &out.deterministic[static_cast<size_t>(b * c)]);
+      teacher.predict(batch, 0, 0, &out.deterministic[static_cast<size_t>(b * c)],
+                      h > 0 ? &out.features[static_cast<size_t>(b * h)] : nullptr);
       if (k > 0) {
         // One seed per batch, derived from the experiment seed and the batch's position.
         const uint64_t seed = Fingerprint().add(options.seed).add(static_cast<uint64_t>(b)).value();
@@ -144,8 +159,10 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
       header.count = chunk_count;
       header.labels = c;
       header.samples = k;
+      header.feature_dim = h;
       write_chunk(chunk_path, header, &out.deterministic[static_cast<size_t>(chunk_begin * c)],
-                  k > 0 ? &out.stochastic[static_cast<size_t>(chunk_begin * k * c)] : nullptr);
+                  k > 0 ? &out.stochastic[static_cast<size_t>(chunk_begin * k * c)] : nullptr,
+                  h > 0 ? &out.features[static_cast<size_t>(chunk_begin * h)] : nullptr);
     }
     ++local.chunks_computed;
     computed += chunk_count;

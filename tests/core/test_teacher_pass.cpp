@@ -128,3 +128,31 @@ TEST(TeacherPass, RefusesSamplesFromATeacherThatCannotSample) {
   EXPECT_TRUE(out.stochastic.empty());
   EXPECT_EQ(out.samples_batch(0, 3).size(), 3u * 2u);  // K = 1: the deterministic logits
 }
+
+TEST(TeacherPass, KeepsFeaturesBesideTheLogitsAndCachesThem) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.features = true;
+  options.batch_size = 2;
+  options.chunk_size = 3;
+  options.cache_dir = dir.path();
+  const std::vector<std::string> in = {"a b", "one two three", "x", "four four four four"};
+  const auto out = run_teacher_pass(*f.teacher, in, "teacher", options);
+  ASSERT_EQ(out.feature_dim, 2);
+  // The fixture's features: [length / 10, words].
+  EXPECT_EQ(std::vector<float>(out.features_row(1), out.features_row(1) + 2),
+            (std::vector<float>{1.3f, 3.0f}));
+  EXPECT_EQ(std::vector<float>(out.features_row(3), out.features_row(3) + 2),
+            (std::vector<float>{1.9f, 4.0f}));
+  TeacherPassStats stats;
+  const auto again = run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
+  EXPECT_EQ(stats.chunks_cached, 2);
+  EXPECT_EQ(again.features, out.features);
+  // Without features the same texts have their own cache entry and no features.
+  options.features = false;
+  const auto plain = run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
+  EXPECT_EQ(stats.chunks_computed, 2);
+  EXPECT_EQ(plain.feature_dim, 0);
+  EXPECT_EQ(plain.deterministic, out.deterministic);
+}

@@ -18,16 +18,22 @@ struct TeacherOutputs {
   int64_t num_examples = 0;  // N
   int64_t num_labels = 0;    // C
   int64_t samples = 0;       // K (0: no stochastic passes)
+  int64_t feature_dim = 0;   // H (0: no features kept)
   std::vector<float> deterministic;  // [N, C] logits, dropout off
   std::vector<float> stochastic;     // [N, K, C] logits, example-major
+  std::vector<float> features;       // [N, H] pooled features of the deterministic pass
 
   const float* deterministic_row(int64_t i) const { return &deterministic[static_cast<size_t>(i * num_labels)]; }
   // The K samples of examples [begin, begin + count) as [K, count, C] (what scorers take).
   std::vector<float> samples_batch(int64_t begin, int64_t count) const;
+  const float* features_row(int64_t i) const {
+    return feature_dim == 0 ? nullptr : &features[static_cast<size_t>(i * feature_dim)];
+  }
 };
 
 struct TeacherPassOptions {
   uint32_t samples = 0;        // K stochastic passes per example (0: deterministic only)
+  bool features = false;       // keep the deterministic pass's features (the teacher must have them)
   uint64_t seed = 0;           // the experiment's seed; each chunk derives its own
   int64_t batch_size = 64;     // texts per predict() call
   int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
