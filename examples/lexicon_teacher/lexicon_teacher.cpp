@@ -88,14 +88,20 @@ class LexiconTeacher : public muki::sdk::Teacher {
   }
   size_t feature_dim() const override { return feature_dim_; }
 
-  void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-               muki::sdk::Tensor out) override {
-    run(texts, samples, seed, out, nullptr);
-  }
-  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
-                        uint64_t seed, muki::sdk::Tensor logits,
-                        muki::sdk::Tensor features) override {
-    run(texts, samples, seed, logits, &features);
+  void predict_with_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                             uint64_t seed, muki::sdk::Tensor out,
+                             muki::sdk::Tensor* features) override {
+    const uint32_t passes = std::max<uint32_t>(1, samples);
+    for (uint32_t k = 0; k < passes; ++k) {
+      for (size_t i = 0; i < texts.size(); ++i) {
+        std::vector<std::string> words = words_of(texts[i]);
+        if (samples > 0) words = drop_words(std::move(words), seed, i, k);
+        const auto b = static_cast<int64_t>(i);
+        float* logits = samples == 0 ? &out(b, 0) : &out(k, b, 0);
+        score(words, logits);
+        if (features != nullptr) hash_words(words, samples == 0 ? &(*features)(b, 0) : &(*features)(k, b, 0));
+      }
+    }
   }
 
  private:
@@ -150,21 +156,6 @@ class LexiconTeacher : public muki::sdk::Teacher {
       log_likelihood_.emplace(word, std::move(ll));
     }
     return rows;
-  }
-
-  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
-    const uint32_t passes = std::max<uint32_t>(1, samples);
-    for (uint32_t k = 0; k < passes; ++k) {
-      for (size_t i = 0; i < texts.size(); ++i) {
-        std::vector<std::string> words = words_of(texts[i]);
-        if (samples > 0) words = drop_words(std::move(words), seed, i, k);
-        const auto b = static_cast<int64_t>(i);
-        float* logits = samples == 0 ? &out(b, 0) : &out(k, b, 0);
-        score(words, logits);
-        if (features != nullptr) hash_words(words, samples == 0 ? &(*features)(b, 0) : &(*features)(k, b, 0));
-      }
-    }
   }
 
   std::vector<std::string> drop_words(std::vector<std::string> words, uint64_t seed, size_t text,

@@ -234,20 +234,9 @@ class FastTextTeacher : public muki::sdk::Teacher {
 
   size_t feature_dim() const override { return static_cast<size_t>(model_.getDimension()); }
 
-  void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-               muki::sdk::Tensor out) override {
-    run(texts, samples, seed, out, nullptr);
-  }
-
-  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
-                        uint64_t seed, muki::sdk::Tensor logits,
-                        muki::sdk::Tensor features) override {
-    run(texts, samples, seed, logits, &features);
-  }
-
- private:
-  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
+  void predict_with_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                             uint64_t seed, muki::sdk::Tensor out,
+                             muki::sdk::Tensor* features) override {
     std::vector<std::string_view> kept;
     const auto i64 = [](size_t v) { return static_cast<int64_t>(v); };
     if (samples == 0) {
@@ -278,6 +267,8 @@ class FastTextTeacher : public muki::sdk::Teacher {
       }
     }
   }
+
+ private:
 
   // Writes the log-probabilities of the selected labels for one (possibly word-dropped) text,
   // and its sentence vector into `features` unless that is null.

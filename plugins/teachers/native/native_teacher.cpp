@@ -99,32 +99,9 @@ class NativeTeacher : public muki::sdk::Teacher {
     return static_cast<size_t>(checkpoint_.model->feature_dim());
   }
 
-  void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-               muki::sdk::Tensor out) override {
-    run(texts, samples, seed, out, nullptr);
-  }
-
-  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
-                        uint64_t seed, muki::sdk::Tensor logits,
-                        muki::sdk::Tensor features) override {
-    run(texts, samples, seed, logits, &features);
-  }
-
- private:
-  // Copies `t` ([b, W] or [K, b, W], any device and float type) into rows start..start+b of `out`.
-  static void copy_rows(const torch::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k) {
-    const torch::Tensor cpu = t.to(torch::kCPU, torch::kFloat).contiguous();
-    const int64_t rows = k == 0 ? cpu.size(0) : cpu.size(1);
-    const size_t bytes = sizeof(float) * static_cast<size_t>(rows * cpu.size(-1));
-    if (k == 0) {
-      std::memcpy(&out(start, 0), cpu.data_ptr<float>(), bytes);
-      return;
-    }
-    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), cpu[s].data_ptr<float>(), bytes);
-  }
-
-  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
+  void predict_with_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                             uint64_t seed, muki::sdk::Tensor out,
+                             muki::sdk::Tensor* features) override {
     const int64_t n = static_cast<int64_t>(texts.size());
     const int64_t k = samples;
     auto& model = *checkpoint_.model;
@@ -149,6 +126,19 @@ class NativeTeacher : public muki::sdk::Teacher {
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
     }
+  }
+
+ private:
+  // Copies `t` ([b, W] or [K, b, W], any device and float type) into rows start..start+b of `out`.
+  static void copy_rows(const torch::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k) {
+    const torch::Tensor cpu = t.to(torch::kCPU, torch::kFloat).contiguous();
+    const int64_t rows = k == 0 ? cpu.size(0) : cpu.size(1);
+    const size_t bytes = sizeof(float) * static_cast<size_t>(rows * cpu.size(-1));
+    if (k == 0) {
+      std::memcpy(&out(start, 0), cpu.data_ptr<float>(), bytes);
+      return;
+    }
+    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), cpu[s].data_ptr<float>(), bytes);
   }
 
   torch::Device device_ = torch::kCPU;

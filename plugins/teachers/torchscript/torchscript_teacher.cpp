@@ -363,34 +363,9 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
 
   size_t feature_dim() const override { return static_cast<size_t>(feature_dim_); }
 
-  void predict(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-               muki::sdk::Tensor out) override {
-    run(texts, samples, seed, out, nullptr);
-  }
-
-  void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
-                        uint64_t seed, muki::sdk::Tensor logits,
-                        muki::sdk::Tensor features) override {
-    run(texts, samples, seed, logits, &features);
-  }
-
- private:
-  // Copies t ([replicas * b, W], CPU float32) into rows start..start+b of out ([b, W] for
-  // replicas == 0 meaning a deterministic pass, else [K, b, W]).
-  static void copy_rows(const at::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k,
-                        int64_t b) {
-    const int64_t w = t.size(1);
-    const float* src = t.data_ptr<float>();
-    const size_t bytes = static_cast<size_t>(b * w) * sizeof(float);
-    if (k == 0) {
-      std::memcpy(&out(start, 0), src, bytes);
-      return;
-    }
-    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
-  }
-
-  void run(const std::vector<std::string_view>& texts, uint32_t samples, uint64_t seed,
-           muki::sdk::Tensor& out, muki::sdk::Tensor* features) {
+  void predict_with_features(const std::vector<std::string_view>& texts, uint32_t samples,
+                             uint64_t seed, muki::sdk::Tensor out,
+                             muki::sdk::Tensor* features) override {
     const int64_t n = static_cast<int64_t>(texts.size());
     const int64_t c = static_cast<int64_t>(labels_.size());
     const int64_t k = samples;
@@ -414,6 +389,21 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
       throw Error(MUKI_ERR_INTERNAL, "the model's forward failed: " + torch_message(e));
     }
     if (k >= 2) refuse_identical_samples(out, k, n * c);
+  }
+
+ private:
+  // Copies t ([replicas * b, W], CPU float32) into rows start..start+b of out ([b, W] for
+  // replicas == 0 meaning a deterministic pass, else [K, b, W]).
+  static void copy_rows(const at::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k,
+                        int64_t b) {
+    const int64_t w = t.size(1);
+    const float* src = t.data_ptr<float>();
+    const size_t bytes = static_cast<size_t>(b * w) * sizeof(float);
+    if (k == 0) {
+      std::memcpy(&out(start, 0), src, bytes);
+      return;
+    }
+    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
   }
 
   // Switches the dropout submodules (and only them) to train mode; back to eval when it goes.

@@ -233,16 +233,22 @@ class Teacher {
   virtual bool can_sample() const = 0;
   virtual std::string sampling_note() const { return {}; }
   // samples == 0: out is [B, C], one deterministic pass; samples = K: out is [K, B, C].
+  // Override this, or predict_with_features() in a teacher that has features.
   virtual void predict(const std::vector<std::string_view>& texts, uint32_t samples,
-                       uint64_t seed, Tensor out) = 0;
+                       uint64_t seed, Tensor out) {
+    predict_with_features(texts, samples, seed, out, nullptr);
+  }
   // H > 0 when the teacher also gives each text a pooled feature vector (ABI 1.1); then
-  // predict_features() must be overridden.
+  // predict_with_features() must be overridden.
   virtual size_t feature_dim() const { return 0; }
-  // predict() plus features: [B, H] or [K, B, H], from the same passes as the logits.
-  virtual void predict_features(const std::vector<std::string_view>& texts, uint32_t samples,
-                                uint64_t seed, Tensor logits, Tensor features) {
+  // predict(), and when `features` is not nullptr, each text's features from the same passes
+  // into it: [B, H] or [K, B, H].
+  virtual void predict_with_features(const std::vector<std::string_view>& texts,
+                                     uint32_t samples, uint64_t seed, Tensor logits,
+                                     Tensor* features) {
     (void)texts, (void)samples, (void)seed, (void)logits, (void)features;
-    throw Error(MUKI_ERR_UNSUPPORTED, "this teacher has no features");
+    throw Error(MUKI_ERR_UNSUPPORTED, "this teacher overrides neither predict() nor "
+                                      "predict_with_features()");
   }
 };
 
@@ -451,9 +457,9 @@ struct TeacherTrampolines {
       const auto c = static_cast<int64_t>(in.object->labels().size());
       const auto h = static_cast<int64_t>(in.object->feature_dim());
       if (h == 0) throw Error(MUKI_ERR_UNSUPPORTED, "this teacher has no features");
-      in.object->predict_features(texts, req->samples, req->seed,
-                                  checked_output(req, logits, c, "out_logits"),
-                                  checked_output(req, features, h, "out_features"));
+      Tensor f = checked_output(req, features, h, "out_features");
+      in.object->predict_with_features(texts, req->samples, req->seed,
+                                       checked_output(req, logits, c, "out_logits"), &f);
     });
   }
   static const muki_teacher_api* api() {
