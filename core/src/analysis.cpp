@@ -1,6 +1,7 @@
 #include "muki/core/analysis.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 
@@ -9,7 +10,8 @@ namespace muki::core {
 TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
                              const std::vector<TeacherOutputs>& outputs, int64_t batch_size) {
   TeacherScores scores;
-  for (const auto& out : outputs) {
+  for (size_t t = 0; t < outputs.size(); ++t) {
+    const TeacherOutputs& out = outputs[t];
     if (strategy.samples() > 0 && out.samples < static_cast<int64_t>(strategy.samples()))
       throw std::runtime_error("the teacher pass holds " + std::to_string(out.samples) +
                                " stochastic samples; the strategy wants " +
@@ -18,18 +20,96 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
     for (int64_t b = 0; b < out.num_examples; b += batch_size) {
       const int64_t count = std::min(batch_size, out.num_examples - b);
       if (strategy.samples() == 0) {
-        strategy.score(out.deterministic_row(b), 1, count, out.num_labels, &s[static_cast<size_t>(b)]);
+        strategy.score(t, out.deterministic_row(b), 1, count, out.num_labels,
+                       out.features_row(b), out.feature_dim, &s[static_cast<size_t>(b)]);
+      } else if (strategy.needs_features()) {
+        throw std::runtime_error("uncertainty strategy '" + strategy.plugin().name +
+                                 "' wants features of stochastic passes, which the teacher pass "
+                                 "does not keep");
       } else {
         // [K_computed, B, C]; a strategy asking for fewer samples gets the first K of them.
         std::vector<float> batch = out.samples_batch(b, count);
         batch.resize(static_cast<size_t>(strategy.samples() * count * out.num_labels));
-        strategy.score(batch.data(), strategy.samples(), count, out.num_labels,
+        strategy.score(t, batch.data(), strategy.samples(), count, out.num_labels, nullptr, 0,
                        &s[static_cast<size_t>(b)]);
       }
     }
     scores.push_back(std::move(s));
   }
   return scores;
+}
+
+std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
+                                     const std::vector<std::string>& teacher_names,
+                                     const std::vector<TeacherOutputs>& reference,
+                                     const std::vector<int64_t>& gold, const LabelSpace& labels) {
+  std::vector<int64_t> counts;
+  for (size_t t = 0; t < reference.size(); ++t) {
+    const TeacherOutputs& out = reference[t];
+    const std::vector<int64_t>& map = labels.label_map(t);
+    std::vector<float> logits, features;
+    std::vector<int64_t> local;
+    for (int64_t i = 0; i < out.num_examples; ++i) {
+      const auto it = std::find(map.begin(), map.end(), gold[static_cast<size_t>(i)]);
+      if (it == map.end()) continue;
+      local.push_back(it - map.begin());
+      logits.insert(logits.end(), out.deterministic_row(i), out.deterministic_row(i) + out.num_labels);
+      if (out.feature_dim > 0)
+        features.insert(features.end(), out.features_row(i), out.features_row(i) + out.feature_dim);
+    }
+    if (local.empty())
+      throw std::runtime_error("uncertainty strategy '" + strategy.plugin().name +
+                               "' needs reference texts of teacher '" + teacher_names[t] +
+                               "', but the reference split has no text with one of its labels");
+    registry::ReferenceView view;
+    view.teacher = t;
+    view.teacher_name = teacher_names[t];
+    view.logits = logits.data();
+    view.rows = static_cast<int64_t>(local.size());
+    view.num_labels = out.num_labels;
+    view.features = out.feature_dim > 0 ? features.data() : nullptr;
+    view.feature_dim = out.feature_dim;
+    view.labels = local.data();
+    strategy.fit(view);
+    counts.push_back(view.rows);
+  }
+  return counts;
+}
+
+ScoreCalibration calibrate_scores(const registry::UncertaintyInstance& strategy,
+                                  const std::vector<std::string>& teacher_names,
+                                  const std::vector<TeacherOutputs>& reference,
+                                  const std::vector<int64_t>& gold, const LabelSpace& labels) {
+  const TeacherScores scores = score_teachers(strategy, reference);
+  ScoreCalibration calibration;
+  for (size_t t = 0; t < scores.size(); ++t) {
+    const std::vector<int64_t>& map = labels.label_map(t);
+    double sum = 0.0, sum_sq = 0.0;
+    int64_t n = 0;
+    for (size_t i = 0; i < gold.size(); ++i) {
+      if (std::find(map.begin(), map.end(), gold[i]) == map.end()) continue;
+      const double v = scores[t][i];
+      sum += v;
+      sum_sq += v * v;
+      ++n;
+    }
+    if (n < 2)
+      throw std::runtime_error("calibrating uncertainty strategy '" + strategy.plugin().name +
+                               "' needs at least 2 reference texts of teacher '" +
+                               teacher_names[t] + "', the split has " + std::to_string(n));
+    const double mean = sum / static_cast<double>(n);
+    const double var = std::max(0.0, sum_sq / static_cast<double>(n) - mean * mean);
+    calibration.mean.push_back(mean);
+    // A teacher equally certain of every text of its own has no spread to measure in.
+    calibration.scale.push_back(std::max(std::sqrt(var), 1e-6));
+  }
+  return calibration;
+}
+
+void apply_calibration(const ScoreCalibration& calibration, TeacherScores& scores) {
+  for (size_t t = 0; t < scores.size(); ++t)
+    for (float& s : scores[t])
+      s = static_cast<float>((s - calibration.mean[t]) / calibration.scale[t]);
 }
 
 IntegratedTargets integrate_teachers(const registry::IntegrationInstance& strategy,

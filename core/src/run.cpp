@@ -218,6 +218,43 @@ void prepare_experiment(const Config& config, registry::Registry& registry, cons
   }
 }
 
+// A strategy that reads features cannot score a teacher without them: say so before any pass.
+void check_feature_needs(const Config& config, const registry::UncertaintyInstance& uncertainty,
+                         const std::vector<TeacherSetup>& teachers, bool scored) {
+  if (!scored || !uncertainty.needs_features()) return;
+  for (const TeacherSetup& t : teachers)
+    if (t.instance->feature_dim() == 0)
+      throw config_error(config, "uncertainty strategy '" + uncertainty.plugin().name +
+                                     "' reads the teachers' features, but teacher '" + t.name +
+                                     "' (adapter '" + t.instance->plugin().name +
+                                     "') gives none; pick a strategy that reads logits only");
+}
+
+// Fits a strategy that needs reference data on each teacher's texts of the labeled dev split
+// (held out from the teachers' training, labeled for the student's model selection anyway).
+void fit_on_dev(const Config& config, const registry::UncertaintyInstance& uncertainty,
+                const std::vector<TeacherSetup>& teachers, const LabeledSplit& dev,
+                const LabelSpace& labels, TeacherPassOptions pass, const RunDirectory& run,
+                RunResult& result) {
+  if (!dev.configured || dev.gold.empty())
+    throw config_error(config, "uncertainty strategy '" + uncertainty.plugin().name +
+                                   "' is fitted on each teacher's texts of the labeled dev split: "
+                                   "set [data.dev] with a label column");
+  pass.samples = 0;
+  const auto dev_out = teacher_passes(teachers, dev.texts, "dev", pass, run, result);
+  std::vector<std::string> names;
+  for (const TeacherSetup& t : teachers) names.push_back(t.name);
+  const std::vector<int64_t> counts = fit_uncertainty(uncertainty, names, dev_out, dev.gold, labels);
+  for (size_t t = 0; t < teachers.size(); ++t) {
+    spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of the dev split",
+                 uncertainty.plugin().name, names[t], counts[t]);
+    run.log_event("reference", FlatJsonWriter()
+                                   .add_string("teacher", names[t])
+                                   .add_string("split", "dev")
+                                   .add_int("texts", counts[t]));
+  }
+}
+
 RunResult run_experiment(const Config& config, const registry::Registry& registry,
                          const RunOptions& options) {
   const auto started = Clock::now();
@@ -257,6 +294,8 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   run.write_file("plugins.lock", plugin_lock(used));
   spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
                teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
+  const bool scored = !integration->ignores_scores();
+  check_feature_needs(config, *uncertainty, teachers, scored);
 
   // --- data ---------------------------------------------------------------------------------
   std::vector<DatasetSpec> transfer_specs = dataset_specs(config, "transfer");
@@ -284,15 +323,17 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
 
   // --- teacher passes -------------------------------------------------------------------------
   // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
-  const bool scored = !integration->ignores_scores();
   TeacherPassOptions pass;
   pass.samples = scored ? uncertainty->samples() : 0;
+  pass.features = scored && uncertainty->needs_features();
   pass.seed = experiment_seed(config);
   pass.batch_size = options.batch_size;
   pass.cache_dir = cache_dir(config) / "teacher-pass";
   const auto pass_started = Clock::now();
   const auto transfer_out = teacher_passes(teachers, transfer_texts, "transfer", pass, run, result);
   const auto test_out = teacher_passes(teachers, test.texts, "test", pass, run, result);
+  if (scored && uncertainty->needs_reference())
+    fit_on_dev(config, *uncertainty, teachers, dev, labels, pass, run, result);
   const double pass_seconds = seconds_since(pass_started);
 
   // --- integration ------------------------------------------------------------------------------
