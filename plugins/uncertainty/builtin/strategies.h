@@ -76,7 +76,9 @@ class FeatureDistance : public sdk::UncertaintyStrategy {
   void score_teacher(const sdk::TeacherPasses& passes, sdk::Tensor scores) override;
 
  protected:
-  virtual std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const = 0;
+  // A scorer fitted on `rows`, which hold `share` of the teacher's reference (1, or 0.5 for a
+  // calibration fold).
+  virtual std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const = 0;
 
  private:
   struct Fitted {
@@ -94,7 +96,7 @@ class Mahalanobis : public FeatureDistance {
   explicit Mahalanobis(const sdk::Context& ctx);
 
  private:
-  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const override;
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
   double shrinkage_;
 };
 
@@ -104,7 +106,7 @@ class NearestNeighbor : public FeatureDistance {
   explicit NearestNeighbor(const sdk::Context& ctx);
 
  private:
-  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows) const override;
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
   int64_t k_;
 };
 
