@@ -1,5 +1,6 @@
 #include "muki/core/config.h"
 
+#include "muki/core/number_text.h"
 #include "muki/core/run_directory.h"
 
 #include <algorithm>

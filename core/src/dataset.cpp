@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <muki/core/flat_json.h>
+#include <muki/core/jsonl_row.h>
 #include <muki/core/utf8.h>
 
 namespace muki::core {

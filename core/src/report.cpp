@@ -6,7 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "muki/core/flat_json.h"
+#include "muki/core/json.h"
+#include "muki/core/number_text.h"
 #include "muki/core/process.h"
 #include "muki/core/run_directory.h"
 
@@ -41,6 +42,9 @@ std::string percent(double v) {
   std::snprintf(buf, sizeof buf, "%.1f", 100.0 * v);
   return buf;
 }
+
+// A figure the run may not have measured: a dash when absent.
+std::string percent(const std::optional<double>& v) { return v ? percent(*v) : "&ndash;"; }
 
 // `v` to `places` decimals, without trailing zeros (0.612, not 0.612000).
 std::string rounded(double v, int places) {
@@ -193,19 +197,6 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
     return std::string();
   };
 
-  using Summary = std::vector<std::pair<std::string, std::string>>;
-  auto value_in = [](const Summary& summary, const std::string& key) -> std::string {
-    for (const auto& [k, v] : summary)
-      if (k == key) return v;
-    return "";
-  };
-  auto pct_in = [&](const Summary& summary, const std::string& key) {
-    const std::string v = value_in(summary, key);
-    return v.empty() || v == "null" ? std::string("&ndash;") : percent(std::stod(v));
-  };
-  auto value = [&](const std::string& key) { return value_in(d.summary, key); };
-  auto pct = [&](const std::string& key) { return pct_in(d.summary, key); };
-
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
        << html_escape(d.title) << "</title>\n<style>\n"
@@ -221,53 +212,60 @@ fs::path write_report(const fs::path& where, const ReportData& d) {
   auto row = [&](const std::string& name, const std::string& v) {
     html << "<tr><td class=\"l\">" << html_escape(name) << "</td><td>" << v << "</td></tr>\n";
   };
-  row("accuracy over the union (%)", pct("test.accuracy"));
-  row("macro-F1 (%)", pct("test.macro_f1"));
-  for (const auto& t : d.teachers)
-    row("accuracy on " + t + "'s labels (%)", pct("test.teacher." + t + ".accuracy"));
-  row("teacher selection accuracy (%)", pct("test.selection_accuracy"));
-  row("accuracy of the integrated targets (%)", pct("test.target_accuracy"));
-  if (!value("transfer.kl_to_reference").empty())
-    row("KL(target || reference) on the transfer set", rounded(std::stod(value("transfer.kl_to_reference")), 4));
+  const RunSummary& s = d.summary;
+  row("accuracy over the union (%)", percent(s.test.accuracy));
+  row("macro-F1 (%)", percent(s.test.macro_f1));
+  for (const auto& t : s.test.teachers) row("accuracy on " + t.teacher + "'s labels (%)", percent(t.accuracy));
+  row("teacher selection accuracy (%)", percent(s.test.selection_accuracy));
+  row("accuracy of the integrated targets (%)", percent(s.test.target_accuracy));
+  if (s.transfer.kl_to_reference)
+    row("KL(target || reference) on the transfer set", rounded(*s.transfer.kl_to_reference, 4));
   html << "</table>\n<details><summary>every figure of summary.json</summary><table>\n";
-  for (const auto& [k, v] : d.summary)
-    html << "<tr><td class=\"l\">" << html_escape(k) << "</td><td class=\"l\">" << html_escape(v) << "</td></tr>\n";
+  const Json figures_json = to_json(s);
+  for (auto it = figures_json.begin(); it != figures_json.end(); ++it)
+    html << "<tr><td class=\"l\">" << html_escape(it.key()) << "</td><td class=\"l\">"
+         << html_escape(it->is_string() ? it->get<std::string>() : json_line(*it)) << "</td></tr>\n";
   html << "</table></details>\n";
 
   if (!d.compared.empty()) {
     // This run first, then the others; a label missing from a run's union shows as a dash.
     std::vector<ReportData::Compared> runs = {{"this run", d.summary}};
     runs.insert(runs.end(), d.compared.begin(), d.compared.end());
-    auto teachers_of = [](const Summary& summary) {
+    auto teachers_of = [](const RunSummary& summary) {
       std::string names;
-      for (const auto& [k, v] : summary)
-        if (const std::string teacher = teacher_of_accuracy_key(k); !teacher.empty())
-          names += (names.empty() ? "" : ", ") + teacher;
+      for (const auto& t : summary.test.teachers) names += (names.empty() ? "" : ", ") + t.teacher;
       return names;
+    };
+    auto recall_of = [](const RunSummary& summary, const std::string& label) -> std::optional<double> {
+      for (const auto& c : summary.test.classes)
+        if (c.label == label) return c.recall;
+      return std::nullopt;
     };
     html << "<h2>Compared with other runs</h2>\n<table><tr><th class=\"l\">run</th><th class=\"l\">teachers</th>"
             "<th class=\"l\">uncertainty</th><th class=\"l\">integration</th><th>test acc (%)</th>"
             "<th>macro-F1 (%)</th><th>selection acc (%)</th><th>target acc (%)</th></tr>\n";
     for (const auto& r : runs) {
       html << "<tr><td class=\"l\">" << html_escape(r.run) << "</td>";
-      if (r.summary.empty()) {
+      if (!r.summary) {
         html << "<td class=\"l\" colspan=\"7\">has not finished: no summary.json (run its config)</td></tr>\n";
         continue;
       }
-      std::string uncertainty = value_in(r.summary, "uncertainty");
-      if (const std::string k = value_in(r.summary, "samples"); !k.empty() && k != "0") uncertainty += " (K = " + k + ")";
-      html << "<td class=\"l\">" << html_escape(teachers_of(r.summary)) << "</td><td class=\"l\">"
-           << html_escape(uncertainty) << "</td><td class=\"l\">" << html_escape(value_in(r.summary, "integration"))
-           << "</td><td>" << pct_in(r.summary, "test.accuracy") << "</td><td>" << pct_in(r.summary, "test.macro_f1")
-           << "</td><td>" << pct_in(r.summary, "test.selection_accuracy") << "</td><td>"
-           << pct_in(r.summary, "test.target_accuracy") << "</td></tr>\n";
+      const RunSummary& o = *r.summary;
+      std::string uncertainty = o.uncertainty;
+      if (o.samples != 0) uncertainty += " (K = " + std::to_string(o.samples) + ")";
+      html << "<td class=\"l\">" << html_escape(teachers_of(o)) << "</td><td class=\"l\">"
+           << html_escape(uncertainty) << "</td><td class=\"l\">" << html_escape(o.integration)
+           << "</td><td>" << percent(o.test.accuracy) << "</td><td>" << percent(o.test.macro_f1)
+           << "</td><td>" << percent(o.test.selection_accuracy) << "</td><td>"
+           << percent(o.test.target_accuracy) << "</td></tr>\n";
     }
     html << "</table>\n<table><tr><th class=\"l\">recall on the test split (%)</th>";
     for (size_t i = 0; i < runs.size(); ++i) html << "<th>" << (i == 0 ? std::string("this run") : html_escape(runs[i].run)) << "</th>";
     html << "</tr>\n";
     for (const auto& label : d.labels) {
       html << "<tr><td class=\"l\">" << html_escape(label) << "</td>";
-      for (const auto& r : runs) html << "<td>" << pct_in(r.summary, "test.class." + label + ".recall") << "</td>";
+      for (const auto& r : runs)
+        html << "<td>" << (r.summary ? percent(recall_of(*r.summary, label)) : percent(std::nullopt)) << "</td>";
       html << "</tr>\n";
     }
     html << "</table>\n";

@@ -17,6 +17,7 @@
 #include "muki/core/label_space.h"
 #include "muki/core/report.h"
 #include "muki/core/run_directory.h"
+#include "muki/core/run_summary.h"
 #include "muki/core/student.h"
 #include "muki/core/teacher_pass.h"
 #include "muki/core/teacher_training.h"
@@ -69,16 +70,16 @@ LabeledSplit read_labeled(const Config& config, const char* split, const LabelSp
     out.texts.push_back(e.text);
     out.gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
   }
-  FlatJsonWriter event;
-  event.add_string("split", split).add_string("path", describe(specs))
-      .add_int("rows", static_cast<int64_t>(data.report.rows_read))
-      .add_int("skipped", static_cast<int64_t>(data.report.rows_skipped));
+  Json event = {{"split", split}, {"path", describe(specs)}, {"rows", data.report.rows_read},
+                {"skipped", data.report.rows_skipped}};
   if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(describe(specs)));
   for (const auto& [label, count] : unknown) {
     spdlog::warn("{}: {} examples labelled '{}' (no teacher knows it) are left out", split, count, label);
     out.left_out += count;
   }
-  run.log_event("data", event.add_int("left_out", out.left_out).add_int("kept", static_cast<int64_t>(out.gold.size())));
+  event["left_out"] = out.left_out;
+  event["kept"] = out.gold.size();
+  run.log_event("data", event);
   return out;
 }
 
@@ -86,7 +87,7 @@ LabeledSplit read_labeled(const Config& config, const char* split, const LabelSp
 TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string>& texts,
                             const std::string& split,
                             const TeacherPassOptions& pass, const RunDirectory& run,
-                            RunResult& result) {
+                            RunSummary::TeacherPass& totals) {
   if (pass.samples > 0)
     spdlog::info("teacher '{}' on {}: {} examples, deterministic + {} stochastic passes ({})", t.name,
                  split, texts.size(), pass.samples, t.instance->sampling_note());
@@ -94,16 +95,15 @@ TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string
     spdlog::info("teacher '{}' on {}: {} examples, deterministic pass", t.name, split, texts.size());
   TeacherPassStats stats;
   TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, pass, &stats);
-  result.teacher_chunks_cached += stats.chunks_cached;
-  result.teacher_chunks_computed += stats.chunks_computed;
-  run.log_event("teacher_pass", FlatJsonWriter()
-                                    .add_string("teacher", t.name)
-                                    .add_string("split", split)
-                                    .add_int("examples", static_cast<int64_t>(texts.size()))
-                                    .add_int("samples", pass.samples)
-                                    .add_int("chunks_cached", stats.chunks_cached)
-                                    .add_int("chunks_computed", stats.chunks_computed)
-                                    .add_number("seconds", stats.seconds));
+  totals.chunks_cached += stats.chunks_cached;
+  totals.chunks_computed += stats.chunks_computed;
+  run.log_event("teacher_pass", {{"teacher", t.name},
+                                 {"split", split},
+                                 {"examples", texts.size()},
+                                 {"samples", pass.samples},
+                                 {"chunks_cached", stats.chunks_cached},
+                                 {"chunks_computed", stats.chunks_computed},
+                                 {"seconds", stats.seconds}});
   return out;
 }
 
@@ -111,10 +111,10 @@ std::vector<TeacherOutputs> teacher_passes(const std::vector<TeacherSetup>& teac
                                            const std::vector<std::string>& texts,
                                            const std::string& split,
                                            const TeacherPassOptions& pass, const RunDirectory& run,
-                                           RunResult& result) {
+                                           RunSummary::TeacherPass& totals) {
   std::vector<TeacherOutputs> out;
   for (const TeacherSetup& t : teachers)
-    out.push_back(teacher_pass(t, texts, split, pass, run, result));
+    out.push_back(teacher_pass(t, texts, split, pass, run, totals));
   return out;
 }
 
@@ -179,7 +179,7 @@ std::vector<int64_t> transfer_gold(const Dataset& transfer, const LabelSpace& la
 
 // "<section>.options.<key>": every option of the plugin's schema, as given or by its default
 // (TOML literals), so a summary says exactly how the strategy ran.
-void add_effective_options(FlatJsonWriter& summary, const std::string& section,
+void add_effective_options(RunSummary& summary, const std::string& section,
                            const registry::PluginInfo& plugin, const Config& config) {
   const toml::table* given = config.root().at_path(section + ".options").as_table();
   for (const registry::ParamInfo& p : plugin.params) {
@@ -191,7 +191,7 @@ void add_effective_options(FlatJsonWriter& summary, const std::string& section,
     } else {
       continue;
     }
-    summary.add_string(section + ".options." + p.name, value);
+    summary.options.push_back({section, p.name, value});
   }
 }
 
@@ -233,7 +233,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   spdlog::info("run {}{} ({} threads{})", run.path().string(), run.resumed() ? " (resuming)" : "",
                threads, deterministic ? ", deterministic" : "");
   run.log_event(run.resumed() ? "resume" : "start",
-                FlatJsonWriter().add_string("config", config.path().string()).add_int("threads", threads));
+                {{"config", config.path().string()}, {"threads", threads}});
 
   // --- strategies and teachers -----------------------------------------------------------------
   const std::string uncertainty_name = *root.at_path("uncertainty.strategy").value<std::string>();
@@ -270,11 +270,10 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   }
   const Dataset transfer = read_all(transfer_specs);
   if (transfer.report.rows_skipped > 0) spdlog::warn("{}", transfer.report.summary(describe(transfer_specs)));
-  run.log_event("data", FlatJsonWriter()
-                            .add_string("split", "transfer")
-                            .add_string("path", describe(transfer_specs))
-                            .add_int("rows", static_cast<int64_t>(transfer.report.rows_read))
-                            .add_int("skipped", static_cast<int64_t>(transfer.report.rows_skipped)));
+  run.log_event("data", {{"split", "transfer"},
+                         {"path", describe(transfer_specs)},
+                         {"rows", transfer.report.rows_read},
+                         {"skipped", transfer.report.rows_skipped}});
   std::vector<std::string> transfer_texts;
   for (const Example& e : transfer.examples) transfer_texts.push_back(e.text);
   const LabeledSplit dev = read_labeled(config, "dev", labels, run);
@@ -291,8 +290,8 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   pass.batch_size = options.batch_size;
   pass.cache_dir = cache_dir(config) / "teacher-pass";
   const auto pass_started = Clock::now();
-  const auto transfer_out = teacher_passes(teachers, transfer_texts, "transfer", pass, run, result);
-  const auto test_out = teacher_passes(teachers, test.texts, "test", pass, run, result);
+  const auto transfer_out = teacher_passes(teachers, transfer_texts, "transfer", pass, run, result.summary.teacher_pass);
+  const auto test_out = teacher_passes(teachers, test.texts, "test", pass, run, result.summary.teacher_pass);
   const double pass_seconds = seconds_since(pass_started);
 
   // --- integration ------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
     TeacherPassOptions deterministic_pass = pass;
     deterministic_pass.samples = 0;  // the reference's deterministic distribution is the golden one
     const TeacherOutputs ref_out =
-        teacher_pass(*reference, transfer_texts, "transfer", deterministic_pass, run, result);
+        teacher_pass(*reference, transfer_texts, "transfer", deterministic_pass, run, result.summary.teacher_pass);
     // Per-teacher blocks (UHC) are not one distribution over Y: no KL for them.
     if (integration->loss() == MUKI_LOSS_KL_UNION)
       kl_to_reference = mean_kl_divergence(
@@ -349,12 +348,11 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
                           .add(dev_key.hex())  // the file may change under the same config
                           .hex();
   student.on_eval = [&](const StudentEval& e) {
-    run.log_event("eval", FlatJsonWriter()
-                              .add_int("step", e.step)
-                              .add_number("epoch", e.epoch)
-                              .add_number("train_loss", e.train_loss)
-                              .add_number("dev_accuracy", e.dev_accuracy)
-                              .add_number("dev_macro_f1", e.dev_macro_f1));
+    run.log_event("eval", {{"step", e.step},
+                           {"epoch", e.epoch},
+                           {"train_loss", e.train_loss},
+                           {"dev_accuracy", e.dev_accuracy},
+                           {"dev_macro_f1", e.dev_macro_f1}});
   };
   const StudentResult trained = train_student(student);
 
@@ -372,64 +370,52 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
                 << trained.test_probability[i] << "\n";
   run.write_file("predictions.tsv", predictions.str());
 
-  FlatJsonWriter summary;
-  std::string teacher_names;
-  for (const auto& t : teachers) teacher_names += (teacher_names.empty() ? "" : ",") + t.name;
+  RunSummary& summary = result.summary;
   if (scored) add_effective_options(summary, "uncertainty", uncertainty->plugin(), config);
   add_effective_options(summary, "integration", integration->plugin(), config);
-  summary.add_string("experiment", root.at_path("experiment.name").value_or<std::string>(""))
-      .add_string("run_dir", run.path().string())
-      .add_string("uncertainty", scored ? uncertainty_name : "none")
-      .add_int("samples", pass.samples)
-      .add_string("integration", integration_name)
-      .add_string("teachers", teacher_names)
-      .add_int("union_size", static_cast<int64_t>(labels.size()))
-      .add_int("seed", static_cast<int64_t>(experiment_seed(config)))
-      .add_string("device", trained.device)
-      .add_int("threads", threads)
-      .add_bool("deterministic", deterministic)
-      .add_int("transfer.examples", static_cast<int64_t>(transfer_texts.size()))
-      .add_number("transfer.mean_weight", mean_weight);
-  if (kl_to_reference) summary.add_number("transfer.kl_to_reference", *kl_to_reference);
-  summary.add_number("test.accuracy", ev.overall.accuracy)
-      .add_number("test.macro_f1", ev.overall.macro_f1)
-      .add_int("test.examples", ev.overall.examples)
-      .add_int("test.left_out", test.left_out);
+  summary.experiment = root.at_path("experiment.name").value_or<std::string>("");
+  summary.run_dir = run.path().string();
+  summary.uncertainty = scored ? uncertainty_name : "none";
+  summary.samples = pass.samples;
+  summary.integration = integration_name;
+  summary.union_size = static_cast<int64_t>(labels.size());
+  summary.seed = static_cast<int64_t>(experiment_seed(config));
+  summary.device = trained.device;
+  summary.threads = threads;
+  summary.deterministic = deterministic;
+  summary.transfer = {static_cast<int64_t>(transfer_texts.size()), mean_weight, kl_to_reference};
+  summary.test.accuracy = ev.overall.accuracy;
+  summary.test.macro_f1 = ev.overall.macro_f1;
+  summary.test.examples = ev.overall.examples;
+  summary.test.left_out = test.left_out;
   for (size_t t = 0; t < teachers.size(); ++t)
-    summary.add_number("test.teacher." + teachers[t].name + ".accuracy", ev.teacher_accuracy[t])
-        .add_int("test.teacher." + teachers[t].name + ".examples", ev.teacher_examples[t]);
-  for (size_t u = 0; u < labels.size(); ++u)
-    summary.add_number("test.class." + labels.name(u) + ".recall", ev.class_recall[u]);
+    summary.test.teachers.push_back({teachers[t].name, ev.teacher_accuracy[t], ev.teacher_examples[t]});
+  for (size_t u = 0; u < labels.size(); ++u) summary.test.classes.push_back({labels.name(u), ev.class_recall[u]});
   if (scored) {
     const SelectionMetrics selection = selection_metrics(test_scores, labels, test.gold);
-    summary.add_number("test.selection_accuracy", selection.selection_accuracy)
-        .add_number("test.selection_auroc", selection.auroc);
+    summary.test.selection_accuracy = selection.selection_accuracy;
+    summary.test.selection_auroc = selection.auroc;
   }
-  summary.add_number("test.target_accuracy", test_targets.accuracy)
-      .add_number("dev.best_accuracy", trained.best_dev_accuracy)
-      .add_number("dev.best_macro_f1", trained.best_dev_macro_f1)
-      .add_int("train.steps", trained.steps)
-      .add_int("train.planned_steps", trained.planned_steps)
-      .add_int("train.best_step", trained.best_step)
-      .add_bool("train.stopped_early", trained.stopped_early)
-      .add_int("train.resumed_from_step", trained.resumed_from_step)
-      .add_number("train.seconds", trained.train_seconds)
-      .add_int("student.parameters", trained.parameters)
-      .add_number("teacher_pass.seconds", pass_seconds)
-      .add_int("teacher_pass.chunks_cached", result.teacher_chunks_cached)
-      .add_int("teacher_pass.chunks_computed", result.teacher_chunks_computed)
-      .add_number("total_seconds", seconds_since(started));
-  result.summary_json = summary.str() + "\n";
-  run.write_file("summary.json", result.summary_json);
+  summary.test.target_accuracy = test_targets.accuracy;
+  summary.dev = {trained.best_dev_accuracy, trained.best_dev_macro_f1};
+  summary.train.steps = trained.steps;
+  summary.train.planned_steps = trained.planned_steps;
+  summary.train.best_step = trained.best_step;
+  summary.train.stopped_early = trained.stopped_early;
+  summary.train.resumed_from_step = trained.resumed_from_step;
+  summary.train.seconds = trained.train_seconds;
+  summary.student_parameters = trained.parameters;
+  summary.teacher_pass.seconds = pass_seconds;
+  summary.total_seconds = seconds_since(started);
+  run.write_file("summary.json", json_line(to_json(summary)) + "\n");
 
   // --- report: the results are written; a report that fails is a warning, not a failed run ----
   try {
     ReportData report;
     report.title = "muki run " + root.at_path("experiment.name").value_or<std::string>("") + " (" +
                    config.path().string() + ")";
-    for (auto& [key, value] : parse_flat_json_object(result.summary_json)) report.summary.emplace_back(key, value.text);
+    report.summary = summary;
     report.labels = labels.names();
-    for (const auto& t : teachers) report.teachers.push_back(t.name);
     report.evaluation = ev;
     for (const StudentEval& e : trained.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
     // The paper's Figure 2 on the test split: single-pass entropy, and MC dropout when the run made
@@ -453,10 +439,8 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
       report.uncertainties.push_back(std::move(u));
     };
     for (const fs::path& other : config_paths(config, "report.compare")) {
-      ReportData::Compared c{other.lexically_normal().string(), {}};
-      if (fs::exists(other / "summary.json"))
-        for (auto& [key, value] : read_flat_json_file((other / "summary.json").string()))
-          c.summary.emplace_back(key, value.text);
+      ReportData::Compared c{other.lexically_normal().string(), std::nullopt};
+      if (fs::exists(other / "summary.json")) c.summary = read_run_summary(other);
       report.compared.push_back(std::move(c));
     }
     panel("entropy", "single-pass entropy", 0);
@@ -466,12 +450,9 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   } catch (const std::exception& e) {
     spdlog::warn("the report could not be written: {}", e.what());
   }
-  run.log_event("end", FlatJsonWriter()
-                           .add_number("test_accuracy", ev.overall.accuracy)
-                           .add_number("test_macro_f1", ev.overall.macro_f1)
-                           .add_number("seconds", seconds_since(started)));
-  result.test_accuracy = ev.overall.accuracy;
-  result.test_macro_f1 = ev.overall.macro_f1;
+  run.log_event("end", {{"test_accuracy", ev.overall.accuracy},
+                        {"test_macro_f1", ev.overall.macro_f1},
+                        {"seconds", seconds_since(started)}});
   return result;
 }
 

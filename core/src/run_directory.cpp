@@ -41,14 +41,6 @@ fs::path cache_dir(const Config& config) {
   return (out.has_parent_path() ? out.parent_path() : fs::path(".")) / "cache";
 }
 
-std::string teacher_of_accuracy_key(const std::string& key) {
-  static const std::string prefix = "test.teacher.", suffix = ".accuracy";
-  if (key.size() <= prefix.size() + suffix.size() || key.rfind(prefix, 0) != 0 ||
-      key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return "";
-  return key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
-}
-
 std::vector<std::string> config_differences(const toml::table& before, const toml::table& after) {
   std::map<std::string, std::string> a, b;
   flatten(before, "", a);
@@ -82,9 +74,7 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
   const fs::path run_json = dir_ / "run.json";
   std::error_code ec;
   if (fs::exists(run_json, ec)) {
-    std::string stored;
-    for (const auto& [key, value] : read_flat_json_file(run_json.string()))
-      if (key == "fingerprint") stored = value.text;
+    const std::string stored = read_json_file(run_json).value("fingerprint", std::string());
     if (fresh) {
       const fs::path here = fs::weakly_canonical(dir_), cache = fs::weakly_canonical(cache_dir(config));
       if (here == fs::weakly_canonical(fs::current_path()) || path_is_within(cache, here))
@@ -122,11 +112,10 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
   if (ec) throw std::runtime_error(dir_.string() + ": cannot create the run directory: " + ec.message());
   if (!resumed_) {
     write_file("config.toml", config_text);
-    write_file("run.json", FlatJsonWriter()
-                               .add_string("fingerprint", fingerprint)
-                               .add_string("config", fs::absolute(config.path()).lexically_normal().string())
-                               .add_string("muki_version", kMukiVersion)
-                               .str() + "\n");
+    write_file("run.json", json_line({{"fingerprint", fingerprint},
+                                      {"config", fs::absolute(config.path()).lexically_normal().string()},
+                                      {"muki_version", kMukiVersion}}) +
+                               "\n");
   }
 }
 
@@ -134,13 +123,12 @@ void RunDirectory::write_file(const std::string& name, const std::string& text) 
   write_file_atomically(dir_ / name, text);
 }
 
-void RunDirectory::log_event(const std::string& event, const FlatJsonWriter& fields) const {
+void RunDirectory::log_event(const std::string& event, const Json& fields) const {
   const auto now = std::chrono::system_clock::now();
-  const double seconds = std::chrono::duration<double>(now.time_since_epoch()).count();
-  FlatJsonWriter line;
-  line.add_string("event", event).add_number("time", seconds).add_all(fields);
+  Json line = {{"event", event}, {"time", std::chrono::duration<double>(now.time_since_epoch()).count()}};
+  line.update(fields);
   std::ofstream out(dir_ / "metrics.jsonl", std::ios::app | std::ios::binary);
-  out << line.str() << "\n" << std::flush;
+  out << json_line(line) << "\n" << std::flush;
   if (!out) throw std::runtime_error((dir_ / "metrics.jsonl").string() + ": cannot be written");
 }
 

@@ -9,7 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "muki/core/flat_json.h"
+#include "muki/core/json.h"
+#include "muki/core/number_text.h"
 #include "muki/core/run_directory.h"
 
 namespace muki::core {
@@ -113,7 +114,14 @@ namespace {
 struct Combination {
   GridPoint point;
   std::map<std::string, std::vector<double>> metrics;  // summary key -> one value per seed
+  int64_t runs_done = 0;
   std::vector<std::string> errors;
+};
+
+// A column of the results: a figure every run of the sweep may have.
+struct Column {
+  std::string key;   // summary.json's
+  std::string name;  // in results.md
 };
 
 std::string pm(const MeanStd& m) {
@@ -133,10 +141,11 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   const fs::path cache = cache_dir(base);
 
   std::vector<Combination> combinations;
-  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, {}});
+  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, 0, {}});
 
-  std::vector<std::string> metric_keys = {"test.accuracy", "test.macro_f1", "test.selection_accuracy",
-                                          "test.target_accuracy"};
+  // The accuracies over the union, then each teacher's, in the order the runs first report them.
+  std::vector<Column> columns;
+  for (const SummaryFigure& f : accuracy_figures(RunSummary{})) columns.push_back({f.key, f.column});
   for (Combination& c : combinations) {
     for (int64_t seed : options.seeds) {
       ++result.runs;
@@ -152,12 +161,12 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
         spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, dir.string());
         prepare_experiment(config, registry, options.run);
         const RunResult run = run_experiment(config, registry, options.run);
-        for (const auto& [key, value] : parse_flat_json_object(run.summary_json)) {
-          if (value.type != JsonScalar::Type::Number) continue;
-          if (!teacher_of_accuracy_key(key).empty() && std::find(metric_keys.begin(), metric_keys.end(), key) == metric_keys.end())
-            metric_keys.push_back(key);
-          c.metrics[key].push_back(std::stod(value.text));
+        for (const SummaryFigure& f : accuracy_figures(run.summary)) {
+          if (std::none_of(columns.begin(), columns.end(), [&](const Column& k) { return k.key == f.key; }))
+            columns.push_back({f.key, f.column});
+          if (f.value) c.metrics[f.key].push_back(*f.value);
         }
+        ++c.runs_done;
       } catch (const std::exception& e) {
         ++result.failed;
         std::string message = e.what();
@@ -168,36 +177,28 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
     }
   }
 
-  auto column_name = [](const std::string& key) {
-    if (const std::string teacher = teacher_of_accuracy_key(key); !teacher.empty()) return teacher + " acc";
-    static const std::map<std::string, std::string> names = {
-        {"test.accuracy", "test acc"}, {"test.macro_f1", "macro-F1"},
-        {"test.selection_accuracy", "selection acc"}, {"test.target_accuracy", "target acc"}};
-    return names.at(key);
-  };
   std::ostringstream md, csv;
   md << "|";
   for (const GridAxis& axis : options.grid) md << " " << axis.key << " |";
   md << " seeds |";
-  for (const auto& k : metric_keys) md << " " << column_name(k) << " |";
+  for (const Column& k : columns) md << " " << k.name << " |";
   md << "\n|";
   for (size_t i = 0; i < options.grid.size(); ++i) md << "---|";
   md << "---:|";
-  for (size_t i = 0; i < metric_keys.size(); ++i) md << "---:|";
+  for (size_t i = 0; i < columns.size(); ++i) md << "---:|";
   md << "\n";
   for (const GridAxis& axis : options.grid) csv << axis.key << ",";
   csv << "seeds";
-  for (const auto& k : metric_keys) csv << "," << k << ".mean," << k << ".std";
+  for (const Column& k : columns) csv << "," << k.key << ".mean," << k.key << ".std";
   csv << "\n";
   for (const Combination& c : combinations) {
     md << "|";
     for (const std::string& v : c.point.values) md << " " << value_label(v) << " |";
-    const int64_t done = c.metrics.count("test.accuracy") ? static_cast<int64_t>(c.metrics.at("test.accuracy").size()) : 0;
-    md << " " << done << " |";
+    md << " " << c.runs_done << " |";
     for (const std::string& v : c.point.values) csv << json_quote(value_label(v)) << ",";
-    csv << done;
-    for (const auto& k : metric_keys) {
-      const auto it = c.metrics.find(k);
+    csv << c.runs_done;
+    for (const Column& k : columns) {
+      const auto it = c.metrics.find(k.key);
       const MeanStd m = mean_std(it == c.metrics.end() ? std::vector<double>{} : it->second);
       md << " " << pm(m) << " |";
       csv << "," << (m.n ? shortest_number(m.mean) : "") << "," << (m.n > 1 ? shortest_number(m.std) : "");

@@ -6,7 +6,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -16,8 +15,9 @@
 #include "muki/core/dataset.h"
 #include "muki/core/device.h"
 #include "muki/core/experiment.h"
-#include "muki/core/flat_json.h"
+#include "muki/core/json.h"
 #include "muki/core/models.h"
+#include "muki/core/number_text.h"
 #include "muki/core/process.h"
 #include "muki/core/run_directory.h"
 #include "muki/core/text_encoding.h"
@@ -28,14 +28,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string json_metrics(const ClassificationMetrics& m) {
-  return "{\"accuracy\": " + shortest_number(m.accuracy) + ", \"macro_f1\": " +
-         shortest_number(m.macro_f1) + ", \"examples\": " + std::to_string(m.examples) + "}";
+Json to_json(const ClassificationMetrics& m) {
+  return {{"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}, {"examples", m.examples}};
 }
 
-std::string json_counts(const SplitCounts& c) {
-  return "{\"read\": " + std::to_string(c.read) + ", \"kept\": " + std::to_string(c.kept) +
-         ", \"left_out\": " + std::to_string(c.left_out) + "}";
+Json to_json(const std::optional<ClassificationMetrics>& m) { return m ? to_json(*m) : Json(); }
+
+Json to_json(const SplitCounts& c) {
+  return {{"read", c.read}, {"kept", c.kept}, {"left_out", c.left_out}};
+}
+
+// train_report.json's counts of the three splits.
+Json split_counts(const TeacherTrainingResult& r) {
+  return {{"train", to_json(r.train)}, {"dev", to_json(r.dev)}, {"test", to_json(r.test)}};
 }
 
 struct Split {
@@ -138,15 +143,13 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
   std::string labels_text;
   for (const auto& l : result.labels) labels_text += l + "\n";
   write_file_atomically(result.output / "labels.txt", labels_text);
-  std::ostringstream j;
-  j << "{\n  \"name\": " << json_quote(name) << ",\n  \"model\": {\"type\": \"fasttext\"},\n  \"labels\": [";
-  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_quote(result.labels[i]);
-  j << "],\n  \"data\": {\"train\": " << json_counts(result.train) << ", \"dev\": " << json_counts(result.dev)
-    << ", \"test\": " << json_counts(result.test) << "},\n  \"train\": {\"seconds\": "
-    << shortest_number(result.train_seconds) << "},\n  \"dev\": "
-    << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null") << ",\n  \"test\": "
-    << (result.test_metrics ? json_metrics(*result.test_metrics) : "null") << "\n}\n";
-  result.report_json = j.str();
+  result.report_json = json_lines({{"name", name},
+                                   {"model", {{"type", "fasttext"}}},
+                                   {"labels", result.labels},
+                                   {"data", split_counts(result)},
+                                   {"train", {{"seconds", result.train_seconds}}},
+                                   {"dev", to_json(result.dev_metrics)},
+                                   {"test", to_json(result.test_metrics)}});
   write_file_atomically(result.output / "train_report.json", result.report_json);  // last: complete
   spdlog::info("teacher '{}' done: fastText, {} labels, {} train examples in {:.1f} s; test accuracy {}",
                name, result.labels.size(), result.train.kept, result.train_seconds,
@@ -270,39 +273,31 @@ TeacherTrainingResult train_teacher(const Config& config) {
   // --- report + checkpoint -------------------------------------------------------------------
   result.total_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::ostringstream j;
-  j << "{\n  \"name\": " << json_quote(name) << ",\n  \"config\": "
-    << json_quote(fs::absolute(config.path()).lexically_normal().string()) << ",\n  \"labels\": [";
-  for (size_t i = 0; i < result.labels.size(); ++i) j << (i ? ", " : "") << json_quote(result.labels[i]);
-  j << "],\n  \"device\": " << json_quote(device.str()) << ",\n  \"threads\": " << threads
-    << ",\n  \"seed\": " << seed << ",\n  \"model\": {\"type\": " << json_quote(mc.type)
-    << ", \"vocab_size\": " << mc.vocab_size << ", \"hidden\": " << mc.hidden
-    << ", \"layers\": " << mc.layers << ", \"heads\": " << mc.heads << ", \"ffn\": " << mc.ffn
-    << ", \"max_length\": " << mc.max_length << ", \"dropout\": " << shortest_number(mc.dropout)
-    << ", \"pooling\": " << json_quote(mc.pooling) << ", \"filters\": " << mc.filters
-    << ", \"parameters\": " << [&] {
-         int64_t n = 0;
-         for (const auto& p : model->parameters()) n += p.numel();
-         return n;
-       }()
-    << "},\n  \"tokenizer\": {\"type\": " << json_quote(spec.type)
-    << ", \"vocab_size\": " << tokenizer->vocab_size() << "},\n  \"data\": {\"train\": "
-    << json_counts(result.train) << ", \"dev\": " << json_counts(result.dev)
-    << ", \"test\": " << json_counts(result.test) << "},\n  \"train\": {\"epochs\": " << to.epochs
-    << ", \"batch_size\": " << to.batch_size << ", \"lr\": " << shortest_number(to.lr)
-    << ", \"steps\": " << result.steps << ", \"planned_steps\": " << trained.planned_steps
-    << ", \"best_step\": " << result.best_step
-    << ", \"stopped_early\": " << (result.stopped_early ? "true" : "false")
-    << ", \"seconds\": " << shortest_number(result.train_seconds) << ", \"history\": [";
-  for (size_t i = 0; i < trained.history.size(); ++i) {
-    const EvalRecord& r = trained.history[i];
-    j << (i ? ",\n    " : "\n    ") << "{\"step\": " << r.step << ", \"epoch\": " << shortest_number(r.epoch)
-      << ", \"train_loss\": " << shortest_number(r.train_loss) << ", \"dev\": " << json_metrics(r.dev) << "}";
-  }
-  j << "]},\n  \"dev\": " << (result.dev_metrics ? json_metrics(*result.dev_metrics) : "null")
-    << ",\n  \"test\": " << (result.test_metrics ? json_metrics(*result.test_metrics) : "null")
-    << ",\n  \"total_seconds\": " << shortest_number(result.total_seconds) << "\n}\n";
-  result.report_json = j.str();
+  int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  Json history = Json::array();
+  for (const EvalRecord& r : trained.history)
+    history.push_back({{"step", r.step}, {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"dev", to_json(r.dev)}});
+  result.report_json = json_lines(
+      {{"name", name},
+       {"config", fs::absolute(config.path()).lexically_normal().string()},
+       {"labels", result.labels},
+       {"device", device.str()},
+       {"threads", threads},
+       {"seed", seed},
+       {"model", {{"type", mc.type}, {"vocab_size", mc.vocab_size}, {"hidden", mc.hidden},
+                  {"layers", mc.layers}, {"heads", mc.heads}, {"ffn", mc.ffn},
+                  {"max_length", mc.max_length}, {"dropout", mc.dropout}, {"pooling", mc.pooling},
+                  {"filters", mc.filters}, {"parameters", parameters}}},
+       {"tokenizer", {{"type", spec.type}, {"vocab_size", tokenizer->vocab_size()}}},
+       {"data", split_counts(result)},
+       {"train", {{"epochs", to.epochs}, {"batch_size", to.batch_size}, {"lr", to.lr},
+                  {"steps", result.steps}, {"planned_steps", trained.planned_steps},
+                  {"best_step", result.best_step}, {"stopped_early", result.stopped_early},
+                  {"seconds", result.train_seconds}, {"history", history}}},
+       {"dev", to_json(result.dev_metrics)},
+       {"test", to_json(result.test_metrics)},
+       {"total_seconds", result.total_seconds}});
   save_checkpoint(result.output, *model, spec, tok.file, result.labels, result.report_json);
 
   spdlog::info("teacher '{}' done: {} labels, {} train examples, {} steps in {:.1f} s{}", name,

@@ -7,7 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <muki/core/dataset.h>
-#include <muki/core/flat_json.h>
+#include <muki/core/json.h>
+#include <muki/core/jsonl_row.h>
 #include <muki/core/utf8.h>
 
 namespace fs = std::filesystem;

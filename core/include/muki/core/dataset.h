@@ -3,7 +3,7 @@
 //
 // TSV: the first line is a header naming the columns; fields are separated by tabs, no quoting
 // (the dataset builders collapse tabs and newlines inside text to spaces). JSONL: one flat JSON
-// object per line (see flat_json.h); keys other than the requested fields are ignored, but
+// object per line (see jsonl_row.h); keys other than the requested fields are ignored, but
 // their values must be scalars too (the whole line is parsed strictly). Both: UTF-8
 // (a leading byte-order mark is skipped), LF or CRLF line ends; blank lines are skipped and
 // counted (ReadReport::blank_lines).

@@ -9,19 +9,19 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <muki/core/evaluation.h>
+#include <muki/core/run_summary.h>
 
 namespace muki::core {
 
 struct ReportData {
   std::string title;
-  std::vector<std::pair<std::string, std::string>> summary;  // summary.json, in order
-  std::vector<std::string> labels;                           // the union
-  std::vector<std::string> teachers;
+  RunSummary summary;
+  std::vector<std::string> labels;  // the union
   UnionEvaluation evaluation;  // the student on the test split
   struct Eval {
     int64_t step = 0;
@@ -38,10 +38,10 @@ struct ReportData {
   };
   std::vector<Uncertainty> uncertainties;
   // Other runs shown beside this one (the config's [report] compare): a run's folder and its
-  // summary.json, empty when it has not finished.
+  // summary.json, absent when it has not finished.
   struct Compared {
     std::string run;
-    std::vector<std::pair<std::string, std::string>> summary;
+    std::optional<RunSummary> summary;
   };
   std::vector<Compared> compared;
 };

@@ -20,6 +20,7 @@
 #include <string>
 
 #include <muki/core/config.h>
+#include <muki/core/run_summary.h>
 #include <muki/registry/registry.h>
 
 namespace muki::core {
@@ -33,12 +34,8 @@ struct RunOptions {
 
 struct RunResult {
   std::filesystem::path dir;
-  std::string summary_json;   // what summary.json holds
-  double test_accuracy = 0;
-  double test_macro_f1 = 0;
-  int64_t teacher_chunks_cached = 0;    // teacher-pass chunks read from the cache
-  int64_t teacher_chunks_computed = 0;  // ... and computed now
-  bool resumed = false;                 // the run directory held part of this run
+  bool resumed = false;  // the run directory held part of this run
+  RunSummary summary;    // what summary.json holds
 };
 
 // `registry` must hold the plugins the config names (load_and_validate). Throws ConfigError

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include <muki/core/config.h>
-#include <muki/core/flat_json.h>
+#include <muki/core/json.h>
 #include <muki/registry/registry.h>
 
 namespace muki::core {
@@ -31,10 +31,6 @@ std::filesystem::path output_dir(const Config& config);
 // [experiment].cache_dir (relative to the working folder); default: "cache" beside the output
 // folder (runs/cache for runs/<name>), so sibling runs share their teacher passes.
 std::filesystem::path cache_dir(const Config& config);
-
-// The teacher a summary.json key "test.teacher.<name>.accuracy" reports on; empty for any other
-// key.
-std::string teacher_of_accuracy_key(const std::string& key);
 
 // The keys whose values differ between two configs, as "key: old -> new" lines (dotted keys,
 // array elements as teachers[0].name): changed and removed keys in key order, then added ones.
@@ -55,8 +51,9 @@ class RunDirectory {
   // Writes a file of the run atomically (a temporary file renamed into place). Throws
   // std::runtime_error naming the file.
   void write_file(const std::string& name, const std::string& text) const;
-  // Appends one event line to metrics.jsonl and flushes it ("event" and "time" come first).
-  void log_event(const std::string& event, const FlatJsonWriter& fields) const;
+  // Appends one event line to metrics.jsonl and flushes it: "event", "time", then the members of
+  // the object `fields`.
+  void log_event(const std::string& event, const Json& fields) const;
 
  private:
   std::filesystem::path dir_;

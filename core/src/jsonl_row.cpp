@@ -1,10 +1,6 @@
-#include <muki/core/flat_json.h>
+#include <muki/core/jsonl_row.h>
 
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 #include <unordered_set>
 
 #include <muki/core/utf8.h>
@@ -233,82 +229,6 @@ class Parser {
 
 std::vector<std::pair<std::string, JsonScalar>> parse_flat_json_object(std::string_view text) {
   return Parser(text).object();
-}
-
-std::string json_quote(std::string_view text) {
-  std::string out = "\"";
-  for (char ch : text) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
-FlatJsonWriter& FlatJsonWriter::raw(std::string_view key, const std::string& literal) {
-  if (!members_.empty()) members_ += ", ";
-  members_ += json_quote(key) + ": " + literal;
-  return *this;
-}
-
-FlatJsonWriter& FlatJsonWriter::add_string(std::string_view key, std::string_view value) {
-  return raw(key, json_quote(value));
-}
-
-std::string shortest_number(double value) {
-  if (!std::isfinite(value)) return "null";
-  char buf[32];
-  for (int digits = 6; digits < 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, value);
-    if (std::strtod(buf, nullptr) == value) return buf;
-  }
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  return buf;
-}
-
-FlatJsonWriter& FlatJsonWriter::add_number(std::string_view key, double value) {
-  return raw(key, shortest_number(value));
-}
-
-FlatJsonWriter& FlatJsonWriter::add_int(std::string_view key, int64_t value) {
-  return raw(key, std::to_string(value));
-}
-
-FlatJsonWriter& FlatJsonWriter::add_bool(std::string_view key, bool value) {
-  return raw(key, value ? "true" : "false");
-}
-
-FlatJsonWriter& FlatJsonWriter::add_all(const FlatJsonWriter& other) {
-  if (other.members_.empty()) return *this;
-  if (!members_.empty()) members_ += ", ";
-  members_ += other.members_;
-  return *this;
-}
-
-std::vector<std::pair<std::string, JsonScalar>> read_flat_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return parse_flat_json_object(text.str());
-  } catch (const JsonError& e) {
-    throw JsonError(e.kind(), e.byte(), path + ": " + e.message(), e.key());
-  }
 }
 
 }  // namespace muki::core
