@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <iostream>
 #include <sstream>
 
@@ -16,6 +15,7 @@
 #include "muki/core/experiment.h"
 #include "muki/core/json.h"
 #include "muki/core/label_space.h"
+#include "muki/core/labeled_split.h"
 #include "muki/core/run_directory.h"
 #include "muki/core/teacher_pass.h"
 
@@ -90,18 +90,10 @@ int cmd_analyze(const std::vector<std::string>& args) {
   const core::LabelSpace labels(teacher_labels);
 
   // Examples whose gold label no teacher knows cannot be scored: counted and reported.
-  std::vector<std::string> texts;
-  std::vector<int64_t> gold;
-  std::map<std::string, int64_t> unknown;
-  for (const auto& ex : data.examples) {
-    if (!labels.contains(*ex.label)) {
-      ++unknown[*ex.label];
-      continue;
-    }
-    texts.push_back(ex.text);
-    gold.push_back(static_cast<int64_t>(labels.index_of(*ex.label)));
-  }
-  for (const auto& [label, count] : unknown)
+  const core::LabeledSplit labeled = core::map_onto(data, labels);
+  const std::vector<std::string>& texts = labeled.texts;
+  const std::vector<int64_t>& gold = labeled.gold;
+  for (const auto& [label, count] : labeled.unknown)
     spdlog::warn("{} examples labelled '{}' (no teacher knows it) are left out", count, label);
   if (texts.empty()) throw std::runtime_error("no example of [data." + split + "] has a label a teacher knows");
 

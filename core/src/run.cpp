@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -15,6 +14,7 @@
 #include "muki/core/experiment.h"
 #include "muki/core/fingerprint.h"
 #include "muki/core/label_space.h"
+#include "muki/core/labeled_split.h"
 #include "muki/core/report.h"
 #include "muki/core/run_directory.h"
 #include "muki/core/run_summary.h"
@@ -37,15 +37,6 @@ ConfigError config_error(const Config& config, const std::string& message) {
   return ConfigError({ConfigProblem{config.path().string(), 0, 0, message}});
 }
 
-// A labeled split mapped onto the union: examples whose label no teacher knows are left out
-// (counted, logged and reported, never silently).
-struct LabeledSplit {
-  std::vector<std::string> ids, texts;
-  std::vector<int64_t> gold;  // union indices
-  int64_t left_out = 0;
-  bool configured = false;
-};
-
 // "a.tsv" or "a.tsv + b.tsv": what a split was read from, for messages and events.
 std::string describe(const std::vector<DatasetSpec>& specs) {
   std::string out;
@@ -53,33 +44,19 @@ std::string describe(const std::vector<DatasetSpec>& specs) {
   return out;
 }
 
+// [data].<split> on the union (empty when the config has no such split), logged as an event.
 LabeledSplit read_labeled(const Config& config, const char* split, const LabelSpace& labels,
                           const RunDirectory& run) {
-  LabeledSplit out;
-  if (config.root().at_path(std::string("data.") + split).as_table() == nullptr) return out;
-  out.configured = true;
+  if (config.root().at_path(std::string("data.") + split).as_table() == nullptr) return {};
   const std::vector<DatasetSpec> specs = dataset_specs(config, split);
   const Dataset data = read_all(specs);
-  std::map<std::string, int64_t> unknown;
-  for (const Example& e : data.examples) {
-    if (!labels.contains(*e.label)) {
-      ++unknown[*e.label];
-      continue;
-    }
-    out.ids.push_back(e.id);
-    out.texts.push_back(e.text);
-    out.gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
-  }
-  Json event = {{"split", split}, {"path", describe(specs)}, {"rows", data.report.rows_read},
-                {"skipped", data.report.rows_skipped}};
+  LabeledSplit out = map_onto(data, labels);
   if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(describe(specs)));
-  for (const auto& [label, count] : unknown) {
+  for (const auto& [label, count] : out.unknown)
     spdlog::warn("{}: {} examples labelled '{}' (no teacher knows it) are left out", split, count, label);
-    out.left_out += count;
-  }
-  event["left_out"] = out.left_out;
-  event["kept"] = out.gold.size();
-  run.log_event("data", event);
+  run.log_event("data", {{"split", split}, {"path", describe(specs)}, {"rows", data.report.rows_read},
+                         {"skipped", data.report.rows_skipped}, {"left_out", out.left_out()},
+                         {"kept", out.gold.size()}});
   return out;
 }
 
@@ -157,24 +134,16 @@ std::string fingerprint_floats(const std::vector<float>& v) {
 
 std::vector<int64_t> transfer_gold(const Dataset& transfer, const LabelSpace& labels,
                                    const Config& config, const std::string& strategy) {
-  std::vector<int64_t> gold;
-  std::map<std::string, int64_t> unknown;
-  for (const Example& e : transfer.examples) {
-    if (!labels.contains(*e.label)) {
-      ++unknown[*e.label];
-      continue;
-    }
-    gold.push_back(static_cast<int64_t>(labels.index_of(*e.label)));
-  }
-  if (!unknown.empty()) {
+  LabeledSplit split = map_onto(transfer, labels);
+  if (!split.unknown.empty()) {
     std::string list;
-    for (const auto& [label, count] : unknown)
+    for (const auto& [label, count] : split.unknown)
       list += (list.empty() ? "" : ", ") + label + " (" + std::to_string(count) + ")";
     throw config_error(config, "integration strategy '" + strategy +
                                    "' needs every transfer example's label in the union; no "
                                    "teacher knows: " + list);
   }
-  return gold;
+  return std::move(split.gold);
 }
 
 // "<section>.options.<key>": every option of the plugin's schema, as given or by its default
@@ -278,7 +247,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   for (const Example& e : transfer.examples) transfer_texts.push_back(e.text);
   const LabeledSplit dev = read_labeled(config, "dev", labels, run);
   const LabeledSplit test = read_labeled(config, "test", labels, run);
-  if (!test.configured || test.gold.empty())
+  if (test.gold.empty())
     throw config_error(config, "muki run needs a labeled [data.test] split with labels the teachers know");
 
   // --- teacher passes -------------------------------------------------------------------------
@@ -387,7 +356,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   summary.test.accuracy = ev.overall.accuracy;
   summary.test.macro_f1 = ev.overall.macro_f1;
   summary.test.examples = ev.overall.examples;
-  summary.test.left_out = test.left_out;
+  summary.test.left_out = test.left_out();
   for (size_t t = 0; t < teachers.size(); ++t)
     summary.test.teachers.push_back({teachers[t].name, ev.teacher_accuracy[t], ev.teacher_examples[t]});
   for (size_t u = 0; u < labels.size(); ++u) summary.test.classes.push_back({labels.name(u), ev.class_recall[u]});

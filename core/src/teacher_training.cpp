@@ -16,6 +16,7 @@
 #include "muki/core/device.h"
 #include "muki/core/experiment.h"
 #include "muki/core/json.h"
+#include "muki/core/labeled_split.h"
 #include "muki/core/models.h"
 #include "muki/core/number_text.h"
 #include "muki/core/process.h"
@@ -43,31 +44,17 @@ Json split_counts(const TeacherTrainingResult& r) {
   return {{"train", to_json(r.train)}, {"dev", to_json(r.dev)}, {"test", to_json(r.test)}};
 }
 
-struct Split {
-  std::vector<std::string> texts;
-  std::vector<int64_t> labels;  // index into the teacher's labels
-  SplitCounts counts;
-};
-
-Split filter_split(const Dataset& data, const std::vector<std::string>& labels) {
-  Split out;
-  out.counts.read = static_cast<int64_t>(data.examples.size());
-  for (const Example& e : data.examples) {
-    const auto it = std::find(labels.begin(), labels.end(), *e.label);
-    if (it == labels.end()) {
-      ++out.counts.left_out;
-      continue;
-    }
-    out.texts.push_back(e.text);
-    out.labels.push_back(static_cast<int64_t>(it - labels.begin()));
-  }
-  out.counts.kept = static_cast<int64_t>(out.texts.size());
+// The examples of `data` with one of the teacher's labels; `counts` gets how many were read, kept
+// and left out.
+LabeledSplit teacher_split(const Dataset& data, const LabelSpace& labels, SplitCounts& counts) {
+  LabeledSplit out = map_onto(data, labels);
+  counts = {static_cast<int64_t>(data.examples.size()), static_cast<int64_t>(out.gold.size()), out.left_out()};
   return out;
 }
 
-EvalSet eval_set(const Tokenizer& tokenizer, const Split& split, int64_t max_length) {
+EvalSet eval_set(const Tokenizer& tokenizer, const LabeledSplit& split, int64_t max_length) {
   EncodedTexts enc = encode_texts(tokenizer, split.texts, max_length, /*pad_to_max=*/true);
-  std::vector<int64_t> labels = split.labels;
+  std::vector<int64_t> labels = split.gold;
   return EvalSet{enc.input_ids, enc.attention_mask,
                  torch::from_blob(labels.data(), {static_cast<int64_t>(labels.size())}, torch::kLong)
                      .clone()};
@@ -76,19 +63,19 @@ EvalSet eval_set(const Tokenizer& tokenizer, const Split& split, int64_t max_len
 constexpr const char* kFasttextHint = "fastText teachers are trained by Debian's fasttext tool";
 
 // fastText's input format: one "__label__<label> <text>" line per example.
-void write_fasttext_file(const fs::path& file, const Split& split, const std::vector<std::string>& labels) {
+void write_fasttext_file(const fs::path& file, const LabeledSplit& split, const std::vector<std::string>& labels) {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   for (size_t i = 0; i < split.texts.size(); ++i) {
     std::string text = split.texts[i];
     // One example a line: a line break inside a text (JSONL allows it) would split it.
     std::replace_if(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r' || c == '\v' || c == '\f'; }, ' ');
-    out << "__label__" << labels[static_cast<size_t>(split.labels[i])] << " " << text << "\n";
+    out << "__label__" << labels[static_cast<size_t>(split.gold[i])] << " " << text << "\n";
   }
   if (!out) throw CheckpointError(file.string() + ": cannot be written");
 }
 
 // Accuracy and macro-F1 of `fasttext predict` on a split.
-ClassificationMetrics fasttext_metrics(const fs::path& model, const Split& split,
+ClassificationMetrics fasttext_metrics(const fs::path& model, const LabeledSplit& split,
                                        const std::vector<std::string>& labels, const fs::path& work) {
   const fs::path input = work / "eval.txt", predictions = work / "predictions.txt";
   write_fasttext_file(input, split, labels);
@@ -102,21 +89,21 @@ ClassificationMetrics fasttext_metrics(const fs::path& model, const Split& split
       throw std::runtime_error(predictions.string() + ": '" + line + "' is not one of this teacher's labels");
     predicted.push_back(it - labels.begin());
   }
-  if (predicted.size() != split.labels.size())
+  if (predicted.size() != split.gold.size())
     throw std::runtime_error(predictions.string() + ": " + std::to_string(predicted.size()) +
-                             " predictions for " + std::to_string(split.labels.size()) + " texts");
+                             " predictions for " + std::to_string(split.gold.size()) + " texts");
   fs::remove(input);
   fs::remove(predictions);
   fs::remove(work / "predict.log");
-  return classification_metrics(split.labels, predicted, static_cast<int64_t>(labels.size()));
+  return classification_metrics(split.gold, predicted, static_cast<int64_t>(labels.size()));
 }
 
 // A fastText teacher: `fasttext supervised` (Debian's fasttext tool) on this teacher's examples,
 // with [model] hidden as -dim and word_ngrams as -wordNgrams, [train] epochs and lr, one thread
 // and the teacher's seed (the same data give the same model). The folder gets model.bin (what
 // the `fasttext` adapter loads), labels.txt and train_report.json.
-void train_fasttext(const Config& config, const std::string& name, uint64_t seed, const Split& train,
-                    const std::optional<Split>& dev, const std::optional<Split>& test,
+void train_fasttext(const Config& config, const std::string& name, uint64_t seed, const LabeledSplit& train,
+                    const std::optional<LabeledSplit>& dev, const std::optional<LabeledSplit>& test,
                     TeacherTrainingResult& result) {
   const toml::table& root = config.root();
   for (const std::string& label : result.labels)
@@ -212,21 +199,19 @@ TeacherTrainingResult train_teacher(const Config& config) {
     for (const Example& e : train_data.examples) all.insert(*e.label);
     result.labels.assign(all.begin(), all.end());
   }
-  const Split train = filter_split(train_data, result.labels);
-  result.train = train.counts;
+  const LabelSpace labels({result.labels});
+  const LabeledSplit train = teacher_split(train_data, labels, result.train);
   for (size_t i = 0; i < result.labels.size(); ++i)
-    if (std::find(train.labels.begin(), train.labels.end(), static_cast<int64_t>(i)) == train.labels.end())
+    if (std::find(train.gold.begin(), train.gold.end(), static_cast<int64_t>(i)) == train.gold.end())
       throw std::invalid_argument("teacher.labels: label '" + result.labels[i] +
                                   "' has no example in the train split [data.train]");
-  auto read_optional = [&](const char* key, SplitCounts& counts) -> std::optional<Split> {
+  auto read_optional = [&](const char* key, SplitCounts& counts) -> std::optional<LabeledSplit> {
     const toml::table* t = data[key].as_table();
     if (t == nullptr) return std::nullopt;
-    Split s = filter_split(read_all(dataset_specs(*t, config)), result.labels);
-    counts = s.counts;
-    return s;
+    return teacher_split(read_all(dataset_specs(*t, config)), labels, counts);
   };
-  const std::optional<Split> dev = read_optional("dev", result.dev);
-  const std::optional<Split> test = read_optional("test", result.test);
+  const std::optional<LabeledSplit> dev = read_optional("dev", result.dev);
+  const std::optional<LabeledSplit> test = read_optional("test", result.test);
   auto log_split = [&](const char* split, const SplitCounts& c) {
     spdlog::info("{}: {} examples of this teacher's {} labels kept, {} with other labels left out",
                  split, c.kept, result.labels.size(), c.left_out);
