@@ -16,7 +16,6 @@
 #include "muki/core/json.h"
 #include "muki/core/label_space.h"
 #include "muki/core/labeled_split.h"
-#include "muki/core/run_directory.h"
 #include "muki/core/teacher_pass.h"
 
 namespace muki::cli {

@@ -1,7 +1,6 @@
 #include "muki/core/config.h"
 
 #include "muki/core/number_text.h"
-#include "muki/core/run_directory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -158,6 +157,20 @@ std::string Config::to_toml() const {
   std::ostringstream out;
   out << root_;
   return out.str() + "\n";
+}
+
+fs::path output_dir(const Config& config) {
+  const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
+  std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
+  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
+  return dir;
+}
+
+fs::path cache_dir(const Config& config) {
+  if (auto dir = config.root().at_path("experiment.cache_dir").value<std::string>()) return *dir;
+  fs::path out = output_dir(config).lexically_normal();
+  if (!out.has_filename()) out = out.parent_path();  // "runs/x/"
+  return (out.has_parent_path() ? out.parent_path() : fs::path(".")) / "cache";
 }
 
 bool path_is_within(const fs::path& path, const fs::path& folder) {

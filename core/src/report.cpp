@@ -9,7 +9,7 @@
 #include "muki/core/json.h"
 #include "muki/core/number_text.h"
 #include "muki/core/process.h"
-#include "muki/core/run_directory.h"
+#include "muki/core/files.h"
 
 namespace muki::core {
 namespace fs = std::filesystem;

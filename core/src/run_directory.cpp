@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "muki/core/files.h"
 #include "muki/core/fingerprint.h"
 
 namespace muki::core {
@@ -27,20 +28,6 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
 
 }  // namespace
 
-fs::path output_dir(const Config& config) {
-  const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
-  std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
-  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
-  return dir;
-}
-
-fs::path cache_dir(const Config& config) {
-  if (auto dir = config.root().at_path("experiment.cache_dir").value<std::string>()) return *dir;
-  fs::path out = output_dir(config).lexically_normal();
-  if (!out.has_filename()) out = out.parent_path();  // "runs/x/"
-  return (out.has_parent_path() ? out.parent_path() : fs::path(".")) / "cache";
-}
-
 std::vector<std::string> config_differences(const toml::table& before, const toml::table& after) {
   std::map<std::string, std::string> a, b;
   flatten(before, "", a);
@@ -54,18 +41,6 @@ std::vector<std::string> config_differences(const toml::table& before, const tom
   for (const auto& [key, value] : b)
     if (!a.count(key)) out.push_back(key + ": (absent) -> " + value);
   return out;
-}
-
-void write_file_atomically(const fs::path& file, const std::string& text) {
-  const fs::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot be written");
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) throw std::runtime_error(file.string() + ": cannot be written: " + ec.message());
 }
 
 RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir_(std::move(dir)) {

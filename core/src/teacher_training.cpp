@@ -20,7 +20,7 @@
 #include "muki/core/models.h"
 #include "muki/core/number_text.h"
 #include "muki/core/process.h"
-#include "muki/core/run_directory.h"
+#include "muki/core/files.h"
 #include "muki/core/text_encoding.h"
 #include "muki/core/training_setup.h"
 

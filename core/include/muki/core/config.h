@@ -98,6 +98,14 @@ std::vector<std::filesystem::path> config_paths(const Config& config, const std:
 // read are left out (validate reports them).
 std::vector<std::filesystem::path> prepared_outputs(const Config& experiment);
 
+// [experiment].output_dir with ${name} replaced by [experiment].name; default "runs/${name}".
+// Relative to the working folder, like every output path a user types.
+std::filesystem::path output_dir(const Config& config);
+
+// [experiment].cache_dir (relative to the working folder); default: "cache" beside the output
+// folder (runs/cache for runs/<name>), so sibling runs share their teacher passes.
+std::filesystem::path cache_dir(const Config& config);
+
 // Whether `path` is `folder` or lies below it, comparing the paths' elements as given (normalise
 // both first).
 bool path_is_within(const std::filesystem::path& path, const std::filesystem::path& folder);

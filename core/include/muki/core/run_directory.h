@@ -24,14 +24,6 @@
 
 namespace muki::core {
 
-// [experiment].output_dir with ${name} replaced by [experiment].name; default "runs/${name}".
-// Relative to the working folder, like every output path a user types.
-std::filesystem::path output_dir(const Config& config);
-
-// [experiment].cache_dir (relative to the working folder); default: "cache" beside the output
-// folder (runs/cache for runs/<name>), so sibling runs share their teacher passes.
-std::filesystem::path cache_dir(const Config& config);
-
 // The keys whose values differ between two configs, as "key: old -> new" lines (dotted keys,
 // array elements as teachers[0].name): changed and removed keys in key order, then added ones.
 std::vector<std::string> config_differences(const toml::table& before, const toml::table& after);
@@ -48,8 +40,7 @@ class RunDirectory {
   bool resumed() const { return resumed_; }
   std::filesystem::path file(const std::string& name) const { return dir_ / name; }
 
-  // Writes a file of the run atomically (a temporary file renamed into place). Throws
-  // std::runtime_error naming the file.
+  // Writes a file of the run atomically (files.h). Throws std::runtime_error naming the file.
   void write_file(const std::string& name, const std::string& text) const;
   // Appends one event line to metrics.jsonl and flushes it: "event", "time", then the members of
   // the object `fields`.
@@ -62,8 +53,5 @@ class RunDirectory {
 
 // plugins.lock: the plugins a run used, with a fingerprint of each library file.
 std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins);
-
-// Writes text to a file atomically. Throws std::runtime_error naming the file.
-void write_file_atomically(const std::filesystem::path& file, const std::string& text);
 
 }  // namespace muki::core
