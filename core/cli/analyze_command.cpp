@@ -10,13 +10,13 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
-#include "muki/core/analysis.h"
-#include "muki/core/device.h"
-#include "muki/core/experiment.h"
-#include "muki/core/json.h"
-#include "muki/core/label_space.h"
-#include "muki/core/labeled_split.h"
-#include "muki/core/teacher_pass.h"
+#include "muki/data/label_space.h"
+#include "muki/data/labeled_split.h"
+#include "muki/experiment/analysis.h"
+#include "muki/experiment/experiment.h"
+#include "muki/experiment/teacher_pass.h"
+#include "muki/io/json.h"
+#include "muki/model/device.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "cli_common.h"
-#include "muki/core/run_summary.h"
+#include "muki/report/run_summary.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "cli_common.h"
-#include "muki/core/run.h"
+#include "muki/pipeline/run.h"
 
 namespace muki::cli {
 

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <muki/core/json.h>
+#include <muki/io/json.h>
 
 #include "../test_support.h"
 

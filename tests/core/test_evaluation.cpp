@@ -6,11 +6,11 @@
 #include <cmath>
 #include <fstream>
 
-#include <muki/core/evaluation.h>
-#include <muki/core/json.h>
-#include <muki/core/jsonl_row.h>
-#include <muki/core/report.h>
-#include <muki/core/run_directory.h>
+#include <muki/data/jsonl_row.h>
+#include <muki/experiment/run_directory.h>
+#include <muki/io/json.h>
+#include <muki/metrics/evaluation.h>
+#include <muki/report/report.h>
 
 #include "../test_support.h"
 

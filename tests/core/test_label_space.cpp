@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <muki/core/label_space.h>
-#include <muki/core/labeled_split.h>
+#include <muki/data/label_space.h>
+#include <muki/data/labeled_split.h>
 
 using muki::core::LabelSpace;
 using Lists = std::vector<std::vector<std::string>>;

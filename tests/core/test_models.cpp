@@ -4,9 +4,9 @@
 
 #include <torch/torch.h>
 
-#include <muki/core/device.h>
-#include <muki/core/mc_dropout.h>
-#include <muki/core/models.h>
+#include <muki/model/device.h>
+#include <muki/model/mc_dropout.h>
+#include <muki/model/models.h>
 
 #include "torch_test_support.h"
 

@@ -68,9 +68,9 @@
 
 #include "torch_message.h"
 
-#include <muki/core/sentencepiece_tokenizer.h>
-#include <muki/core/tokenizer.h>
-#include <muki/core/wordpiece_tokenizer.h>
+#include <muki/text/sentencepiece_tokenizer.h>
+#include <muki/text/tokenizer.h>
+#include <muki/text/wordpiece_tokenizer.h>
 
 #include <torch/cuda.h>
 #include <torch/script.h>

@@ -1,0 +1,67 @@
+// Monte-Carlo dropout for muki's own models: dropout modules on, everything else in eval mode,
+// K stochastic passes as ONE forward call over the batch replicated K times.
+//
+// Seeding: torch::nn::Dropout draws from torch's process-wide default generator (the functional
+// dropout op takes no generator), so a seeded pass seeds that generator. On the CPU the previous
+// generator state is saved and restored around the pass, so other torch users in the process see
+// no change; on CUDA every device's default generator is seeded with torch::cuda::manual_seed_all
+// (not restored). A process-wide mutex keeps two seeded passes (two adapters on two host threads)
+// from interleaving. The same (model, inputs, K, seed, device) gives the same samples.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <muki/model/models.h>
+
+namespace muki::core {
+
+// Puts every torch::nn::Dropout / Dropout2d / Dropout3d / AlphaDropout / FeatureAlphaDropout
+// submodule of `module` (itself included) in training mode when `on`, in eval mode otherwise, and
+// leaves every other module's mode untouched. Returns how many dropout modules it switched.
+// Call module.eval() first to get "eval except dropout".
+int64_t set_dropout_active(torch::nn::Module& module, bool on);
+
+// Number of dropout submodules (the same kinds as above).
+int64_t count_dropout_modules(torch::nn::Module& module);
+
+// Sets p of every dropout submodule (the rate MC dropout samples with). Throws
+// std::invalid_argument unless 0 <= p < 1.
+void set_dropout_rate(torch::nn::Module& module, double p);
+
+// Seeds the default generator of `device` for the lifetime of the guard (see the file comment);
+// holds the process-wide RNG mutex meanwhile.
+class SeededGeneratorGuard {
+ public:
+  SeededGeneratorGuard(const torch::Device& device, uint64_t seed);
+  ~SeededGeneratorGuard();
+  SeededGeneratorGuard(const SeededGeneratorGuard&) = delete;
+  SeededGeneratorGuard& operator=(const SeededGeneratorGuard&) = delete;
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  torch::Tensor saved_state_;  // CPU only
+  bool restore_ = false;
+};
+
+// K stochastic passes of `model` on one batch: the model goes to eval mode with its dropout
+// modules on, the batch [B, L] is replicated to [K*B, L] and run in ONE forward call under
+// torch::InferenceMode with the default generator seeded by `seed`, and the result is reshaped to
+// [K, B, C] (on the model's device). The model is back in eval mode (dropout off) afterwards, also
+// when the forward throws. input_ids / attention_mask must be on the model's device. Throws
+// std::invalid_argument when samples < 1, and what forward() throws.
+torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,
+                                const torch::Tensor& attention_mask, int64_t samples,
+                                uint64_t seed);
+
+// One deterministic pass: eval mode (dropout off), torch::InferenceMode. Returns [B, C].
+torch::Tensor predict_deterministic(ClassifierImpl& model, const torch::Tensor& input_ids,
+                                    const torch::Tensor& attention_mask);
+
+// A well-mixed 64-bit hash (splitmix64) for deriving per-micro-batch seeds from a request seed.
+uint64_t mix_seed(uint64_t seed, uint64_t index);
+
+}  // namespace muki::core
