@@ -181,6 +181,7 @@ TEST(Device, ParsesSpecsAndRefusesCudaWithoutIt) {
   EXPECT_EQ(resolve_device("AUTO").is_cuda(), torch::cuda::is_available());
   EXPECT_THROW(resolve_device("gpu"), std::invalid_argument);
   EXPECT_THROW(resolve_device("cuda:x"), std::invalid_argument);
+  EXPECT_THROW(resolve_device("cuda:"), std::invalid_argument);  // not cuda:0
   if (!torch::cuda::is_available()) {
     try {
       resolve_device("cuda:0");

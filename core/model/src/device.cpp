@@ -6,11 +6,21 @@
 #include <stdexcept>
 #include <thread>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
 namespace muki::core {
+
+namespace {
+
+std::mutex& rng_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
 
 torch::Device resolve_device(const std::string& spec) {
   std::string s = spec;
@@ -53,6 +63,26 @@ int configure_threads(int64_t threads) {
 void configure_determinism(bool on) {
   if (on) setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
   at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
+}
+
+SeededGeneratorGuard::SeededGeneratorGuard(const torch::Device& device, uint64_t seed)
+    : lock_(rng_mutex()) {
+  if (device.is_cuda()) {
+    torch::cuda::manual_seed_all(seed);
+  } else {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> g(generator.mutex());
+    saved_state_ = generator.get_state();
+    generator.set_current_seed(seed);
+    restore_ = true;
+  }
+}
+
+SeededGeneratorGuard::~SeededGeneratorGuard() {
+  if (!restore_) return;
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> g(generator.mutex());
+  generator.set_state(saved_state_);
 }
 
 }  // namespace muki::core

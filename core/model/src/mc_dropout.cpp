@@ -2,9 +2,9 @@
 
 #include <stdexcept>
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/cuda.h>
 #include <torch/torch.h>
+
+#include "muki/model/device.h"
 
 namespace muki::core {
 
@@ -35,11 +35,6 @@ int64_t for_each_dropout(torch::nn::Module& module, Fn&& fn) {
   return n;
 }
 
-std::mutex& rng_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 // Restores eval mode (dropout off) when a sampling pass ends, also on an exception.
 struct EvalOnExit {
   torch::nn::Module& module;
@@ -66,26 +61,6 @@ void set_dropout_rate(torch::nn::Module& module, double p) {
     else if (auto* a = dynamic_cast<torch::nn::AlphaDropoutImpl*>(&m)) a->options.p(p);
     else if (auto* f = dynamic_cast<torch::nn::FeatureAlphaDropoutImpl*>(&m)) f->options.p(p);
   });
-}
-
-SeededGeneratorGuard::SeededGeneratorGuard(const torch::Device& device, uint64_t seed)
-    : lock_(rng_mutex()) {
-  if (device.is_cuda()) {
-    torch::cuda::manual_seed_all(seed);
-  } else {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> g(generator.mutex());
-    saved_state_ = generator.get_state();
-    generator.set_current_seed(seed);
-    restore_ = true;
-  }
-}
-
-SeededGeneratorGuard::~SeededGeneratorGuard() {
-  if (!restore_) return;
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> g(generator.mutex());
-  generator.set_state(saved_state_);
 }
 
 torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,

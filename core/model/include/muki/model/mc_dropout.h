@@ -2,15 +2,11 @@
 // K stochastic passes as ONE forward call over the batch replicated K times.
 //
 // Seeding: torch::nn::Dropout draws from torch's process-wide default generator (the functional
-// dropout op takes no generator), so a seeded pass seeds that generator. On the CPU the previous
-// generator state is saved and restored around the pass, so other torch users in the process see
-// no change; on CUDA every device's default generator is seeded with torch::cuda::manual_seed_all
-// (not restored). A process-wide mutex keeps two seeded passes (two adapters on two host threads)
-// from interleaving. The same (model, inputs, K, seed, device) gives the same samples.
+// dropout op takes no generator), so a seeded pass holds a SeededGeneratorGuard (device.h) for
+// its forward call. The same (model, inputs, K, seed, device) gives the same samples.
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -31,21 +27,6 @@ int64_t count_dropout_modules(torch::nn::Module& module);
 // Sets p of every dropout submodule (the rate MC dropout samples with). Throws
 // std::invalid_argument unless 0 <= p < 1.
 void set_dropout_rate(torch::nn::Module& module, double p);
-
-// Seeds the default generator of `device` for the lifetime of the guard (see the file comment);
-// holds the process-wide RNG mutex meanwhile.
-class SeededGeneratorGuard {
- public:
-  SeededGeneratorGuard(const torch::Device& device, uint64_t seed);
-  ~SeededGeneratorGuard();
-  SeededGeneratorGuard(const SeededGeneratorGuard&) = delete;
-  SeededGeneratorGuard& operator=(const SeededGeneratorGuard&) = delete;
-
- private:
-  std::unique_lock<std::mutex> lock_;
-  torch::Tensor saved_state_;  // CPU only
-  bool restore_ = false;
-};
 
 // K stochastic passes of `model` on one batch: the model goes to eval mode with its dropout
 // modules on, the batch [B, L] is replicated to [K*B, L] and run in ONE forward call under
