@@ -15,9 +15,9 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include <muki/core/checkpoint.h>
-#include <muki/core/dataset.h>
-#include <muki/core/text_encoding.h>
+#include <muki/data/dataset.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/text_encoding.h>
 
 namespace muki::bench {
 

@@ -9,7 +9,7 @@ are, if anything, flattering to the reference.
                             [--samples 1,4,16] [--threads 2]
   reference.py student --checkpoint DIR --ids FILE --examples N [--epochs 1] [--threads 2]
 
-The models mirror core/src/models.cpp layer by layer and load its weights.pt (a TorchScript
+The models mirror core/model/src/models.cpp layer by layer and load its weights.pt (a TorchScript
 archive of named tensors). Needs Debian's python3-torch (1.13, the same as libtorch-dev).
 Prints one JSON object.
 """

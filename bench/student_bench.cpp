@@ -7,8 +7,8 @@
 #include <chrono>
 #include <iostream>
 
-#include <muki/core/classifier_trainer.h>
-#include <muki/core/device.h>
+#include <muki/model/classifier_trainer.h>
+#include <muki/model/device.h>
 
 #include "bench_common.h"
 

@@ -10,8 +10,8 @@
 #include <iostream>
 #include <sstream>
 
-#include <muki/core/device.h>
-#include <muki/core/teacher_pass.h>
+#include <muki/experiment/teacher_pass.h>
+#include <muki/model/device.h>
 #include <muki/registry/registry.h>
 
 #include "bench_common.h"

@@ -8,6 +8,7 @@ packages=(
   libtorch-dev libopenblas0-openmp   # without openblas libtorch falls back to the reference BLAS (~45x slower)
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev   # the JSON muki writes and reads (summary.json, metrics.jsonl, reports)
   libgtest-dev libgmock-dev
   libdlpack-dev
   libsentencepiece-dev   # SentencePiece tokenizer: train + encode (core)

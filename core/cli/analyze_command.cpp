@@ -4,25 +4,26 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <iostream>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "cli_common.h"
-#include "muki/core/analysis.h"
-#include "muki/core/device.h"
-#include "muki/core/experiment.h"
-#include "muki/core/label_space.h"
-#include "muki/core/run_directory.h"
-#include "muki/core/teacher_pass.h"
+#include "muki/data/label_space.h"
+#include "muki/data/labeled_split.h"
+#include "muki/experiment/analysis.h"
+#include "muki/experiment/experiment.h"
+#include "muki/experiment/teacher_pass.h"
+#include "muki/io/json.h"
+#include "muki/model/device.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;
 using core::Config;
 using core::ConfigError;
 using core::ConfigProblem;
+using core::Json;
 
 namespace {
 
@@ -88,18 +89,10 @@ int cmd_analyze(const std::vector<std::string>& args) {
   const core::LabelSpace labels(teacher_labels);
 
   // Examples whose gold label no teacher knows cannot be scored: counted and reported.
-  std::vector<std::string> texts;
-  std::vector<int64_t> gold;
-  std::map<std::string, int64_t> unknown;
-  for (const auto& ex : data.examples) {
-    if (!labels.contains(*ex.label)) {
-      ++unknown[*ex.label];
-      continue;
-    }
-    texts.push_back(ex.text);
-    gold.push_back(static_cast<int64_t>(labels.index_of(*ex.label)));
-  }
-  for (const auto& [label, count] : unknown)
+  const core::LabeledSplit labeled = core::map_onto(data, labels);
+  const std::vector<std::string>& texts = labeled.texts;
+  const std::vector<int64_t>& gold = labeled.gold;
+  for (const auto& [label, count] : labeled.unknown)
     spdlog::warn("{} examples labelled '{}' (no teacher knows it) are left out", count, label);
   if (texts.empty()) throw std::runtime_error("no example of [data." + split + "] has a label a teacher knows");
 
@@ -137,9 +130,8 @@ int cmd_analyze(const std::vector<std::string>& args) {
   report << "# muki analyze: " << config.path().string() << " [" << split << ", " << texts.size()
          << " examples, " << labels.size() << " labels, " << teachers.size() << " teachers]\n\n";
   report << "| teacher | labels | accuracy on its own labels | examples |\n|---|---:|---:|---:|\n";
-  std::ostringstream json;
-  json << "{\"config\": \"" << config.path().string() << "\", \"split\": \"" << split
-       << "\", \"examples\": " << texts.size() << ", \"samples\": " << samples << ", \"teachers\": [";
+  Json json = {{"config", config.path().string()}, {"split", split}, {"examples", texts.size()},
+               {"samples", samples}, {"teachers", Json::array()}, {"results", Json::array()}};
   for (size_t t = 0; t < teachers.size(); ++t) {
     int64_t own = 0, right = 0;
     const auto& map = labels.label_map(t);
@@ -153,17 +145,14 @@ int cmd_analyze(const std::vector<std::string>& args) {
     }
     const double acc = own > 0 ? static_cast<double>(right) / static_cast<double>(own) : 0.0;
     report << "| " << teachers[t].name << " | " << map.size() << " | " << fixed(acc) << " | " << own << " |\n";
-    json << (t ? ", " : "") << "{\"name\": \"" << teachers[t].name << "\", \"own_accuracy\": " << acc
-         << ", \"own_examples\": " << own << "}";
+    json["teachers"].push_back({{"name", teachers[t].name}, {"own_accuracy", acc}, {"own_examples", own}});
   }
-  json << "], \"results\": [";
 
   report << "\n| uncertainty | K | teacher selection | AUROC owner vs other | certainty owner | certainty other |"
          << "\n|---|---:|---:|---:|---:|---:|\n";
   std::ostringstream targets_table;
   targets_table << "\n| uncertainty | integration | target accuracy | weighted accuracy | mean weight right | mean weight wrong |"
                 << "\n|---|---|---:|---:|---:|---:|\n";
-  bool first = true;
   for (size_t u = 0; u < uncertainties.size(); ++u) {
     const auto scores = core::score_teachers(*uncertainties[u], outputs);
     const auto sel = core::selection_metrics(scores, labels, gold);
@@ -176,22 +165,22 @@ int cmd_analyze(const std::vector<std::string>& args) {
       targets_table << "| " << u_names[u] << " | " << i_names[g] << " | " << fixed(tm.accuracy) << " | "
                     << fixed(tm.weighted_accuracy) << " | " << fixed(tm.mean_weight_right, 4) << " | "
                     << fixed(tm.mean_weight_wrong, 4) << " |\n";
-      json << (first ? "" : ", ") << "{\"uncertainty\": \"" << u_names[u] << "\", \"integration\": \""
-           << i_names[g] << "\", \"selection_accuracy\": " << sel.selection_accuracy
-           << ", \"auroc\": " << sel.auroc << ", \"certainty_owner\": " << sel.mean_certainty_owner
-           << ", \"certainty_other\": " << sel.mean_certainty_other
-           << ", \"target_accuracy\": " << tm.accuracy << ", \"weighted_target_accuracy\": "
-           << tm.weighted_accuracy << "}";
-      first = false;
+      json["results"].push_back({{"uncertainty", u_names[u]},
+                                 {"integration", i_names[g]},
+                                 {"selection_accuracy", sel.selection_accuracy},
+                                 {"auroc", sel.auroc},
+                                 {"certainty_owner", sel.mean_certainty_owner},
+                                 {"certainty_other", sel.mean_certainty_other},
+                                 {"target_accuracy", tm.accuracy},
+                                 {"weighted_target_accuracy", tm.weighted_accuracy}});
     }
   }
-  json << "]}\n";
   report << targets_table.str();
   std::cout << report.str() << std::flush;
 
   const fs::path json_file = json_path.empty() ? out_dir / ("analysis-" + split + ".json") : fs::path(json_path);
   if (json_file.has_parent_path()) fs::create_directories(json_file.parent_path());
-  std::ofstream(json_file) << json.str();
+  std::ofstream(json_file) << core::json_line(json) << "\n";
   spdlog::info("wrote {}", json_file.string());
   return 0;
 }

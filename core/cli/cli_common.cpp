@@ -1,6 +1,6 @@
 #include "cli_common.h"
 
-#include "muki/core/experiment.h"
+#include "muki/experiment/experiment.h"
 
 #include <iostream>
 

@@ -6,7 +6,7 @@
 
 #include <boost/program_options.hpp>
 
-#include "muki/core/config.h"
+#include "muki/experiment/config.h"
 #include "muki/registry/registry.h"
 
 namespace muki::cli {

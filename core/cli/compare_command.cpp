@@ -6,28 +6,25 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <map>
+#include <optional>
 
 #include "cli_common.h"
-#include "muki/core/flat_json.h"
-#include "muki/core/run_directory.h"
+#include "muki/report/run_summary.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;
 
 namespace {
 
-using Summary = std::map<std::string, core::JsonScalar>;
-
-std::string cell(const Summary& s, const std::string& key, bool percent = false) {
-  const auto it = s.find(key);
-  if (it == s.end() || it->second.type == core::JsonScalar::Type::Null) return "";
-  if (it->second.type != core::JsonScalar::Type::Number) return it->second.text;
+// A figure as a cell: percent with one decimal, or a number with four; empty when absent.
+std::string cell(const std::optional<double>& v, bool percent) {
+  if (!v) return "";
   char buf[32];
-  const double v = std::strtod(it->second.text.c_str(), nullptr);
-  std::snprintf(buf, sizeof buf, percent ? "%.1f" : "%.4f", percent ? 100.0 * v : v);
+  std::snprintf(buf, sizeof buf, percent ? "%.1f" : "%.4f", percent ? 100.0 * *v : *v);
   return buf;
 }
+
+std::string option_key(const core::RunSummary::StrategyOption& o) { return o.section + "." + o.name; }
 
 }  // namespace
 
@@ -45,34 +42,35 @@ int cmd_compare(const std::vector<std::string>& args) {
     return 0;
   if (runs.empty()) throw po::error("give at least one run directory");
 
-  std::vector<std::pair<std::string, Summary>> rows;
+  std::vector<std::pair<std::string, core::RunSummary>> rows;
   std::vector<std::string> teachers;  // in first-seen order
   int failures = 0;
   for (const std::string& run : runs) {
-    const fs::path file = fs::path(run) / "summary.json";
-    if (!fs::exists(file)) {
+    if (!fs::exists(fs::path(run) / "summary.json")) {
       std::cerr << "muki compare: " << run << ": no summary.json (unfinished? `muki run` it again to resume)\n";
       ++failures;
       continue;
     }
-    Summary s;
-    for (auto& [key, value] : core::read_flat_json_file(file.string())) s[key] = value;
-    for (const auto& [key, value] : s)
-      if (const std::string name = core::teacher_of_accuracy_key(key);
-          !name.empty() && std::find(teachers.begin(), teachers.end(), name) == teachers.end())
-        teachers.push_back(name);
+    core::RunSummary s = core::read_run_summary(run);
+    for (const auto& t : s.test.teachers)
+      if (std::find(teachers.begin(), teachers.end(), t.teacher) == teachers.end()) teachers.push_back(t.teacher);
     rows.emplace_back(run, std::move(s));
   }
 
   // Strategy options shown are those whose values differ between the runs compared.
+  auto option_of = [](const core::RunSummary& s, const std::string& key) -> const std::string* {
+    for (const auto& o : s.options)
+      if (option_key(o) == key) return &o.value;
+    return nullptr;
+  };
   std::vector<std::string> varying;
   for (const auto& [run, s] : rows)
-    for (const auto& [key, value] : s) {
+    for (const auto& o : s.options) {
+      const std::string key = option_key(o);
       // K is in the uncertainty column already.
-      if (key.find(".options.") == std::string::npos || key == "uncertainty.options.samples") continue;
-      if (std::find(varying.begin(), varying.end(), key) != varying.end()) continue;
+      if (key == "uncertainty.samples" || std::find(varying.begin(), varying.end(), key) != varying.end()) continue;
       for (const auto& other : rows)
-        if (const auto it = other.second.find(key); it == other.second.end() || it->second.text != value.text) {
+        if (const std::string* value = option_of(other.second, key); value == nullptr || *value != o.value) {
           varying.push_back(key);
           break;
         }
@@ -101,20 +99,24 @@ int cmd_compare(const std::vector<std::string>& args) {
     std::cout << line(rule) << "\n";
   }
   for (const auto& [run, s] : rows) {
-    std::string uncertainty = cell(s, "uncertainty");
-    if (const auto k = s.find("samples"); k != s.end() && k->second.text != "0")
-      uncertainty += " (K=" + k->second.text + ")";
+    std::string uncertainty = s.uncertainty;
+    if (s.samples != 0) uncertainty += " (K=" + std::to_string(s.samples) + ")";
     std::string options;
     for (const auto& key : varying)
-      if (const auto it = s.find(key); it != s.end())
-        options += (options.empty() ? "" : " ") + key.substr(key.find(".options.") + 9) + "=" + it->second.text;
+      if (const std::string* value = option_of(s, key))
+        options += (options.empty() ? "" : " ") + key.substr(key.find('.') + 1) + "=" + *value;
     const std::string name = fs::path(run).filename().empty() ? run : fs::path(run).filename().string();
-    std::vector<std::string> cells = {name, uncertainty, cell(s, "integration"), options,
-                                      cell(s, "test.accuracy", true), cell(s, "test.macro_f1", true)};
-    for (const auto& t : teachers) cells.push_back(cell(s, "test.teacher." + t + ".accuracy", true));
-    cells.push_back(cell(s, "test.selection_accuracy", true));
-    cells.push_back(cell(s, "test.target_accuracy", true));
-    cells.push_back(cell(s, "transfer.kl_to_reference"));
+    std::vector<std::string> cells = {name, uncertainty, s.integration, options,
+                                      cell(s.test.accuracy, true), cell(s.test.macro_f1, true)};
+    for (const auto& t : teachers) {
+      std::optional<double> accuracy;
+      for (const auto& mine : s.test.teachers)
+        if (mine.teacher == t) accuracy = mine.accuracy;
+      cells.push_back(cell(accuracy, true));
+    }
+    cells.push_back(cell(s.test.selection_accuracy, true));
+    cells.push_back(cell(s.test.target_accuracy, true));
+    cells.push_back(cell(s.transfer.kl_to_reference, false));
     std::cout << line(cells) << "\n";
   }
   return failures == 0 ? 0 : 1;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cli_common.h"
-#include "muki/core/experiment.h"
+#include "muki/experiment/experiment.h"
 
 namespace fs = std::filesystem;
 using muki::registry::Registry;

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "cli_common.h"
-#include "muki/core/run.h"
+#include "muki/pipeline/run.h"
 
 namespace muki::cli {
 
@@ -33,7 +33,7 @@ int cmd_run(const std::vector<std::string>& args) {
   core::prepare_experiment(config, registry, options);
   const core::RunResult result = core::run_experiment(config, registry, options);
   std::printf("%s: test accuracy %.4f, macro-F1 %.4f (%s/summary.json)\n",
-              config.path().string().c_str(), result.test_accuracy, result.test_macro_f1,
+              config.path().string().c_str(), result.summary.test.accuracy, result.summary.test.macro_f1,
               result.dir.string().c_str());
   return 0;
 }

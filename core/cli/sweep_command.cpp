@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "cli_common.h"
-#include "muki/core/sweep.h"
+#include "muki/pipeline/sweep.h"
 
 namespace muki::cli {
 

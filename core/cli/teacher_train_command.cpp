@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "cli_common.h"
-#include "muki/core/teacher_training.h"
+#include "muki/pipeline/teacher_training.h"
 
 namespace muki::cli {
 

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <muki/core/flat_json.h>
+#include <muki/io/json.h>
 
 #include "../test_support.h"
 
@@ -46,7 +46,9 @@ std::string read_file(const fs::path& p) {
 
 std::map<std::string, std::string> summary(const fs::path& run) {
   std::map<std::string, std::string> out;
-  for (const auto& [k, v] : muki::core::read_flat_json_file((run / "summary.json").string())) out[k] = v.text;
+  const muki::core::Json json = muki::core::read_json_file(run / "summary.json");
+  for (auto it = json.begin(); it != json.end(); ++it)
+    out[it.key()] = it->is_string() ? it->get<std::string>() : muki::core::json_line(*it);
   return out;
 }
 

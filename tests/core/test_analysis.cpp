@@ -2,7 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <muki/core/analysis.h>
+#include <muki/experiment/analysis.h>
 
 using muki::core::auroc;
 using muki::core::IntegratedTargets;

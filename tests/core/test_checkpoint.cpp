@@ -5,10 +5,10 @@
 
 #include <torch/torch.h>
 
-#include <muki/core/checkpoint.h>
-#include <muki/core/mc_dropout.h>
-#include <muki/core/metrics.h>
-#include <muki/core/text_encoding.h>
+#include <muki/metrics/metrics.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/mc_dropout.h>
+#include <muki/model/text_encoding.h>
 
 #include "../test_support.h"
 #include "torch_test_support.h"

@@ -6,10 +6,10 @@
 
 #include <torch/torch.h>
 
-#include <muki/core/checkpoint.h>
-#include <muki/core/classifier_trainer.h>
-#include <muki/core/config.h>
-#include <muki/core/teacher_training.h>
+#include <muki/experiment/config.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/classifier_trainer.h>
+#include <muki/pipeline/teacher_training.h>
 
 #include "../test_support.h"
 #include "torch_test_support.h"

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include <muki/core/config.h>
+#include <muki/experiment/config.h>
 
 #include "../test_support.h"
 

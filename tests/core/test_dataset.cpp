@@ -6,9 +6,10 @@
 
 #include <gtest/gtest.h>
 
-#include <muki/core/dataset.h>
-#include <muki/core/flat_json.h>
-#include <muki/core/utf8.h>
+#include <muki/data/dataset.h>
+#include <muki/data/jsonl_row.h>
+#include <muki/io/json.h>
+#include <muki/text/utf8.h>
 
 namespace fs = std::filesystem;
 using namespace muki::core;

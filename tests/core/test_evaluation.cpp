@@ -1,4 +1,4 @@
-// Evaluation over the union, KL to a reference, the flat JSON writer, and the run directory's
+// Evaluation over the union, KL to a reference, the JSON line writer, and the run directory's
 // binding to its config: against values worked out by hand.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -6,10 +6,11 @@
 #include <cmath>
 #include <fstream>
 
-#include <muki/core/evaluation.h>
-#include <muki/core/flat_json.h>
-#include <muki/core/report.h>
-#include <muki/core/run_directory.h>
+#include <muki/data/jsonl_row.h>
+#include <muki/experiment/run_directory.h>
+#include <muki/io/json.h>
+#include <muki/metrics/evaluation.h>
+#include <muki/report/report.h>
 
 #include "../test_support.h"
 
@@ -57,19 +58,16 @@ TEST(MeanKlDivergence, ZeroLogZeroAndFloor) {
   EXPECT_THROW(mean_kl_divergence({1.0f}, {0.5f, 0.5f}, 2), std::invalid_argument);
 }
 
-TEST(FlatJsonWriter, WritesWhatTheParserReads) {
-  FlatJsonWriter w;
-  w.add_string("name", "a \"quoted\"\ttab").add_number("x", 0.1).add_number("nan", std::nan(""))
-      .add_int("n", -3).add_bool("ok", true);
-  EXPECT_EQ(w.str(), R"({"name": "a \"quoted\"\ttab", "x": 0.1, "nan": null, "n": -3, "ok": true})");
-  const auto members = parse_flat_json_object(w.str());
+TEST(JsonLine, WritesWhatTheParserReads) {
+  const Json w = {{"name", "a \"quoted\"\ttab"}, {"x", 0.1}, {"nan", std::nan("")}, {"n", -3}, {"ok", true}};
+  EXPECT_EQ(json_line(w), R"({"name": "a \"quoted\"\ttab", "x": 0.1, "nan": null, "n": -3, "ok": true})");
+  const auto members = parse_flat_json_object(json_line(w));
   ASSERT_EQ(members.size(), 5u);
   EXPECT_EQ(members[0].second.text, "a \"quoted\"\ttab");
   EXPECT_EQ(members[1].second.text, "0.1");  // the shortest form that reads back exactly
   EXPECT_EQ(members[2].second.type, JsonScalar::Type::Null);
-  FlatJsonWriter pi;
-  pi.add_number("pi", 3.141592653589793);
-  EXPECT_EQ(std::stod(parse_flat_json_object(pi.str())[0].second.text), 3.141592653589793);
+  const Json pi = {{"pi", 3.141592653589793}};
+  EXPECT_EQ(std::stod(parse_flat_json_object(json_line(pi))[0].second.text), 3.141592653589793);
 }
 
 namespace {
@@ -91,7 +89,7 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   {
     const RunDirectory first(run, config_of(base), false);
     EXPECT_FALSE(first.resumed());
-    first.log_event("eval", FlatJsonWriter().add_int("step", 5));
+    first.log_event("eval", {{"step", 5}});
   }
   EXPECT_TRUE(fs::exists(run / "config.toml"));
   EXPECT_TRUE(RunDirectory(run, config_of(base), false).resumed());
@@ -123,7 +121,7 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   }
 }
 
-TEST(RunDirectory, TeacherOfAccuracyKey) {
+TEST(RunSummary, TeacherOfAccuracyKey) {
   using muki::core::teacher_of_accuracy_key;
   EXPECT_EQ(teacher_of_accuracy_key("test.teacher.media.accuracy"), "media");
   EXPECT_EQ(teacher_of_accuracy_key("test.teacher.a.b.accuracy"), "a.b");  // names may hold dots
@@ -135,7 +133,7 @@ TEST(RunDirectory, TeacherOfAccuracyKey) {
 TEST(RunDirectory, EventsAreFlatJsonLines) {
   TempDir dir;
   const RunDirectory run(dir.path() / "r", config_of("[experiment]\nname = \"x\"\n"), false);
-  run.log_event("eval", FlatJsonWriter().add_int("step", 5).add_number("dev_accuracy", 0.5));
+  run.log_event("eval", {{"step", 5}, {"dev_accuracy", 0.5}});
   std::ifstream in(dir.path() / "r" / "metrics.jsonl");
   std::string line;
   ASSERT_TRUE(std::getline(in, line));

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <muki/core/label_space.h>
+#include <muki/data/label_space.h>
+#include <muki/data/labeled_split.h>
 
 using muki::core::LabelSpace;
 using Lists = std::vector<std::vector<std::string>>;
@@ -59,4 +60,24 @@ TEST(LabelSpace, Errors) {
   } catch (const std::out_of_range& e) {
     EXPECT_STREQ(e.what(), "unknown label 'x' (known labels: none)");
   }
+}
+
+TEST(LabeledSplit, UnknownLabelsAreLeftOutAndCounted) {
+  const LabelSpace space({{"a", "b"}, {"c"}});
+  muki::core::Dataset data;
+  for (const char* label : {"c", "z", "a", "z", "y"}) {
+    muki::core::Example e;
+    e.id = "id-" + std::string(label);
+    e.text = "text " + std::string(label);
+    e.label = label;
+    data.examples.push_back(e);
+  }
+  const auto split = muki::core::map_onto(data, space);
+  EXPECT_EQ(split.gold, (std::vector<int64_t>{2, 0}));
+  EXPECT_EQ(split.texts, (std::vector<std::string>{"text c", "text a"}));
+  EXPECT_EQ(split.ids, (std::vector<std::string>{"id-c", "id-a"}));
+  EXPECT_EQ(split.unknown, (std::map<std::string, int64_t>{{"y", 1}, {"z", 2}}));
+  EXPECT_EQ(split.left_out(), 3);
+  data.examples.front().label.reset();
+  EXPECT_THROW(muki::core::map_onto(data, space), std::invalid_argument);
 }

@@ -4,9 +4,9 @@
 
 #include <torch/torch.h>
 
-#include <muki/core/device.h>
-#include <muki/core/mc_dropout.h>
-#include <muki/core/models.h>
+#include <muki/model/device.h>
+#include <muki/model/mc_dropout.h>
+#include <muki/model/models.h>
 
 #include "torch_test_support.h"
 
@@ -181,6 +181,7 @@ TEST(Device, ParsesSpecsAndRefusesCudaWithoutIt) {
   EXPECT_EQ(resolve_device("AUTO").is_cuda(), torch::cuda::is_available());
   EXPECT_THROW(resolve_device("gpu"), std::invalid_argument);
   EXPECT_THROW(resolve_device("cuda:x"), std::invalid_argument);
+  EXPECT_THROW(resolve_device("cuda:"), std::invalid_argument);  // not cuda:0
   if (!torch::cuda::is_available()) {
     try {
       resolve_device("cuda:0");

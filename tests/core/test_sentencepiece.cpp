@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include <muki/core/dataset.h>
-#include <muki/core/sentencepiece_tokenizer.h>
+#include <muki/data/dataset.h>
+#include <muki/text/sentencepiece_tokenizer.h>
 
 namespace fs = std::filesystem;
 using namespace muki::core;

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include <muki/core/sweep.h>
+#include <muki/pipeline/sweep.h>
 
 using muki::core::mean_std;
 using muki::core::parse_grid;

@@ -2,8 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <muki/core/fingerprint.h>
-#include <muki/core/teacher_pass.h>
+#include <muki/experiment/teacher_pass.h>
+#include <muki/io/fingerprint.h>
 
 #include "../test_support.h"
 

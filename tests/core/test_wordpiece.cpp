@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include <muki/core/tokenizer.h>
-#include <muki/core/wordpiece_tokenizer.h>
+#include <muki/text/tokenizer.h>
+#include <muki/text/wordpiece_tokenizer.h>
 
 namespace fs = std::filesystem;
 using muki::core::Batch;

@@ -1,11 +1,11 @@
-// Shared by the muki_torch tests: a tiny WordPiece vocabulary and small models.
+// Shared by the torch tests (muki_torch_tests): a tiny WordPiece vocabulary and small models.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include <muki/core/models.h>
-#include <muki/core/wordpiece_tokenizer.h>
+#include <muki/model/models.h>
+#include <muki/text/wordpiece_tokenizer.h>
 
 namespace muki::test {
 

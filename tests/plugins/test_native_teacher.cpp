@@ -9,9 +9,9 @@
 
 #include <torch/torch.h>
 
-#include <muki/core/checkpoint.h>
-#include <muki/core/mc_dropout.h>
-#include <muki/core/text_encoding.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/mc_dropout.h>
+#include <muki/model/text_encoding.h>
 #include <muki/registry/registry.h>
 
 #include "../core/torch_test_support.h"

@@ -17,8 +17,8 @@
 
 #include <unistd.h>
 
-#include <muki/core/tokenizer.h>
-#include <muki/core/wordpiece_tokenizer.h>
+#include <muki/text/tokenizer.h>
+#include <muki/text/wordpiece_tokenizer.h>
 #include <muki/registry/registry.h>
 
 #include "../test_support.h"

@@ -24,10 +24,10 @@
 // ([CLS] or mean for the Transformer, the mean embedding, the CNN's max-pooled filters).
 #include <muki/plugin.hpp>
 
-#include <muki/core/checkpoint.h>
-#include <muki/core/device.h>
-#include <muki/core/mc_dropout.h>
-#include <muki/core/text_encoding.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/device.h>
+#include <muki/model/mc_dropout.h>
+#include <muki/model/text_encoding.h>
 
 #include <torch/torch.h>
 

@@ -72,14 +72,13 @@
 
 #include "torch_message.h"
 
-#include <muki/core/sentencepiece_tokenizer.h>
-#include <muki/core/tokenizer.h>
-#include <muki/core/wordpiece_tokenizer.h>
+#include <muki/model/device.h>
+#include <muki/text/sentencepiece_tokenizer.h>
+#include <muki/text/tokenizer.h>
+#include <muki/text/wordpiece_tokenizer.h>
 
-#include <torch/cuda.h>
 #include <torch/script.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -90,7 +89,6 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -212,69 +210,6 @@ std::unique_ptr<muki::core::Tokenizer> load_tokenizer(const muki::sdk::Context& 
                                "\"sentencepiece\", not \"" + type + "\"");
 }
 
-torch::Device parse_device(const std::string& spec) {
-  const std::string s = lower(spec);
-  if (s == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
-  if (s == "cpu") return torch::kCPU;
-  if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (s.size() > 5) {
-      const std::string digits = s.substr(5);
-      if (digits.empty() || digits.size() > 3 ||
-          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        throw Error(MUKI_ERR_CONFIG, "option 'device': \"" + spec + "\" is not cuda:N");
-      index = std::stoi(digits);
-    }
-    if (!torch::cuda::is_available())
-      throw Error(MUKI_ERR_CONFIG, "option 'device' = \"" + spec +
-                                       "\": this LibTorch sees no CUDA device (use \"cpu\" or "
-                                       "\"auto\")");
-    const auto count = torch::cuda::device_count();
-    if (static_cast<size_t>(index) >= count)
-      throw Error(MUKI_ERR_CONFIG, "option 'device' = \"" + spec + "\": only " +
-                                       std::to_string(count) + " CUDA device(s) visible");
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  throw Error(MUKI_ERR_CONFIG, "option 'device' must be \"auto\", \"cpu\", \"cuda\" or "
-                               "\"cuda:N\", not \"" + spec + "\"");
-}
-
-// TorchScript's dropout uses torch's default generator; this lock keeps the seeded passes of two
-// instances (possibly on two host threads) from interleaving.
-std::mutex& rng_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-// Seeds torch's default generator for one stochastic forward call; on CPU the previous state
-// comes back when the guard goes.
-class SeededPass {
- public:
-  SeededPass(const torch::Device& device, uint64_t seed) : lock_(rng_mutex()) {
-    if (device.is_cuda()) {
-      torch::cuda::manual_seed_all(seed);
-    } else {
-      generator_ = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> g(generator_->mutex());
-      saved_ = generator_->get_state();
-      generator_->set_current_seed(seed);
-    }
-  }
-  ~SeededPass() {
-    if (generator_) {
-      std::lock_guard<std::mutex> g(generator_->mutex());
-      generator_->set_state(saved_);
-    }
-  }
-  SeededPass(const SeededPass&) = delete;
-  SeededPass& operator=(const SeededPass&) = delete;
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  std::optional<at::Generator> generator_;
-  at::Tensor saved_;
-};
-
 struct DropoutModule {
   std::string path;        // e.g. "layers.0.attention.attention_dropout"
   std::string type_name;   // qualified TorchScript type name
@@ -299,7 +234,11 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
     if (batch_size_ < 1) throw Error(MUKI_ERR_CONFIG, "option 'batch_size' must be >= 1");
     const int64_t threads = ctx.options.get_int("threads", 0);
     if (threads < 0) throw Error(MUKI_ERR_CONFIG, "option 'threads' must be >= 0 (0 = the host's setting)");
-    device_ = parse_device(ctx.options.get_string("device", "auto"));
+    try {
+      device_ = muki::core::resolve_device(ctx.options.get_string("device", "auto"));
+    } catch (const std::invalid_argument& e) {
+      throw Error(MUKI_ERR_CONFIG, std::string("option 'device': ") + e.what());
+    }
     const std::string features = ctx.options.get_string("features", "auto");
     if (features != "auto" && features != "none")
       throw Error(MUKI_ERR_CONFIG, "option 'features' = \"" + features +
@@ -378,7 +317,8 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
         if (samples == 0) {
           outputs = forward(part, 1);
         } else {
-          SeededPass seeded(device_, splitmix64(seed ^ splitmix64(static_cast<uint64_t>(chunk))));
+          muki::core::SeededGeneratorGuard seeded(
+              device_, splitmix64(seed ^ splitmix64(static_cast<uint64_t>(chunk))));
           StochasticMode mode(dropout_);
           outputs = forward(part, k);
         }

@@ -1,0 +1,54 @@
+// Building an experiment's pieces from its validated config: datasets, teacher instances (with
+// the cache keys that identify them), uncertainty and integration instances.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <muki/data/dataset.h>
+#include <muki/experiment/config.h>
+#include <muki/registry/registry.h>
+
+namespace muki::core {
+
+// A split's table ({ path = "a.tsv" | ["a.tsv", "b.tsv"], text, label, ... }) as reader specs,
+// one per file, paths resolved against the config's folder.
+std::vector<DatasetSpec> dataset_specs(const toml::table& split, const Config& config);
+// [data].<split>. Throws ConfigError naming the key when the split is not configured.
+std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view split);
+
+// The experiment seed ([experiment].seed, default 0).
+uint64_t experiment_seed(const Config& config);
+
+struct TeacherSetup {
+  std::string name;
+  std::unique_ptr<registry::TeacherInstance> instance;
+  // Identifies the teacher for caches: plugin name and version, library file, options, and the
+  // content of every PATH option (the model files).
+  std::string cache_key;
+};
+
+// Creates every [[teachers]] entry, in order.
+std::vector<TeacherSetup> create_teachers(const Config& config, const registry::Registry& registry);
+
+// Creates one teacher from a table with `adapter` and optional `options` (a [[teachers]] entry,
+// or [reference]), named `name`.
+TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,
+                            const toml::table& table, const std::string& name);
+
+// Creates the named strategy with the options of the config's [uncertainty] / [integration]
+// table when that table names the same strategy, else with the plugin's defaults.
+std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(
+    const Config& config, const registry::Registry& registry, std::string_view strategy);
+std::unique_ptr<registry::IntegrationInstance> create_integration(
+    const Config& config, const registry::Registry& registry, std::string_view strategy);
+
+// Loads plugin folders (config paths, extra paths, defaults) and validates the config; throws
+// ConfigError listing every problem (a library that failed to load is one of them).
+void load_and_validate(const Config& config, registry::Registry& registry,
+                       const std::vector<std::filesystem::path>& extra_paths,
+                       bool default_paths = true);
+
+}  // namespace muki::core

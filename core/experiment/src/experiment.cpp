@@ -1,0 +1,119 @@
+#include "muki/experiment/experiment.h"
+
+#include "muki/io/fingerprint.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+using registry::Kind;
+
+std::vector<DatasetSpec> dataset_specs(const toml::table& table, const Config& config) {
+  DatasetSpec spec;
+  spec.format = table["format"].value_or<std::string>("");
+  spec.text_field = table["text"].value_or<std::string>("text");
+  spec.label_field = table["label"].value_or<std::string>("");
+  spec.id_field = table["id"].value_or<std::string>("");
+  spec.group_field = table["group"].value_or<std::string>("");
+  spec.on_error = table["on_error"].value_or<std::string>("fail") == "skip" ? OnError::Skip : OnError::Fail;
+  std::vector<std::string> paths;
+  if (const toml::array* list = table["path"].as_array()) {
+    for (const toml::node& p : *list) paths.push_back(p.value_or<std::string>(""));
+  } else {
+    paths.push_back(table["path"].value_or<std::string>(""));
+  }
+  std::vector<DatasetSpec> out;
+  for (const std::string& p : paths) {
+    spec.path = (config.base_dir() / p).lexically_normal();
+    out.push_back(spec);
+  }
+  return out;
+}
+
+std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view split) {
+  const std::string key = "data." + std::string(split);
+  const toml::table* table = config.root().at_path(key).as_table();
+  if (table == nullptr)
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                     "missing [" + key + "] (this command needs that split)"}});
+  return dataset_specs(*table, config);
+}
+
+uint64_t experiment_seed(const Config& config) {
+  return static_cast<uint64_t>(config.root().at_path("experiment.seed").value_or<int64_t>(0));
+}
+
+TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,
+                            const toml::table& t, const std::string& name) {
+  TeacherSetup setup;
+  setup.name = name;
+  const std::string adapter = t["adapter"].value_or<std::string>("");
+  const registry::PluginInfo& info = registry.get(Kind::Teacher, adapter);
+  const std::string options =
+      plugin_options_toml(t["options"].as_table(), config, registry, Kind::Teacher, adapter);
+  Fingerprint key;
+  key.add(info.name).add(info.version).add(options).add_path(info.library_path);
+  for (const auto& p : info.params)
+    if (p.type == MUKI_PARAM_PATH)
+      if (auto value = t.at_path("options." + p.name).value<std::string>())
+        key.add_path(config.base_dir() / *value);
+  setup.cache_key = key.hex();
+  setup.instance = registry.create_teacher(
+      adapter, registry::CreateArgs{setup.name, options, config.base_dir(), experiment_seed(config)});
+  return setup;
+}
+
+std::vector<TeacherSetup> create_teachers(const Config& config, const registry::Registry& registry) {
+  std::vector<TeacherSetup> out;
+  const toml::array* teachers = config.root().get_as<toml::array>("teachers");
+  if (teachers == nullptr) return out;
+  for (const toml::node& node : *teachers) {
+    const toml::table& t = *node.as_table();
+    out.push_back(create_teacher(config, registry, t, t["name"].value_or<std::string>("")));
+  }
+  return out;
+}
+
+namespace {
+// The options of [section] if it configures `strategy`, else none (the plugin's defaults).
+std::string strategy_options(const Config& config, const registry::Registry& registry, Kind kind,
+                             const char* section, std::string_view strategy) {
+  const toml::table* table = config.root()[section].as_table();
+  if (table == nullptr) return {};
+  const auto configured = (*table)["strategy"].value<std::string>();
+  const registry::PluginInfo& wanted = registry.get(kind, strategy);
+  if (!configured || registry.find(kind, *configured) != &wanted) return {};
+  return plugin_options_toml((*table)["options"].as_table(), config, registry, kind, strategy);
+}
+}  // namespace
+
+std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(
+    const Config& config, const registry::Registry& registry, std::string_view strategy) {
+  const std::string options =
+      strategy_options(config, registry, Kind::Uncertainty, "uncertainty", strategy);
+  return registry.create_uncertainty(
+      strategy, {std::string(strategy), options, config.base_dir(), experiment_seed(config)});
+}
+
+std::unique_ptr<registry::IntegrationInstance> create_integration(
+    const Config& config, const registry::Registry& registry, std::string_view strategy) {
+  const std::string options =
+      strategy_options(config, registry, Kind::Integration, "integration", strategy);
+  return registry.create_integration(
+      strategy, {std::string(strategy), options, config.base_dir(), experiment_seed(config)});
+}
+
+void load_and_validate(const Config& config, registry::Registry& registry,
+                       const std::vector<fs::path>& extra_paths, bool default_paths) {
+  std::vector<fs::path> folders = extra_paths;
+  const auto configured = config.plugin_paths();
+  folders.insert(folders.end(), configured.begin(), configured.end());
+  if (default_paths)
+    for (const auto& p : registry::default_plugin_folders()) folders.push_back(p);
+  std::vector<ConfigProblem> problems;
+  for (const auto& failure : registry.scan(folders))
+    problems.push_back(ConfigProblem{"plugin library", 0, 0, failure.message});
+  const auto invalid = validate(config, registry);
+  problems.insert(problems.end(), invalid.begin(), invalid.end());
+  if (!problems.empty()) throw ConfigError(std::move(problems));
+}
+
+}  // namespace muki::core

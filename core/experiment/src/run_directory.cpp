@@ -1,0 +1,120 @@
+#include "muki/experiment/run_directory.h"
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "muki/io/files.h"
+#include "muki/io/fingerprint.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kMukiVersion = "0.1.0";
+
+void flatten(const toml::node& node, const std::string& key, std::map<std::string, std::string>& out) {
+  if (const toml::table* t = node.as_table()) {
+    for (auto&& [k, v] : *t) flatten(v, key.empty() ? std::string(k.str()) : key + "." + std::string(k.str()), out);
+  } else if (const toml::array* a = node.as_array(); a != nullptr && a->is_array_of_tables()) {
+    for (size_t i = 0; i < a->size(); ++i) flatten(*a->get(i), key + "[" + std::to_string(i) + "]", out);
+  } else {
+    out[key] = toml_value_text(node);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> config_differences(const toml::table& before, const toml::table& after) {
+  std::map<std::string, std::string> a, b;
+  flatten(before, "", a);
+  flatten(after, "", b);
+  std::vector<std::string> out;
+  for (const auto& [key, value] : a) {
+    const auto it = b.find(key);
+    if (it == b.end()) out.push_back(key + ": " + value + " -> (removed)");
+    else if (it->second != value) out.push_back(key + ": " + value + " -> " + it->second);
+  }
+  for (const auto& [key, value] : b)
+    if (!a.count(key)) out.push_back(key + ": (absent) -> " + value);
+  return out;
+}
+
+RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir_(std::move(dir)) {
+  const std::string config_text = config.to_toml();
+  const std::string fingerprint = Fingerprint().add(config_text).hex();
+  const fs::path run_json = dir_ / "run.json";
+  std::error_code ec;
+  if (fs::exists(run_json, ec)) {
+    const std::string stored = read_json_file(run_json).value("fingerprint", std::string());
+    if (fresh) {
+      const fs::path here = fs::weakly_canonical(dir_), cache = fs::weakly_canonical(cache_dir(config));
+      if (here == fs::weakly_canonical(fs::current_path()) || path_is_within(cache, here))
+        throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                         "--fresh would empty " + dir_.string() +
+                                             ", which is the working folder or holds the teacher-pass "
+                                             "cache; set experiment.output_dir to a folder of its own"}});
+      for (const auto& entry : fs::directory_iterator(dir_)) fs::remove_all(entry.path());
+    } else if (stored != fingerprint) {
+      std::vector<ConfigProblem> problems;
+      std::string changes;
+      try {
+        const Config before = Config::load(dir_ / "config.toml");
+        for (const auto& line : config_differences(before.root(), config.root())) changes += "\n  " + line;
+      } catch (const ConfigError&) {
+        changes = "\n  (its config.toml is unreadable)";
+      }
+      problems.push_back(ConfigProblem{
+          config.path().string(), 0, 0,
+          dir_.string() + " holds a run of a different config; changed:" + changes +
+              "\nset another experiment.name / experiment.output_dir, or pass --fresh to discard "
+              "that run"});
+      throw ConfigError(std::move(problems));
+    } else {
+      resumed_ = true;
+    }
+  } else if (fs::exists(dir_, ec) && !fs::is_empty(dir_, ec)) {
+    // Also with --fresh: what is in a folder muki did not make is not muki's to delete.
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                     dir_.string() + " exists and is not a muki run directory (no "
+                                                     "run.json): set experiment.output_dir to "
+                                                     "another folder"}});
+  }
+  fs::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error(dir_.string() + ": cannot create the run directory: " + ec.message());
+  if (!resumed_) {
+    write_file("config.toml", config_text);
+    write_file("run.json", json_line({{"fingerprint", fingerprint},
+                                      {"config", fs::absolute(config.path()).lexically_normal().string()},
+                                      {"muki_version", kMukiVersion}}) +
+                               "\n");
+  }
+}
+
+void RunDirectory::write_file(const std::string& name, const std::string& text) const {
+  write_file_atomically(dir_ / name, text);
+}
+
+void RunDirectory::log_event(const std::string& event, const Json& fields) const {
+  const auto now = std::chrono::system_clock::now();
+  Json line = {{"event", event}, {"time", std::chrono::duration<double>(now.time_since_epoch()).count()}};
+  line.update(fields);
+  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app | std::ios::binary);
+  out << json_line(line) << "\n" << std::flush;
+  if (!out) throw std::runtime_error((dir_ / "metrics.jsonl").string() + ": cannot be written");
+}
+
+std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins) {
+  std::ostringstream out;
+  out << "# kind\tname\tversion\tabi\tlibrary\tlibrary_fingerprint\n";
+  for (const registry::PluginInfo* p : plugins)
+    out << registry::kind_name(p->kind) << "\t" << p->name << "\t" << p->version << "\t"
+        << registry::format_abi(p->abi_version) << "\t" << p->library_path.string() << "\t"
+        << Fingerprint().add_path(p->library_path).hex() << "\n";
+  return out.str();
+}
+
+}  // namespace muki::core

@@ -1,0 +1,185 @@
+#include "muki/experiment/teacher_pass.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "muki/io/fingerprint.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Version 2 added the features; a version-1 chunk does not match and is recomputed.
+constexpr char kMagic[8] = {'M', 'U', 'K', 'I', 'T', 'P', '2', '\0'};
+
+struct ChunkHeader {
+  char magic[8];
+  int64_t count, labels, samples, feature_dim;
+};
+
+// Chunk files are written to a temporary name and renamed, so a killed run never leaves a
+// half-written chunk behind under the real name.
+void write_chunk(const fs::path& path, const ChunkHeader& header, const float* det,
+                 const float* sto, const float* features) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(&header), sizeof(header));
+    out.write(reinterpret_cast<const char*>(det),
+              static_cast<std::streamsize>(sizeof(float) * header.count * header.labels));
+    if (header.samples > 0)
+      out.write(reinterpret_cast<const char*>(sto),
+                static_cast<std::streamsize>(sizeof(float) * header.count * header.samples *
+                                             header.labels));
+    if (header.feature_dim > 0)
+      out.write(reinterpret_cast<const char*>(features),
+                static_cast<std::streamsize>(sizeof(float) * header.count * header.feature_dim));
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot write teacher-pass cache");
+  }
+  fs::rename(tmp, path);
+}
+
+// Reads a chunk into the outputs at `begin`; false when absent or not matching (recomputed).
+bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutputs& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  ChunkHeader header{};
+  in.read(reinterpret_cast<char*>(&header), sizeof(header));
+  if (!in || std::memcmp(header.magic, kMagic, sizeof(kMagic)) != 0 || header.count != count ||
+      header.labels != out.num_labels || header.samples != out.samples ||
+      header.feature_dim != out.feature_dim)
+    return false;
+  const int64_t c = out.num_labels, k = out.samples;
+  in.read(reinterpret_cast<char*>(&out.deterministic[static_cast<size_t>(begin * c)]),
+          static_cast<std::streamsize>(sizeof(float) * count * c));
+  if (k > 0)
+    in.read(reinterpret_cast<char*>(&out.stochastic[static_cast<size_t>(begin * k * c)]),
+            static_cast<std::streamsize>(sizeof(float) * count * k * c));
+  if (out.feature_dim > 0)
+    in.read(reinterpret_cast<char*>(&out.features[static_cast<size_t>(begin * out.feature_dim)]),
+            static_cast<std::streamsize>(sizeof(float) * count * out.feature_dim));
+  return static_cast<bool>(in);
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld", static_cast<long long>(s / 60),
+                static_cast<long long>(s % 60));
+  return buf;
+}
+
+}  // namespace
+
+std::vector<float> TeacherOutputs::samples_batch(int64_t begin, int64_t count) const {
+  const int64_t k = std::max<int64_t>(samples, 1), c = num_labels;
+  std::vector<float> out(static_cast<size_t>(k * count * c));
+  for (int64_t s = 0; s < k; ++s)
+    for (int64_t i = 0; i < count; ++i) {
+      const float* src = samples == 0
+                             ? deterministic_row(begin + i)
+                             : &stochastic[static_cast<size_t>(((begin + i) * samples + s) * c)];
+      std::copy(src, src + c, &out[static_cast<size_t>((s * count + i) * c)]);
+    }
+  return out;
+}
+
+TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
+                                const std::vector<std::string>& texts,
+                                const std::string& teacher_key, const TeacherPassOptions& options,
+                                TeacherPassStats* stats) {
+  if (options.samples > 0 && !teacher.can_sample())
+    throw std::runtime_error("teacher '" + teacher.instance_name() +
+                             "' cannot sample stochastically, but " +
+                             std::to_string(options.samples) + " samples were asked for");
+  if (options.features && teacher.feature_dim() == 0)
+    throw std::runtime_error("teacher '" + teacher.instance_name() +
+                             "' has no features, but they were asked for");
+  const auto started = std::chrono::steady_clock::now();
+  TeacherOutputs out;
+  out.num_examples = static_cast<int64_t>(texts.size());
+  out.num_labels = static_cast<int64_t>(teacher.labels().size());
+  out.samples = options.samples;
+  out.feature_dim = options.features ? teacher.feature_dim() : 0;
+  const int64_t n = out.num_examples, c = out.num_labels, k = out.samples, h = out.feature_dim;
+  out.deterministic.resize(static_cast<size_t>(n * c));
+  out.stochastic.resize(static_cast<size_t>(n * k * c));
+  out.features.resize(static_cast<size_t>(n * h));
+
+  fs::path dir;
+  if (!options.cache_dir.empty()) {
+    Fingerprint key;
+    // The texts themselves, not the file they came from: callers filter a split by the union's
+    // labels, so another set of teachers keeps other rows of the same file.
+    Fingerprint text_key;
+    for (const std::string& t : texts) text_key.add(t);
+    key.add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
+        .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size))
+        .add(static_cast<uint64_t>(h));
+    dir = options.cache_dir / (teacher.instance_name() + "-" + key.hex());
+    fs::create_directories(dir);
+  }
+
+  TeacherPassStats local;
+  int64_t computed = 0;  // examples run through the teacher now (not from the cache)
+  std::vector<float> sto_batch;
+  for (int64_t chunk_begin = 0; chunk_begin < n; chunk_begin += options.chunk_size) {
+    const int64_t chunk_count = std::min(options.chunk_size, n - chunk_begin);
+    const fs::path chunk_path =
+        dir.empty() ? fs::path() : dir / ("chunk-" + std::to_string(chunk_begin) + ".bin");
+    if (!dir.empty() && read_chunk(chunk_path, chunk_begin, chunk_count, out)) {
+      ++local.chunks_cached;
+      continue;
+    }
+    for (int64_t b = chunk_begin; b < chunk_begin + chunk_count; b += options.batch_size) {
+      const int64_t count = std::min(options.batch_size, chunk_begin + chunk_count - b);
+      const std::vector<std::string> batch(texts.begin() + b, texts.begin() + b + count);
+      teacher.predict(batch, 0, 0, &out.deterministic[static_cast<size_t>(b * c)],
+                      h > 0 ? &out.features[static_cast<size_t>(b * h)] : nullptr);
+      if (k > 0) {
+        // One seed per batch, derived from the experiment seed and the batch's position.
+        const uint64_t seed = Fingerprint().add(options.seed).add(static_cast<uint64_t>(b)).value();
+        sto_batch.resize(static_cast<size_t>(k * count * c));
+        teacher.predict(batch, static_cast<uint32_t>(k), seed, sto_batch.data());
+        for (int64_t s = 0; s < k; ++s)  // [K, B, C] -> example-major [N, K, C]
+          for (int64_t i = 0; i < count; ++i)
+            std::copy_n(&sto_batch[static_cast<size_t>((s * count + i) * c)], c,
+                        &out.stochastic[static_cast<size_t>(((b + i) * k + s) * c)]);
+      }
+    }
+    if (!dir.empty()) {
+      ChunkHeader header{};
+      std::memcpy(header.magic, kMagic, sizeof(kMagic));
+      header.count = chunk_count;
+      header.labels = c;
+      header.samples = k;
+      header.feature_dim = h;
+      write_chunk(chunk_path, header, &out.deterministic[static_cast<size_t>(chunk_begin * c)],
+                  k > 0 ? &out.stochastic[static_cast<size_t>(chunk_begin * k * c)] : nullptr,
+                  h > 0 ? &out.features[static_cast<size_t>(chunk_begin * h)] : nullptr);
+    }
+    ++local.chunks_computed;
+    computed += chunk_count;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const int64_t done = chunk_begin + chunk_count;
+    const double rate = static_cast<double>(computed) / std::max(elapsed, 1e-9);
+    spdlog::info("teacher '{}': {}/{} examples, {:.0f} ex/s, ETA {}", teacher.instance_name(),
+                 done, n, rate, format_duration(static_cast<double>(n - done) / rate));
+  }
+  local.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (local.chunks_cached > 0)
+    spdlog::info("teacher '{}': {} of {} chunks reused from the cache {}", teacher.instance_name(),
+                 local.chunks_cached, local.chunks_cached + local.chunks_computed, dir.string());
+  if (stats != nullptr) *stats = local;
+  return out;
+}
+
+}  // namespace muki::core

@@ -1,0 +1,58 @@
+#include "muki/io/fingerprint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+Fingerprint& Fingerprint::add(std::string_view bytes) {
+  for (unsigned char c : bytes) {
+    hash_ ^= c;
+    hash_ *= 0x100000001b3ull;
+  }
+  // A separator so that add("ab") + add("c") differs from add("a") + add("bc").
+  return add(static_cast<uint64_t>(bytes.size()));
+}
+
+Fingerprint& Fingerprint::add(uint64_t value) {
+  for (int i = 0; i < 8; ++i) {
+    hash_ ^= (value >> (8 * i)) & 0xffu;
+    hash_ *= 0x100000001b3ull;
+  }
+  return *this;
+}
+
+Fingerprint& Fingerprint::add_path(const fs::path& path) {
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    for (const auto& entry : fs::recursive_directory_iterator(path))
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
+  std::vector<char> buffer(1 << 16);
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
+    add(fs::relative(file, path.has_parent_path() ? path.parent_path() : path).string());
+    while (in) {
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      const auto n = static_cast<size_t>(in.gcount());
+      add(std::string_view(buffer.data(), n));
+    }
+  }
+  return *this;
+}
+
+std::string Fingerprint::hex() const {
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(hash_));
+  return out;
+}
+
+}  // namespace muki::core

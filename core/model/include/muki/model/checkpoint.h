@@ -1,0 +1,86 @@
+// muki's self-describing classifier checkpoint: a folder that holds everything needed to run the
+// model on raw text, readable by LibTorch 1.13 and 2.x alike.
+//
+//   config.toml        format + version, [model] (ModelConfig), [tokenizer] (TokenizerSpec)
+//   labels.txt         one label per line; line i = logit i
+//   vocab.txt | tokenizer.model   the tokenizer file (WordPiece vocabulary / SentencePiece model)
+//   weights.pt         every parameter and buffer by its module path ("layers.0.query.weight"),
+//                      written as named tensors with torch::serialize::OutputArchive (a TorchScript
+//                      archive of plain tensors, not a pickled module: no Python class needed)
+//   train_report.json  how it was trained and how well it did (written by the trainer; optional
+//                      for loading)
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <muki/model/models.h>
+#include <muki/text/tokenizer.h>
+
+namespace muki::core {
+
+// Thrown on anything wrong with a checkpoint folder; what() names the file (and the tensor or
+// key) that is missing, unreadable or inconsistent.
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// How to rebuild the tokenizer; the [tokenizer] table of config.toml.
+struct TokenizerSpec {
+  std::string type;        // "wordpiece" | "sentencepiece"
+  std::string file;        // the tokenizer file's name inside the folder
+  bool lowercase = true;   // wordpiece: uncased (also strips accents)
+};
+
+// Loads the tokenizer `spec` describes from `folder`. Throws CheckpointError naming the file.
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec,
+                                          const std::filesystem::path& folder);
+
+// Writes weights.pt-style archives: every named parameter and buffer of `model`, copied to the
+// CPU. Throws CheckpointError when the file cannot be written.
+void save_weights(torch::nn::Module& model, const std::filesystem::path& file);
+
+// Loads named tensors into `model`'s parameters and buffers (on whatever device they are). Every
+// tensor the model has must be in the file with the same shape; extra tensors in the file are an
+// error too (a different architecture). Throws CheckpointError naming the file and the tensor.
+void load_weights(torch::nn::Module& model, const std::filesystem::path& file);
+
+// Writes a complete checkpoint folder (created if needed; existing files are replaced).
+// `tokenizer_file` is copied in as spec.file unless it already is that file. `train_report_json`
+// is written as train_report.json when non-empty. Throws CheckpointError (I/O) and
+// std::invalid_argument when labels.size() != the model's num_labels.
+void save_checkpoint(const std::filesystem::path& folder, ClassifierImpl& model,
+                     const TokenizerSpec& spec, const std::filesystem::path& tokenizer_file,
+                     const std::vector<std::string>& labels,
+                     const std::string& train_report_json = {});
+
+struct LoadedCheckpoint {
+  std::filesystem::path folder;
+  ModelConfig model_config;
+  TokenizerSpec tokenizer_spec;
+  std::vector<std::string> labels;
+  Classifier model;                      // in eval mode, on the requested device
+  std::unique_ptr<Tokenizer> tokenizer;  // owned here; the model does not reference it
+};
+
+// Reads config.toml and labels.txt, rebuilds the model, loads weights.pt, loads the tokenizer.
+// Checks that the label count equals the model's num_labels and the tokenizer's vocabulary size
+// equals the model's vocab_size. Throws CheckpointError naming the file (and key or tensor).
+LoadedCheckpoint load_checkpoint(const std::filesystem::path& folder,
+                                 const torch::Device& device = torch::kCPU);
+
+// Reads only config.toml's [model] and [tokenizer] tables (cheap; for listings and checks).
+// Throws CheckpointError.
+std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const std::filesystem::path& folder);
+
+// Reads labels.txt of a checkpoint folder. Throws CheckpointError on a missing file, an empty or
+// duplicate label.
+std::vector<std::string> read_labels_file(const std::filesystem::path& file);
+
+}  // namespace muki::core

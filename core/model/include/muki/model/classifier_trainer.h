@@ -1,0 +1,134 @@
+// The training loop muki uses for every classifier it trains: teachers (cross-entropy on gold
+// labels, `muki teacher train`) and, later, the student (a weighted KL to soft targets). The loss
+// is a callback, so both share the optimiser, schedule, evaluation, early stopping and progress.
+//
+// AdamW (no weight decay on biases, LayerNorm weights: any parameter whose name ends in "bias" or
+// contains "norm"), learning rate warmed up linearly over the first `warmup` fraction of the
+// planned steps, then decayed linearly to 0 at the last planned step; gradient clipping by global
+// L2 norm; evaluation on the dev set every `eval_every` steps and at every epoch end; the best
+// weights (dev accuracy) are kept in memory and put back into the model at the end; early stop
+// after `patience` evaluations without improvement. Progress (step, loss, lr, examples/s, ETA) and
+// evaluations go to spdlog (stderr).
+//
+// Resumption: with TrainerOptions::state_file set, the complete training state (weights, best
+// weights, AdamW moments, step, early-stopping counters, history, and the default generators of
+// the CPU and the training device) is written there at every evaluation point and at the end,
+// atomically (a temporary file renamed into place). A later call with the same state_key picks it
+// up: the shuffled orders of the finished batches are replayed (they come from the seed alone), so
+// a killed run continues exactly where its last state was written, and a finished one returns at
+// once. A state written under another key is ignored (and overwritten), with a warning.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <muki/metrics/metrics.h>
+#include <muki/model/models.h>
+
+namespace muki::core {
+
+struct TrainerOptions {
+  int64_t epochs = 3;
+  int64_t batch_size = 32;
+  double lr = 5e-4;
+  double weight_decay = 0.01;
+  double warmup = 0.1;        // fraction of the planned steps, in [0, 1]
+  int64_t eval_every = 100;   // steps between dev evaluations; 0 = only at epoch ends
+  int64_t patience = 10;      // evaluations without improvement before stopping; 0 = never stop
+  double grad_clip = 1.0;     // max global gradient L2 norm; 0 = no clipping
+  // Seeds the shuffling (a private std::mt19937_64, identical on every platform's standard
+  // library since the shuffle is our own Fisher-Yates) and, through torch::manual_seed, dropout
+  // during training (torch's process-wide default generator).
+  uint64_t seed = 1;
+  int64_t eval_batch_size = 128;
+  double log_interval_s = 2.0;  // a progress line at most this often
+  std::string name = "train";   // prefix of the progress lines
+  std::filesystem::path state_file;  // empty: no resumable state
+  std::string state_key;             // what the state must have been written for
+};
+
+// The training split, encoded: [N, L] int64 tensors on the CPU (padded to any length; each batch
+// is trimmed to its longest row before it goes to the device).
+struct TrainInputs {
+  torch::Tensor input_ids;
+  torch::Tensor attention_mask;
+};
+
+// A labeled split for evaluation: labels [N] int64 class ids on the CPU.
+struct EvalSet {
+  torch::Tensor input_ids;
+  torch::Tensor attention_mask;
+  torch::Tensor labels;
+};
+
+// The loss of one training batch: `logits` [b, C] on the training device (with grad), `indices`
+// [b] int64 on the CPU, the rows of the training split in this batch (so a callback can pick its
+// own per-example targets). Returns a scalar tensor to minimise.
+using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& indices)>;
+
+// Mean cross-entropy against gold class ids `labels` [N] int64 (CPU), indexed by the batch rows.
+LossFn cross_entropy_loss(torch::Tensor labels);
+
+// Per-row KL(target || softmax(logits / T)) summed over classes, with 0 * log 0 = 0: [b].
+torch::Tensor kl_to_student(const torch::Tensor& target, const torch::Tensor& logits,
+                            double temperature);
+
+// The student's loss (MUKI step 5): mean_b weight[b] * KL(target[b] || softmax(logits[b] / T)),
+// KL summed over classes, 0 * log 0 = 0, no T^2 factor. targets [N, C] float (rows sum to 1),
+// weights [N] float, both on the CPU, indexed by the batch rows.
+LossFn weighted_kl_loss(torch::Tensor targets, torch::Tensor weights, double temperature = 1.0);
+
+// UHC's loss (MUKI_LOSS_KL_PER_TEACHER): the student's distribution is renormalised within every
+// teacher's label block and matched to that teacher's block of the target:
+// mean_b weight[b] * sum_i KL(target[b, Y_i] || softmax(logits[b, Y_i] / T)). `blocks` holds each
+// teacher's union indices (int64, CPU). Throws std::invalid_argument on an empty block list.
+LossFn per_teacher_kl_loss(torch::Tensor targets, torch::Tensor weights,
+                           std::vector<torch::Tensor> blocks, double temperature = 1.0);
+
+struct EvalRecord {
+  int64_t step = 0;
+  double epoch = 0;  // fractional: step / steps per epoch
+  double train_loss = 0;  // mean training loss since the previous evaluation
+  ClassificationMetrics dev;
+};
+
+struct TrainResult {
+  bool has_dev = false;
+  ClassificationMetrics best_dev;  // of the weights left in the model
+  int64_t best_step = 0;
+  int64_t steps = 0;          // optimiser steps taken
+  int64_t planned_steps = 0;  // epochs * steps per epoch
+  bool stopped_early = false;
+  double seconds = 0;
+  std::vector<EvalRecord> history;
+  int64_t resumed_from_step = 0;  // > 0: the state file's step this call started from
+};
+
+// Called after every evaluation, with the record just added to the history.
+using EvalCallback = std::function<void(const EvalRecord&)>;
+
+// Trains `model` (moved to `device` by the caller beforehand) on `train` with `loss`. `dev` may
+// be null: then there is no evaluation, no early stopping, and the final weights stay. Throws
+// std::invalid_argument on bad options or an empty training split, std::runtime_error naming the
+// file when the state file cannot be read or written, and what the loss or the model's forward
+// throws. Leaves the model in eval mode.
+TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, const LossFn& loss,
+                             const EvalSet* dev, const TrainerOptions& options,
+                             const torch::Device& device, const EvalCallback& on_eval = {});
+
+// Deterministic logits (eval mode, inference mode) of every row, in batches, returned on the CPU
+// as [N, C] float.
+torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_ids,
+                             const torch::Tensor& attention_mask, int64_t batch_size,
+                             const torch::Device& device);
+
+// Accuracy and macro-F1 of the argmax of predict_logits against set.labels.
+ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_t batch_size,
+                               const torch::Device& device);
+
+}  // namespace muki::core

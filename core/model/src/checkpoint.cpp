@@ -1,0 +1,282 @@
+#include "muki/model/checkpoint.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+#include <torch/torch.h>
+
+#ifdef MUKI_TORCH_SENTENCEPIECE
+#include "muki/text/sentencepiece_tokenizer.h"
+#endif
+#include "muki/text/wordpiece_tokenizer.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "muki-classifier";
+constexpr int64_t kFormatVersion = 1;
+
+// torch's errors carry a C++ backtrace in what(); the first part is what a user needs.
+std::string torch_message(const c10::Error& e) {
+  std::string msg = e.what_without_backtrace();
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
+std::string shape_string(torch::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
+  return out.str() + "]";
+}
+
+// Every parameter and buffer by its full module path; the order is the module's own.
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw CheckpointError(file.string() + ": cannot write");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec, const fs::path& folder) {
+  const fs::path file = folder / spec.file;
+  std::error_code ec;
+  if (spec.file.empty() || !fs::is_regular_file(file, ec))
+    throw CheckpointError(file.string() + ": tokenizer file missing (config.toml [tokenizer] file = \"" +
+                          spec.file + "\")");
+  try {
+    if (spec.type == "wordpiece") {
+      WordPieceOptions options;
+      options.lower_case = spec.lowercase;
+      return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(file, options));
+    }
+    if (spec.type == "sentencepiece") {
+#ifdef MUKI_TORCH_SENTENCEPIECE
+      return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::load(file));
+#else
+      throw CheckpointError(file.string() + ": SentencePiece tokenizers are off in this build: "
+                            "Debian's libsentencepiece bundles a protobuf that clashes with the "
+                            "system LibTorch's (see core/CMakeLists.txt, MUKI_TORCH_SENTENCEPIECE)");
+#endif
+    }
+  } catch (const TokenizerError& e) {
+    throw CheckpointError(std::string("tokenizer: ") + e.what());
+  }
+  throw CheckpointError((folder / "config.toml").string() +
+                        ": tokenizer.type must be \"wordpiece\" or \"sentencepiece\", not \"" +
+                        spec.type + "\"");
+}
+
+void save_weights(torch::nn::Module& model, const fs::path& file) {
+  torch::serialize::OutputArchive archive;
+  for (const auto& [name, tensor] : named_tensors(model))
+    archive.write(name, tensor.detach().to(torch::kCPU).contiguous());
+  try {
+    archive.save_to(file.string());
+  } catch (const c10::Error& e) {
+    throw CheckpointError(file.string() + ": cannot write the weights: " + torch_message(e));
+  }
+}
+
+void load_weights(torch::nn::Module& model, const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) throw CheckpointError(file.string() + ": no such file");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string(), torch::Device(torch::kCPU));
+  } catch (const c10::Error& e) {
+    throw CheckpointError(file.string() + ": not a readable weights archive: " + torch_message(e));
+  }
+  std::set<std::string> expected;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : named_tensors(model)) {
+    expected.insert(name);
+    torch::Tensor stored;
+    bool found = false;
+    try {
+      found = archive.try_read(name, stored);
+    } catch (const c10::Error& e) {
+      throw CheckpointError(file.string() + ": tensor '" + name + "' is unreadable: " +
+                            torch_message(e));
+    }
+    if (!found) throw CheckpointError(file.string() + ": tensor '" + name + "' is missing");
+    if (stored.sizes() != target.sizes())
+      throw CheckpointError(file.string() + ": tensor '" + name + "' has shape " +
+                            shape_string(stored.sizes()) + ", the model expects " +
+                            shape_string(target.sizes()));
+    if (stored.scalar_type() != target.scalar_type())
+      throw CheckpointError(file.string() + ": tensor '" + name + "' has dtype " +
+                            std::string(c10::toString(stored.scalar_type())) + ", the model expects " +
+                            std::string(c10::toString(target.scalar_type())));
+    target.copy_(stored);
+  }
+  for (const std::string& key : archive.keys())
+    if (!expected.count(key))
+      throw CheckpointError(file.string() + ": tensor '" + key +
+                            "' is not part of this model (a different architecture?)");
+}
+
+std::vector<std::string> read_labels_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw CheckpointError(file.string() + ": cannot open the labels file");
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
+    labels.push_back(line);
+  }
+  while (!labels.empty() && labels.back().empty()) labels.pop_back();
+  std::set<std::string> seen;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i].empty())
+      throw CheckpointError(file.string() + ":" + std::to_string(i + 1) + ": empty label name");
+    if (!seen.insert(labels[i]).second)
+      throw CheckpointError(file.string() + ":" + std::to_string(i + 1) + ": label '" +
+                            labels[i] + "' is listed twice");
+  }
+  if (labels.empty()) throw CheckpointError(file.string() + ": no labels");
+  return labels;
+}
+
+void save_checkpoint(const fs::path& folder, ClassifierImpl& model, const TokenizerSpec& spec,
+                     const fs::path& tokenizer_file, const std::vector<std::string>& labels,
+                     const std::string& train_report_json) {
+  const ModelConfig& m = model.config();
+  if (static_cast<int64_t>(labels.size()) != m.num_labels)
+    throw std::invalid_argument("save_checkpoint: " + std::to_string(labels.size()) +
+                                " labels for a model with " + std::to_string(m.num_labels) +
+                                " outputs");
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) throw CheckpointError(folder.string() + ": cannot create the folder: " + ec.message());
+
+  toml::table model_table{{"type", m.type},
+                          {"vocab_size", m.vocab_size},
+                          {"num_labels", m.num_labels},
+                          {"hidden", m.hidden},
+                          {"layers", m.layers},
+                          {"heads", m.heads},
+                          {"ffn", m.ffn},
+                          {"max_length", m.max_length},
+                          {"dropout", m.dropout},
+                          {"pooling", m.pooling},
+                          {"filters", m.filters}};
+  toml::table tokenizer_table{
+      {"type", spec.type}, {"file", spec.file}, {"lowercase", spec.lowercase}};
+  toml::table root{{"format", kFormat},
+                   {"format_version", kFormatVersion},
+                   {"model", model_table},
+                   {"tokenizer", tokenizer_table}};
+  std::ostringstream config_text;
+  config_text << "# muki classifier checkpoint (see core/model/include/muki/model/checkpoint.h)\n"
+              << root << "\n";
+  write_text(folder / "config.toml", config_text.str());
+
+  std::string label_text;
+  for (const auto& l : labels) label_text += l + "\n";
+  write_text(folder / "labels.txt", label_text);
+
+  const fs::path tokenizer_target = folder / spec.file;
+  if (fs::weakly_canonical(tokenizer_file, ec) != fs::weakly_canonical(tokenizer_target, ec)) {
+    fs::copy_file(tokenizer_file, tokenizer_target, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+      throw CheckpointError(tokenizer_file.string() + ": cannot copy the tokenizer into " +
+                            folder.string() + ": " + ec.message());
+  }
+  save_weights(model, folder / "weights.pt");
+  if (!train_report_json.empty()) write_text(folder / "train_report.json", train_report_json);
+}
+
+std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& folder) {
+  const fs::path file = folder / "config.toml";
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    throw CheckpointError(file.string() + ": no such file (is " + folder.string() +
+                          " a muki checkpoint folder?)");
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw CheckpointError(file.string() + ":" + std::to_string(e.source().begin.line) + ": " +
+                          std::string(e.description()));
+  }
+  if (root["format"].value_or(std::string()) != kFormat)
+    throw CheckpointError(file.string() + ": format is not \"" + kFormat + "\"");
+  const int64_t version = root["format_version"].value_or(int64_t{0});
+  if (version < 1 || version > kFormatVersion)
+    throw CheckpointError(file.string() + ": format_version " + std::to_string(version) +
+                          " is not supported (this muki reads 1.." +
+                          std::to_string(kFormatVersion) + ")");
+  auto need_int = [&](const char* key) {
+    auto v = root["model"][key].value<int64_t>();
+    if (!v) throw CheckpointError(file.string() + ": model." + key + " is missing or not an integer");
+    return *v;
+  };
+  auto need_string = [&](const char* table, const char* key) {
+    auto v = root[table][key].value<std::string>();
+    if (!v)
+      throw CheckpointError(file.string() + ": " + table + "." + key + " is missing or not a string");
+    return *v;
+  };
+  ModelConfig m;
+  m.type = need_string("model", "type");
+  m.vocab_size = need_int("vocab_size");
+  m.num_labels = need_int("num_labels");
+  m.hidden = need_int("hidden");
+  m.layers = need_int("layers");
+  m.heads = need_int("heads");
+  m.ffn = need_int("ffn");
+  m.max_length = need_int("max_length");
+  m.filters = need_int("filters");
+  m.pooling = need_string("model", "pooling");
+  auto dropout = root["model"]["dropout"].value<double>();
+  if (!dropout) throw CheckpointError(file.string() + ": model.dropout is missing or not a number");
+  m.dropout = *dropout;
+  try {
+    m.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CheckpointError(file.string() + ": " + e.what());
+  }
+  TokenizerSpec t;
+  t.type = need_string("tokenizer", "type");
+  t.file = need_string("tokenizer", "file");
+  t.lowercase = root["tokenizer"]["lowercase"].value_or(true);
+  return {m, t};
+}
+
+LoadedCheckpoint load_checkpoint(const fs::path& folder, const torch::Device& device) {
+  LoadedCheckpoint out;
+  out.folder = folder;
+  std::tie(out.model_config, out.tokenizer_spec) = read_checkpoint_config(folder);
+  out.labels = read_labels_file(folder / "labels.txt");
+  if (static_cast<int64_t>(out.labels.size()) != out.model_config.num_labels)
+    throw CheckpointError((folder / "labels.txt").string() + ": " +
+                          std::to_string(out.labels.size()) + " labels, but config.toml says " +
+                          "model.num_labels = " + std::to_string(out.model_config.num_labels));
+  out.tokenizer = load_tokenizer(out.tokenizer_spec, folder);
+  if (out.tokenizer->vocab_size() != out.model_config.vocab_size)
+    throw CheckpointError((folder / out.tokenizer_spec.file).string() + ": vocabulary of " +
+                          std::to_string(out.tokenizer->vocab_size()) +
+                          " tokens, but config.toml says model.vocab_size = " +
+                          std::to_string(out.model_config.vocab_size));
+  out.model = make_classifier(out.model_config);
+  load_weights(*out.model, folder / "weights.pt");
+  out.model->to(device);
+  out.model->eval();
+  return out;
+}
+
+}  // namespace muki::core

@@ -1,0 +1,472 @@
+#include "muki/model/classifier_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "muki/model/text_encoding.h"
+
+namespace muki::core {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double s) {
+  const int64_t total = static_cast<int64_t>(std::llround(std::max(0.0, s)));
+  char buf[32];
+  if (total >= 3600)
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", static_cast<long long>(total / 3600),
+                  static_cast<long long>(total % 3600 / 60));
+  else
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", static_cast<long long>(total / 60),
+                  static_cast<long long>(total % 60));
+  return buf;
+}
+
+void check_options(const TrainerOptions& o) {
+  auto fail = [](const std::string& m) { throw std::invalid_argument("trainer: " + m); };
+  if (o.epochs < 1) fail("epochs must be >= 1");
+  if (o.batch_size < 1) fail("batch_size must be >= 1");
+  if (!(o.lr > 0)) fail("lr must be > 0");
+  if (o.weight_decay < 0) fail("weight_decay must be >= 0");
+  if (!(o.warmup >= 0 && o.warmup <= 1)) fail("warmup must lie in [0, 1]");
+  if (o.eval_every < 0) fail("eval_every must be >= 0");
+  if (o.patience < 0) fail("patience must be >= 0");
+  if (o.grad_clip < 0) fail("grad_clip must be >= 0");
+  if (o.eval_batch_size < 1) fail("eval_batch_size must be >= 1");
+}
+
+// Linear warmup to `lr` over `warmup_steps`, then linear decay to 0 at `total` (step is 1-based).
+double scheduled_lr(double lr, int64_t step, int64_t warmup_steps, int64_t total) {
+  if (warmup_steps > 0 && step <= warmup_steps)
+    return lr * static_cast<double>(step) / static_cast<double>(warmup_steps);
+  const int64_t decay = std::max<int64_t>(1, total - warmup_steps);
+  return lr * std::max(0.0, static_cast<double>(total - step) / static_cast<double>(decay));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> state_tensors(torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+// The resumable part of a training run (see the header). Scalars travel as small tensors so the
+// archive needs nothing beyond what LibTorch 1.13 and 2.x both read.
+struct TrainingState {
+  int64_t step = 0;
+  int64_t best_step = 0;
+  int64_t evals_without_improvement = 0;
+  bool finished = false;
+  bool stopped_early = false;
+  double best_accuracy = -1;
+  ClassificationMetrics best_dev;
+  std::vector<EvalRecord> history;
+};
+
+constexpr int64_t kHistoryColumns = 6;  // step, epoch, train_loss, accuracy, macro_f1, examples
+
+torch::Tensor history_tensor(const std::vector<EvalRecord>& history) {
+  std::vector<double> flat;
+  for (const EvalRecord& r : history)
+    flat.insert(flat.end(), {static_cast<double>(r.step), r.epoch, r.train_loss, r.dev.accuracy,
+                             r.dev.macro_f1, static_cast<double>(r.dev.examples)});
+  return torch::tensor(flat, torch::kDouble).reshape({static_cast<int64_t>(history.size()), kHistoryColumns});
+}
+
+std::vector<EvalRecord> history_from(const torch::Tensor& t) {
+  std::vector<EvalRecord> out;
+  const torch::Tensor h = t.to(torch::kCPU, torch::kDouble).contiguous();  // loaded on the device
+  for (int64_t i = 0; i < h.size(0); ++i) {
+    const double* row = h[i].data_ptr<double>();
+    EvalRecord r;
+    r.step = static_cast<int64_t>(row[0]);
+    r.epoch = row[1];
+    r.train_loss = row[2];
+    r.dev.accuracy = row[3];
+    r.dev.macro_f1 = row[4];
+    r.dev.examples = static_cast<int64_t>(row[5]);
+    out.push_back(r);
+  }
+  return out;
+}
+
+void set_generator_state(at::Generator generator, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state.to(torch::kCPU));
+}
+
+torch::Tensor generator_state(at::Generator generator) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void write_tensors(torch::serialize::OutputArchive& archive, const std::string& prefix,
+                   const std::vector<torch::Tensor>& tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    archive.write(prefix + std::to_string(i), tensors[i].detach().to(torch::kCPU).contiguous());
+}
+
+void save_state(const std::filesystem::path& file, const std::string& key, const TrainingState& st,
+                torch::nn::Module& model, const std::vector<torch::Tensor>& best,
+                torch::optim::Optimizer& optimizer, const torch::Device& device) {
+  torch::serialize::OutputArchive archive;
+  archive.write("key", c10::IValue(key));
+  archive.write("counters", torch::tensor({st.step, st.best_step, st.evals_without_improvement,
+                                           int64_t{st.finished}, int64_t{st.stopped_early},
+                                           st.best_dev.examples}, torch::kLong));
+  archive.write("best_metrics", torch::tensor({st.best_accuracy, st.best_dev.accuracy,
+                                               st.best_dev.macro_f1}, torch::kDouble));
+  archive.write("history", history_tensor(st.history));
+  std::vector<torch::Tensor> current;
+  for (auto& [name, t] : state_tensors(model)) current.push_back(t);
+  write_tensors(archive, "model.", current);
+  write_tensors(archive, "best.", best);
+  archive.write("best_count", torch::tensor(static_cast<int64_t>(best.size())));
+  torch::serialize::OutputArchive optimizer_archive;
+  optimizer.save(optimizer_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("rng.cpu", generator_state(at::detail::getDefaultCPUGenerator()));
+  if (!device.is_cpu())
+    archive.write("rng.device", generator_state(at::globalContext().defaultGenerator(device)));
+  const std::filesystem::path tmp = file.string() + ".tmp";
+  try {
+    std::filesystem::create_directories(file.parent_path());
+    archive.save_to(tmp.string());
+    std::filesystem::rename(tmp, file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what());
+  }
+}
+
+// Loads the state into `model`, `best` and `optimizer`; false (nothing changed) when there is no
+// file or it was written under another key.
+bool load_state(const std::filesystem::path& file, const std::string& key, TrainingState& st,
+                torch::nn::Module& model, std::vector<torch::Tensor>& best,
+                torch::optim::Optimizer& optimizer, const torch::Device& device) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return false;
+  torch::serialize::InputArchive archive;
+  try {
+    // On the training device, so the AdamW moments land next to the parameters.
+    archive.load_from(file.string(), device);
+    c10::IValue stored_key;
+    archive.read("key", stored_key);
+    if (!stored_key.isString() || stored_key.toStringRef() != key) {
+      spdlog::warn("{}: written for another training setup; starting afresh (it will be replaced)",
+                   file.string());
+      return false;
+    }
+    torch::Tensor counters, metrics, history, count;
+    archive.read("counters", counters);
+    archive.read("best_metrics", metrics);
+    archive.read("history", history);
+    archive.read("best_count", count);
+    st.step = counters[0].item<int64_t>();
+    st.best_step = counters[1].item<int64_t>();
+    st.evals_without_improvement = counters[2].item<int64_t>();
+    st.finished = counters[3].item<int64_t>() != 0;
+    st.stopped_early = counters[4].item<int64_t>() != 0;
+    st.best_dev.examples = counters[5].item<int64_t>();
+    st.best_accuracy = metrics[0].item<double>();
+    st.best_dev.accuracy = metrics[1].item<double>();
+    st.best_dev.macro_f1 = metrics[2].item<double>();
+    st.history = history_from(history);
+    torch::NoGradGuard no_grad;
+    auto current = state_tensors(model);
+    for (size_t i = 0; i < current.size(); ++i) {
+      torch::Tensor t;
+      archive.read("model." + std::to_string(i), t);
+      current[i].second.copy_(t);
+    }
+    best.clear();
+    for (int64_t i = 0; i < count.item<int64_t>(); ++i) {
+      torch::Tensor t;
+      archive.read("best." + std::to_string(i), t);
+      best.push_back(t.to(device));
+    }
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    torch::Tensor rng;
+    archive.read("rng.cpu", rng);
+    set_generator_state(at::detail::getDefaultCPUGenerator(), rng);
+    if (!device.is_cpu() && archive.try_read("rng.device", rng))
+      set_generator_state(at::globalContext().defaultGenerator(device), rng);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(file.string() + ": not a readable training state (delete it to start "
+                             "afresh): " + e.what_without_backtrace());
+  }
+  return true;
+}
+
+}  // namespace
+
+LossFn cross_entropy_loss(torch::Tensor labels) {
+  return [labels = std::move(labels)](const torch::Tensor& logits, const torch::Tensor& indices) {
+    return torch::nn::functional::cross_entropy(
+        logits, labels.index_select(0, indices).to(logits.device()));
+  };
+}
+
+torch::Tensor kl_to_student(const torch::Tensor& target, const torch::Tensor& logits,
+                            double temperature) {
+  const torch::Tensor log_q = torch::log_softmax(logits / temperature, -1);
+  // t * (log t - log q), with 0 * log 0 = 0 (xlogy would do it too, but is newer than 1.13's API
+  // surface we rely on).
+  const torch::Tensor log_t = torch::where(target > 0, target.log(), torch::zeros_like(target));
+  return (target * (log_t - log_q)).sum(-1);
+}
+
+LossFn weighted_kl_loss(torch::Tensor targets, torch::Tensor weights, double temperature) {
+  if (!(temperature > 0)) throw std::invalid_argument("weighted_kl_loss: temperature must be > 0");
+  return [targets = std::move(targets), weights = std::move(weights), temperature](
+             const torch::Tensor& logits, const torch::Tensor& indices) {
+    const torch::Tensor t = targets.index_select(0, indices).to(logits.device(), logits.scalar_type());
+    const torch::Tensor w = weights.index_select(0, indices).to(logits.device(), logits.scalar_type());
+    return (w * kl_to_student(t, logits, temperature)).mean();
+  };
+}
+
+LossFn per_teacher_kl_loss(torch::Tensor targets, torch::Tensor weights,
+                           std::vector<torch::Tensor> blocks, double temperature) {
+  if (!(temperature > 0)) throw std::invalid_argument("per_teacher_kl_loss: temperature must be > 0");
+  if (blocks.empty()) throw std::invalid_argument("per_teacher_kl_loss: no label blocks");
+  return [targets = std::move(targets), weights = std::move(weights), blocks = std::move(blocks),
+          temperature](const torch::Tensor& logits, const torch::Tensor& indices) {
+    const torch::Tensor t = targets.index_select(0, indices).to(logits.device(), logits.scalar_type());
+    const torch::Tensor w = weights.index_select(0, indices).to(logits.device(), logits.scalar_type());
+    torch::Tensor kl = torch::zeros({logits.size(0)}, logits.options());
+    for (const torch::Tensor& block : blocks) {
+      const torch::Tensor idx = block.to(logits.device());
+      // log_softmax over the block's columns only: the student renormalised within Y_i.
+      kl = kl + kl_to_student(t.index_select(1, idx), logits.index_select(1, idx), temperature);
+    }
+    return (w * kl).mean();
+  };
+}
+
+torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_ids,
+                             const torch::Tensor& attention_mask, int64_t batch_size,
+                             const torch::Device& device) {
+  model.eval();
+  c10::InferenceMode inference;
+  std::vector<torch::Tensor> parts;
+  const int64_t n = input_ids.size(0);
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t len = std::min(batch_size, n - start);
+    EncodedTexts b = trim_padding(input_ids.narrow(0, start, len), attention_mask.narrow(0, start, len));
+    parts.push_back(model.forward(b.input_ids.to(device), b.attention_mask.to(device))
+                        .to(torch::kCPU, torch::kFloat));
+  }
+  if (parts.empty()) return torch::zeros({0, model.config().num_labels});
+  return torch::cat(parts, 0);
+}
+
+ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_t batch_size,
+                               const torch::Device& device) {
+  const torch::Tensor logits = predict_logits(model, set.input_ids, set.attention_mask, batch_size, device);
+  const torch::Tensor pred = logits.argmax(1).contiguous();
+  const torch::Tensor gold = set.labels.to(torch::kLong).contiguous();
+  std::vector<int64_t> p(pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + pred.numel());
+  std::vector<int64_t> g(gold.data_ptr<int64_t>(), gold.data_ptr<int64_t>() + gold.numel());
+  return classification_metrics(g, p, model.config().num_labels);
+}
+
+TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, const LossFn& loss,
+                             const EvalSet* dev, const TrainerOptions& o,
+                             const torch::Device& device, const EvalCallback& on_eval) {
+  check_options(o);
+  const int64_t n = train.input_ids.size(0);
+  if (n == 0) throw std::invalid_argument("trainer: the training split is empty");
+  const auto start = Clock::now();
+  torch::manual_seed(o.seed);  // dropout masks during training
+  if (!device.is_cpu()) {
+    at::Generator generator = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(o.seed);
+  }
+
+  // AdamW with two groups: weight decay on weight matrices and embeddings only.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model.named_parameters(true)) {
+    const std::string& name = p.key();
+    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    (is_bias || name.find("norm") != std::string::npos ? no_decay : decay).push_back(p.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(o.lr).weight_decay(0.0)));
+  torch::optim::AdamW optimizer(std::move(groups));
+  std::vector<torch::Tensor> all_params = model.parameters();
+
+  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
+  TrainResult result;
+  result.has_dev = dev != nullptr;
+  result.planned_steps = steps_per_epoch * o.epochs;
+  const int64_t warmup_steps =
+      static_cast<int64_t>(std::llround(o.warmup * static_cast<double>(result.planned_steps)));
+
+  // The best weights so far (by dev accuracy), as clones on the training device.
+  std::vector<torch::Tensor> best;
+  TrainingState st;
+  const bool stateful = !o.state_file.empty();
+  if (stateful && load_state(o.state_file, o.state_key, st, model, best, optimizer, device)) {
+    result.resumed_from_step = st.step;
+    spdlog::info("{}: resuming from {} at step {}{}", o.name, o.state_file.string(), st.step,
+                 st.finished ? " (training had finished)" : "");
+  }
+  const int64_t resume_step = st.step;
+  double loss_sum_since_eval = 0;
+  int64_t loss_count_since_eval = 0;
+  auto save = [&] {
+    if (stateful) save_state(o.state_file, o.state_key, st, model, best, optimizer, device);
+  };
+
+  auto run_eval = [&](int64_t step) {
+    EvalRecord record;
+    record.step = step;
+    record.epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+    record.train_loss = loss_count_since_eval > 0
+                            ? loss_sum_since_eval / static_cast<double>(loss_count_since_eval)
+                            : 0.0;
+    loss_sum_since_eval = 0;
+    loss_count_since_eval = 0;
+    record.dev = evaluate(model, *dev, o.eval_batch_size, device);
+    st.history.push_back(record);
+    const bool improved = record.dev.accuracy > st.best_accuracy;
+    if (improved) {
+      st.best_accuracy = record.dev.accuracy;
+      st.best_dev = record.dev;
+      st.best_step = step;
+      st.evals_without_improvement = 0;
+      torch::NoGradGuard no_grad;
+      best.clear();
+      for (auto& [name, t] : state_tensors(model)) best.push_back(t.detach().clone());
+    } else {
+      ++st.evals_without_improvement;
+    }
+    spdlog::info("{} eval step {} (epoch {:.2f}): dev accuracy {:.4f} macro-F1 {:.4f}{} "
+                 "(best {:.4f} at step {})",
+                 o.name, step, record.epoch, record.dev.accuracy, record.dev.macro_f1,
+                 improved ? " *" : "", st.best_accuracy, st.best_step);
+    if (on_eval) on_eval(record);
+    return o.patience > 0 && st.evals_without_improvement >= o.patience;
+  };
+  // An evaluation point: evaluate (with a dev set), then record the state to resume from.
+  auto checkpoint = [&](int64_t step) {
+    const bool stop = dev != nullptr && run_eval(step);
+    st.step = step;
+    st.stopped_early = stop;
+    save();
+    return stop;
+  };
+
+  std::mt19937_64 rng(o.seed);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  int64_t step = 0;
+  auto last_log = Clock::now();
+  double loss_sum_since_log = 0;
+  int64_t loss_count_since_log = 0, examples_seen = 0;
+  // A state written at an early stop but before the end was saved is just as finished.
+  bool stop = st.finished || st.stopped_early;
+  if (!stop)
+    spdlog::info("{}: {} examples, {} epochs x {} steps (batch {}), warmup {} steps, device {}",
+                 o.name, n, o.epochs, steps_per_epoch, o.batch_size, warmup_steps, device.str());
+  for (int64_t epoch = 0; epoch < o.epochs && !stop; ++epoch) {
+    for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+    // Fisher-Yates with our own index draw: the same order on every standard library, and the
+    // same order again when a resumed run replays the epochs it had finished.
+    for (int64_t i = n - 1; i > 0; --i)
+      std::swap(order[static_cast<size_t>(i)],
+                order[static_cast<size_t>(rng() % static_cast<uint64_t>(i + 1))]);
+    if ((epoch + 1) * steps_per_epoch <= resume_step) {
+      step = (epoch + 1) * steps_per_epoch;
+      continue;  // finished before the state was written
+    }
+    const torch::Tensor perm = torch::from_blob(order.data(), {n}, torch::kLong).clone();
+    bool checkpointed_at_step = false;
+    for (int64_t b = 0; b < steps_per_epoch && !stop; ++b) {
+      if (step < resume_step) {
+        ++step;
+        continue;
+      }
+      const int64_t begin = b * o.batch_size, len = std::min(o.batch_size, n - begin);
+      const torch::Tensor indices = perm.narrow(0, begin, len);
+      EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
+                                        train.attention_mask.index_select(0, indices));
+      model.train();
+      const torch::Tensor logits =
+          model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
+      torch::Tensor l = loss(logits, indices);
+      optimizer.zero_grad();
+      l.backward();
+      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(all_params, o.grad_clip);
+      ++step;
+      const double lr = scheduled_lr(o.lr, step, warmup_steps, result.planned_steps);
+      for (auto& group : optimizer.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      optimizer.step();
+
+      const double loss_value = l.item<double>();
+      loss_sum_since_eval += loss_value;
+      ++loss_count_since_eval;
+      loss_sum_since_log += loss_value;
+      ++loss_count_since_log;
+      examples_seen += len;
+      if (seconds_since(last_log) >= o.log_interval_s || step == result.planned_steps) {
+        const double elapsed = seconds_since(start);
+        const double rate = static_cast<double>(examples_seen) / std::max(elapsed, 1e-9);
+        const double eta = elapsed / static_cast<double>(step - resume_step) *
+                           static_cast<double>(result.planned_steps - step);
+        spdlog::info("{} epoch {}/{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} ex/s ETA {}", o.name,
+                     epoch + 1, o.epochs, step, result.planned_steps,
+                     loss_sum_since_log / static_cast<double>(loss_count_since_log), lr, rate,
+                     format_duration(eta));
+        loss_sum_since_log = 0;
+        loss_count_since_log = 0;
+        last_log = Clock::now();
+      }
+      checkpointed_at_step = false;
+      if (o.eval_every > 0 && step % o.eval_every == 0) {
+        stop = checkpoint(step);
+        checkpointed_at_step = true;
+      }
+    }
+    if (!stop && !checkpointed_at_step && step > resume_step) stop = checkpoint(step);
+  }
+  if (st.stopped_early && !st.finished)
+    spdlog::info("{}: early stop after {} evaluations without improvement", o.name, o.patience);
+  if (!st.finished) {
+    if (!best.empty()) {
+      torch::NoGradGuard no_grad;
+      auto current = state_tensors(model);
+      for (size_t i = 0; i < current.size(); ++i) current[i].second.copy_(best[i]);
+    }
+    st.finished = true;
+    save();
+  }
+  result.steps = st.step;
+  result.stopped_early = st.stopped_early;
+  result.best_step = st.best_step;
+  result.best_dev = st.best_dev;
+  result.history = st.history;
+  model.eval();
+  result.seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace muki::core

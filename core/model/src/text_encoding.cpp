@@ -1,0 +1,41 @@
+#include "muki/model/text_encoding.h"
+
+#include <algorithm>
+
+#include <torch/torch.h>
+
+namespace muki::core {
+
+namespace {
+EncodedTexts to_tensors(Batch batch) {
+  const auto options = torch::TensorOptions().dtype(torch::kLong);
+  EncodedTexts out;
+  out.input_ids = torch::from_blob(batch.input_ids.data(), {batch.batch_size, batch.length}, options)
+                      .clone();
+  out.attention_mask =
+      torch::from_blob(batch.attention_mask.data(), {batch.batch_size, batch.length}, options)
+          .clone();
+  return out;
+}
+}  // namespace
+
+EncodedTexts encode_texts(const Tokenizer& tokenizer, const std::vector<std::string_view>& texts,
+                          int64_t max_length, bool pad_to_max) {
+  return to_tensors(encode_batch(tokenizer, texts, static_cast<std::size_t>(max_length), true,
+                                 pad_to_max ? Padding::MaxLength : Padding::Longest));
+}
+
+EncodedTexts encode_texts(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                          int64_t max_length, bool pad_to_max) {
+  return to_tensors(encode_batch(tokenizer, texts, static_cast<std::size_t>(max_length), true,
+                                 pad_to_max ? Padding::MaxLength : Padding::Longest));
+}
+
+EncodedTexts trim_padding(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  const int64_t longest =
+      std::max<int64_t>(1, attention_mask.ne(0).sum(1).max().item<int64_t>());
+  if (longest >= input_ids.size(1)) return {input_ids, attention_mask};
+  return {input_ids.narrow(1, 0, longest), attention_mask.narrow(1, 0, longest)};
+}
+
+}  // namespace muki::core

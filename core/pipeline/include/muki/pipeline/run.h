@@ -1,0 +1,55 @@
+// `muki run`: one experiment from one validated config, end to end.
+//
+//   1. the run directory (run_directory.h): resolved config, plugin lock, union labels;
+//   2. the teacher pass over the unlabeled transfer set and the labeled test split: one
+//      deterministic pass and the K stochastic passes the uncertainty strategy asks for, cached
+//      under the cache folder and resumable chunk by chunk (teacher_pass.h);
+//   3. certainty scores (uncertainty strategy) and integrated targets + weights (integration
+//      strategy) over the transfer set; with a [reference] teacher (one trained on all labels),
+//      the mean KL(target || reference) says how close the integrated supervision is to golden;
+//   4. the student (student.h), trained on the targets, selected on dev, resumable;
+//   5. evaluation on test: accuracy and macro-F1 over the union, accuracy on each teacher's
+//      labels, teacher-selection accuracy and AUROC, accuracy of the integrated targets;
+//      written to metrics.jsonl, summary.json and predictions.tsv.
+// Labels of the transfer set are read only when the integration strategy declares it needs them
+// (`gold`, `oracle`: upper bounds for analysis).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <muki/experiment/config.h>
+#include <muki/report/run_summary.h>
+#include <muki/registry/registry.h>
+
+namespace muki::core {
+
+struct RunOptions {
+  bool fresh = false;         // discard what the run directory holds and start again
+  // Texts per teacher call. The stochastic passes' seeds follow the calls, so it is fixed for a
+  // run directory: the command line does not offer it.
+  int64_t batch_size = 64;
+};
+
+struct RunResult {
+  std::filesystem::path dir;
+  bool resumed = false;  // the run directory held part of this run
+  RunSummary summary;    // what summary.json holds
+};
+
+// `registry` must hold the plugins the config names (load_and_validate). Throws ConfigError
+// (config problems found only now: a missing split, labels the strategy needs), DataError (bad
+// rows), PluginError (a plugin refusing a call), and std::runtime_error / std::invalid_argument
+// with a message that names what failed.
+RunResult run_experiment(const Config& config, const registry::Registry& registry,
+                         const RunOptions& options);
+
+// [prepare]: trains the teachers of its `teachers` files that have no finished checkpoint yet
+// (teacher_training.h), and runs the experiments of its `runs` files that have no summary.json
+// yet (their own [prepare] first), so that one `muki run` makes everything its config needs, in
+// order. Loads into `registry` the plugins those experiments name. Throws what validation,
+// training and run_experiment throw.
+void prepare_experiment(const Config& config, registry::Registry& registry, const RunOptions& options);
+
+}  // namespace muki::core

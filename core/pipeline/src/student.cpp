@@ -1,0 +1,121 @@
+#include "muki/pipeline/student.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "muki/model/checkpoint.h"
+#include "muki/model/classifier_trainer.h"
+#include "muki/model/device.h"
+#include "muki/model/text_encoding.h"
+#include "training_setup.h"
+
+namespace muki::core {
+
+namespace {
+
+torch::Tensor to_tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<float*>(v.data()), shape, torch::kFloat).clone();
+}
+torch::Tensor to_tensor(const std::vector<int64_t>& v) {
+  return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())},
+                          torch::kLong)
+      .clone();
+}
+
+}  // namespace
+
+StudentResult train_student(const StudentSetup& s) {
+  const Config& config = *s.config;
+  const toml::table& root = config.root();
+  const auto n = static_cast<int64_t>(s.transfer_texts.size());
+  const auto c = static_cast<int64_t>(s.labels.size());
+  if (n == 0) throw std::invalid_argument("the transfer set is empty: nothing to train the student on");
+  if (static_cast<int64_t>(s.targets.size()) != n * c || static_cast<int64_t>(s.weights.size()) != n)
+    throw std::invalid_argument("student: targets/weights do not match " + std::to_string(n) +
+                                " transfer examples x " + std::to_string(c) + " labels");
+  if (s.dev_gold.size() != s.dev_texts.size())
+    throw std::invalid_argument("student: dev texts and labels differ in number");
+
+  torch::Device device = torch::kCPU;
+  try {
+    device = resolve_device(root.at_path("experiment.device").value_or(std::string("auto")));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0, std::string("experiment.device: ") + e.what()}});
+  }
+  const uint64_t seed = static_cast<uint64_t>(root.at_path("experiment.seed").value_or(int64_t{0}));
+  const toml::table* student = root["student"].as_table();
+  auto table = [&](const char* key) {
+    return student != nullptr ? (*student)[key].as_table() : nullptr;
+  };
+
+  // The student's vocabulary comes from the unlabeled transfer texts: it is deterministic, so a
+  // resumed run rebuilds exactly the same one.
+  TrainingTokenizer tok =
+      make_training_tokenizer(table("tokenizer"), config, "student.tokenizer", s.transfer_texts, s.folder);
+  const ModelConfig mc = model_config_from(table("model"), tok.tokenizer->vocab_size(), c);
+  torch::manual_seed(seed);  // the initial weights
+  Classifier model = make_classifier(mc);
+  model->to(device);
+
+  TrainerOptions options = trainer_options_from(table("train"));
+  options.seed = seed;
+  options.name = "student";
+  options.state_file = s.state_file;
+  // "auto" is one config on two machines: the device the state was made on is part of its key.
+  options.state_key = s.state_key + "|" + device.str();
+
+  const EncodedTexts transfer = encode_texts(*tok.tokenizer, s.transfer_texts, mc.max_length, true);
+  const torch::Tensor targets = to_tensor(s.targets, {n, c});
+  const torch::Tensor weights = to_tensor(s.weights, {n});
+  LossFn loss;
+  if (s.loss == MUKI_LOSS_KL_PER_TEACHER) {
+    std::vector<torch::Tensor> blocks;
+    for (const auto& b : s.blocks) blocks.push_back(to_tensor(b));
+    loss = per_teacher_kl_loss(targets, weights, std::move(blocks), s.temperature);
+  } else {
+    loss = weighted_kl_loss(targets, weights, s.temperature);
+  }
+  std::optional<EvalSet> dev;
+  if (!s.dev_texts.empty()) {
+    const EncodedTexts enc = encode_texts(*tok.tokenizer, s.dev_texts, mc.max_length, true);
+    dev = EvalSet{enc.input_ids, enc.attention_mask, to_tensor(s.dev_gold)};
+  }
+  const TrainResult trained = train_classifier(
+      *model, TrainInputs{transfer.input_ids, transfer.attention_mask}, loss,
+      dev ? &*dev : nullptr, options, device, [&](const EvalRecord& r) {
+        if (s.on_eval)
+          s.on_eval(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
+      });
+
+  StudentResult out;
+  out.steps = trained.steps;
+  out.planned_steps = trained.planned_steps;
+  out.best_step = trained.best_step;
+  out.resumed_from_step = trained.resumed_from_step;
+  out.stopped_early = trained.stopped_early;
+  out.best_dev_accuracy = trained.best_dev.accuracy;
+  out.best_dev_macro_f1 = trained.best_dev.macro_f1;
+  out.train_seconds = trained.seconds;
+  out.device = device.str();
+  out.vocab_size = tok.tokenizer->vocab_size();
+  for (const auto& p : model->parameters()) out.parameters += p.numel();
+  for (const EvalRecord& r : trained.history)
+    out.history.push_back(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
+
+  if (!s.test_texts.empty()) {
+    const EncodedTexts test = encode_texts(*tok.tokenizer, s.test_texts, mc.max_length, true);
+    const torch::Tensor probs = torch::softmax(
+        predict_logits(*model, test.input_ids, test.attention_mask, options.eval_batch_size, device), 1);
+    const auto [top, arg] = probs.max(1);
+    const torch::Tensor p = top.contiguous(), a = arg.contiguous();
+    out.test_probability.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    out.test_predicted.assign(a.data_ptr<int64_t>(), a.data_ptr<int64_t>() + a.numel());
+  }
+  save_checkpoint(s.folder, *model, tok.spec, tok.file, s.labels);
+  spdlog::info("student: {} steps{}, best dev accuracy {:.4f} at step {}, checkpoint {}", out.steps,
+               out.stopped_early ? " (early stop)" : "", out.best_dev_accuracy, out.best_step,
+               s.folder.string());
+  return out;
+}
+
+}  // namespace muki::core

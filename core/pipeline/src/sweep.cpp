@@ -1,0 +1,222 @@
+#include "muki/pipeline/sweep.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "muki/io/files.h"
+#include "muki/io/json.h"
+#include "muki/io/number_text.h"
+
+namespace muki::core {
+namespace fs = std::filesystem;
+
+GridAxis parse_grid(std::string_view spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw std::invalid_argument("--grid '" + std::string(spec) + "': expected KEY=V1,V2,...");
+  GridAxis axis;
+  axis.key = std::string(spec.substr(0, eq));
+  std::string current;
+  int depth = 0;
+  char quote = 0;
+  bool escaped = false;  // after a backslash in a "..." string
+  auto finish = [&] {
+    if (current.empty())
+      throw std::invalid_argument("--grid '" + std::string(spec) + "': an empty value");
+    axis.values.push_back(current);
+    current.clear();
+  };
+  for (char c : spec.substr(eq + 1)) {
+    if (quote != 0) {
+      if (escaped) escaped = false;
+      else if (c == '\\' && quote == '"') escaped = true;
+      else if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth < 0) break;
+    } else if (c == ',' && depth == 0) {
+      finish();
+      continue;
+    }
+    current += c;
+  }
+  if (depth != 0 || quote != 0)
+    throw std::invalid_argument("--grid '" + std::string(spec) + "': unbalanced quotes or brackets");
+  finish();
+  return axis;
+}
+
+std::string value_label(std::string_view value) {
+  if (!value.empty() && value.front() == '{') {
+    try {
+      const toml::table t = toml::parse("v = " + std::string(value));
+      if (auto strategy = t.at_path("v.strategy").value<std::string>()) return *strategy;
+    } catch (const toml::parse_error&) {
+    }
+  }
+  std::string out;
+  for (char c : value) {
+    if (out.size() == 40) break;
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  }
+  // Quotes and brackets at the ends make no name.
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  out.erase(0, out.find_first_not_of('_'));
+  return out.empty() || out == "." || out == ".." ? "value" : out;
+}
+
+MeanStd mean_std(const std::vector<double>& values) {
+  MeanStd m;
+  m.n = static_cast<int64_t>(values.size());
+  if (values.empty()) return m;
+  for (double v : values) m.mean += v;
+  m.mean /= static_cast<double>(values.size());
+  if (values.size() < 2) return m;
+  double squares = 0;
+  for (double v : values) squares += (v - m.mean) * (v - m.mean);
+  m.std = std::sqrt(squares / static_cast<double>(values.size() - 1));
+  return m;
+}
+
+std::vector<GridPoint> grid_points(const std::vector<GridAxis>& grid) {
+  std::vector<GridPoint> points(1);
+  for (const GridAxis& axis : grid) {
+    std::vector<GridPoint> next;
+    for (const GridPoint& p : points)
+      for (const std::string& v : axis.values) {
+        GridPoint n = p;
+        n.values.push_back(v);
+        n.label += (n.label.empty() ? "" : "-") + value_label(v);
+        next.push_back(std::move(n));
+      }
+    points = std::move(next);
+  }
+  if (points.front().label.empty()) points.front().label = "base";
+  // Two values can have one label (tau=0.2 and tau=0.5 of `weighted`): number the later ones, so
+  // each combination has a folder of its own.
+  std::map<std::string, int> seen;
+  for (GridPoint& p : points)
+    if (const int n = ++seen[p.label]; n > 1) p.label += "-" + std::to_string(n);
+  return points;
+}
+
+namespace {
+
+struct Combination {
+  GridPoint point;
+  std::map<std::string, std::vector<double>> metrics;  // summary key -> one value per seed
+  int64_t runs_done = 0;
+  std::vector<std::string> errors;
+};
+
+// A column of the results: a figure every run of the sweep may have.
+struct Column {
+  std::string key;   // summary.json's
+  std::string name;  // in results.md
+};
+
+std::string pm(const MeanStd& m) {
+  if (m.n == 0) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, m.n > 1 ? "%.1f ± %.1f" : "%.1f", 100.0 * m.mean, 100.0 * m.std);
+  return buf;
+}
+
+}  // namespace
+
+SweepResult run_sweep(const Config& base, registry::Registry& registry, const SweepOptions& options) {
+  if (options.seeds.empty()) throw std::invalid_argument("a sweep needs at least one seed");
+  SweepResult result;
+  result.folder = options.folder.empty() ? fs::path(output_dir(base).lexically_normal().string() + "-sweep")
+                                         : options.folder;
+  const fs::path cache = cache_dir(base);
+
+  std::vector<Combination> combinations;
+  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, 0, {}});
+
+  // The accuracies over the union, then each teacher's, in the order the runs first report them.
+  std::vector<Column> columns;
+  for (const SummaryFigure& f : accuracy_figures(RunSummary{})) columns.push_back({f.key, f.column});
+  for (Combination& c : combinations) {
+    for (int64_t seed : options.seeds) {
+      ++result.runs;
+      const fs::path dir = result.folder / c.point.label / ("seed-" + std::to_string(seed));
+      try {
+        Config config = base;
+        for (size_t a = 0; a < options.grid.size(); ++a)
+          config.apply_override(options.grid[a].key + "=" + c.point.values[a]);
+        config.apply_override("experiment.seed=" + std::to_string(seed));
+        config.apply_override("experiment.output_dir=" + json_quote(dir.string()));
+        config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
+        if (auto problems = validate(config, registry); !problems.empty()) throw ConfigError(std::move(problems));
+        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, dir.string());
+        prepare_experiment(config, registry, options.run);
+        const RunResult run = run_experiment(config, registry, options.run);
+        for (const SummaryFigure& f : accuracy_figures(run.summary)) {
+          if (std::none_of(columns.begin(), columns.end(), [&](const Column& k) { return k.key == f.key; }))
+            columns.push_back({f.key, f.column});
+          if (f.value) c.metrics[f.key].push_back(*f.value);
+        }
+        ++c.runs_done;
+      } catch (const std::exception& e) {
+        ++result.failed;
+        std::string message = e.what();
+        spdlog::error("sweep: {} seed {} failed: {}", c.point.label, seed, message);
+        std::replace(message.begin(), message.end(), '\n', ' ');
+        c.errors.push_back("seed " + std::to_string(seed) + ": " + message);
+      }
+    }
+  }
+
+  std::ostringstream md, csv;
+  md << "|";
+  for (const GridAxis& axis : options.grid) md << " " << axis.key << " |";
+  md << " seeds |";
+  for (const Column& k : columns) md << " " << k.name << " |";
+  md << "\n|";
+  for (size_t i = 0; i < options.grid.size(); ++i) md << "---|";
+  md << "---:|";
+  for (size_t i = 0; i < columns.size(); ++i) md << "---:|";
+  md << "\n";
+  for (const GridAxis& axis : options.grid) csv << axis.key << ",";
+  csv << "seeds";
+  for (const Column& k : columns) csv << "," << k.key << ".mean," << k.key << ".std";
+  csv << "\n";
+  for (const Combination& c : combinations) {
+    md << "|";
+    for (const std::string& v : c.point.values) md << " " << value_label(v) << " |";
+    md << " " << c.runs_done << " |";
+    for (const std::string& v : c.point.values) csv << json_quote(value_label(v)) << ",";
+    csv << c.runs_done;
+    for (const Column& k : columns) {
+      const auto it = c.metrics.find(k.key);
+      const MeanStd m = mean_std(it == c.metrics.end() ? std::vector<double>{} : it->second);
+      md << " " << pm(m) << " |";
+      csv << "," << (m.n ? shortest_number(m.mean) : "") << "," << (m.n > 1 ? shortest_number(m.std) : "");
+    }
+    md << "\n";
+    csv << "\n";
+  }
+  // After the table: a line inside it would end it.
+  for (const Combination& c : combinations)
+    for (const std::string& e : c.errors) md << "\n" << c.point.label << " failed, " << e << "\n";
+  std::string seeds;
+  for (int64_t s : options.seeds) seeds += (seeds.empty() ? "" : ", ") + std::to_string(s);
+  result.markdown = "Sweep of " + base.path().string() + ", seeds " + seeds +
+                    "; test split, percent, mean ± standard deviation over the seeds.\n\n" + md.str();
+  fs::create_directories(result.folder);
+  write_file_atomically(result.folder / "results.md", result.markdown);
+  write_file_atomically(result.folder / "results.csv", csv.str());
+  return result;
+}
+
+}  // namespace muki::core

@@ -1,0 +1,46 @@
+// The tables that describe a classifier to train, shared by `muki teacher train` ([tokenizer],
+// [model], [train]) and the student of `muki run` ([student.tokenizer], [student.model],
+// [student.train]). Their schemas are checked by config.cpp before these run; here a missing
+// table or key means "the default".
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include <muki/experiment/config.h>
+#include <muki/model/checkpoint.h>
+#include <muki/model/classifier_trainer.h>
+#include <muki/model/models.h>
+#include <muki/text/tokenizer.h>
+
+namespace muki::core {
+
+struct TrainingTokenizer {
+  TokenizerSpec spec;
+  std::filesystem::path file;  // the tokenizer file, which save_checkpoint copies in
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+// The tokenizer a [tokenizer] table asks for (`table` may be null: a WordPiece vocabulary of 8000
+// entries built from `texts`). `vocab` / `model` are paths relative to the config file; without
+// them the vocabulary is built (WordPiece) or the model trained (SentencePiece) on `texts` and
+// written into `folder`. `key` names the table in messages ("tokenizer", "student.tokenizer").
+// Throws ConfigError at the key (a SentencePiece tokenizer in a build without it), TokenizerError
+// and CheckpointError (files).
+TrainingTokenizer make_training_tokenizer(const toml::table* table, const Config& config,
+                                          const std::string& key,
+                                          const std::vector<std::string>& texts,
+                                          const std::filesystem::path& folder);
+
+// ModelConfig from a [model] table (null: every default), with the sizes the data decide.
+ModelConfig model_config_from(const toml::table* table, int64_t vocab_size, int64_t num_labels);
+
+// TrainerOptions from a [train] table (null: every default); seed and name are the caller's.
+TrainerOptions trainer_options_from(const toml::table* table);
+
+}  // namespace muki::core
