@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -103,10 +104,17 @@ int cmd_analyze(const std::vector<std::string>& args) {
   std::vector<std::unique_ptr<registry::UncertaintyInstance>> uncertainties;
   std::vector<std::unique_ptr<registry::IntegrationInstance>> integrations;
   uint32_t samples = 0;
+  bool features = false;
   for (const auto& name : u_names) {
     uncertainties.push_back(core::create_uncertainty(config, registry, name));
     samples = std::max(samples, uncertainties.back()->samples());
+    features = features || uncertainties.back()->needs_features();
   }
+  if (features)
+    for (const auto& t : teachers)
+      if (t.instance->feature_dim() == 0)
+        throw std::runtime_error("an uncertainty strategy asked for reads the teachers' features, "
+                                 "but teacher '" + t.name + "' gives none");
   for (const auto& name : i_names) integrations.push_back(core::create_integration(config, registry, name));
 
   // The teacher pass, cached under the run folder.
@@ -116,6 +124,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
   pass.seed = core::experiment_seed(config);
   pass.batch_size = batch_size;
   pass.cache_dir = core::cache_dir(config) / "teacher-pass";  // shared with `muki run`
+  pass.features = features;
   std::vector<core::TeacherOutputs> outputs;
   for (const auto& t : teachers) {
     spdlog::info("teacher '{}' ({} labels; sampling: {}), {} examples, K = {}", t.name,
@@ -153,19 +162,46 @@ int cmd_analyze(const std::vector<std::string>& args) {
   std::ostringstream targets_table;
   targets_table << "\n| uncertainty | integration | target accuracy | weighted accuracy | mean weight right | mean weight wrong |"
                 << "\n|---|---|---:|---:|---:|---:|\n";
+  // The dev split, as `muki run` uses it: a strategy fitted on reference data sees each teacher's
+  // texts of it, and every other strategy is also shown calibrated against them (a z-score per
+  // teacher, muki/experiment/analysis.h). A fitted strategy calibrates itself on held-out folds.
+  const core::LabeledSplit dev = core::map_onto(core::read_all(core::dataset_specs(config, "dev")), labels);
+  std::vector<core::TeacherOutputs> dev_outputs;
+  std::vector<std::string> names;
+  for (const auto& t : teachers) {
+    dev_outputs.push_back(core::run_teacher_pass(*t.instance, dev.texts, t.cache_key, pass));
+    names.push_back(t.name);
+  }
+  struct Variant {
+    size_t strategy;
+    std::string name;
+    std::optional<core::ScoreCalibration> calibration;
+  };
+  std::vector<Variant> variants;
   for (size_t u = 0; u < uncertainties.size(); ++u) {
-    const auto scores = core::score_teachers(*uncertainties[u], outputs);
+    variants.push_back({u, u_names[u], std::nullopt});
+    if (uncertainties[u]->needs_reference())
+      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev.gold, labels);
+    else
+      variants.push_back({u, u_names[u] + " (calibrated on dev)",
+                          core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev.gold, labels)});
+  }
+
+  for (const Variant& variant : variants) {
+    const size_t u = variant.strategy;
+    auto scores = core::score_teachers(*uncertainties[u], outputs);
+    if (variant.calibration) core::apply_calibration(*variant.calibration, scores);
     const auto sel = core::selection_metrics(scores, labels, gold);
-    report << "| " << u_names[u] << " | " << uncertainties[u]->samples() << " | "
+    report << "| " << variant.name << " | " << uncertainties[u]->samples() << " | "
            << fixed(sel.selection_accuracy) << " | " << fixed(sel.auroc) << " | "
            << fixed(sel.mean_certainty_owner) << " | " << fixed(sel.mean_certainty_other) << " |\n";
     for (size_t g = 0; g < integrations.size(); ++g) {
       const auto integrated = core::integrate_teachers(*integrations[g], outputs, scores, labels, gold);
       const auto tm = core::target_metrics(integrated, gold);
-      targets_table << "| " << u_names[u] << " | " << i_names[g] << " | " << fixed(tm.accuracy) << " | "
+      targets_table << "| " << variant.name << " | " << i_names[g] << " | " << fixed(tm.accuracy) << " | "
                     << fixed(tm.weighted_accuracy) << " | " << fixed(tm.mean_weight_right, 4) << " | "
                     << fixed(tm.mean_weight_wrong, 4) << " |\n";
-      json["results"].push_back({{"uncertainty", u_names[u]},
+      json["results"].push_back({{"uncertainty", variant.name},
                                  {"integration", i_names[g]},
                                  {"selection_accuracy", sel.selection_accuracy},
                                  {"auroc", sel.auroc},
