@@ -342,3 +342,27 @@ TEST(ConfigValidate, PrepareCoversThePathsItWillCreateAndChecksItsFiles) {
   EXPECT_THAT(problems_of_in(config),
               testing::Contains((dir.path() / "teachers.toml").string() + ":2:8: 'teacher[0].name' must be a string"));
 }
+
+// nan passes every bounds check (each comparison with it is false), so it is refused by name:
+// in a plugin's float option, and in the host's own keys. A plugin parameter that declares
+// MUKI_PARAM_ALLOW_NON_FINITE (ABI 1.1) takes it.
+TEST(ConfigValidate, NonFiniteFloatsAreRefusedUnlessTheSchemaAllowsThem) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("integration.options.tau=nan");
+  config.apply_override("student.train.lr=inf");
+  EXPECT_THAT(problems_of_in(config),
+              ElementsAre("--set integration.options.tau=nan:1:5: 'integration.options.tau' is "
+                          "nan; it must be a finite number",
+                          "--set student.train.lr=inf:1:5: 'student.train.lr' is inf; it must be "
+                          "a finite number"));
+  Registry with_probe;
+  with_probe.load_library(muki::test::plugin_dir() / "libmuki_integration_builtin.so");
+  with_probe.load_library(muki::test::fixture_dir("good") / "libfixture_c_teacher.so");
+  with_probe.load_library(muki::test::fixture_dir("options") / "libfixture_options_probe.so");
+  Config probe = Config::parse(kValid, "exp.toml", "/tmp");
+  probe.apply_override("uncertainty.strategy=\"options_probe\"");
+  probe.apply_override("uncertainty.options={rate = nan}");
+  std::vector<std::string> out;
+  for (const auto& p : muki::core::validate(probe, with_probe)) out.push_back(p.format());
+  EXPECT_THAT(out, ElementsAre());
+}

@@ -215,6 +215,7 @@ struct Field {
   double min = 1, max = 0;            // Int / Float; min > max = unbounded
   Kind plugin_kind = Kind::Teacher;   // Options
   std::string plugin_key;             // Options: the sibling key naming the plugin
+  bool allow_non_finite = false;      // Float: nan and +-inf accepted (MUKI_PARAM_ALLOW_NON_FINITE)
 };
 
 Field req(Field f) {
@@ -446,10 +447,16 @@ class Validator {
         if (!node.is_integer()) return wrong_type();
         check_bounds(node, field, key, static_cast<double>(*node.value<int64_t>()));
         break;
-      case Type::Float:
+      case Type::Float: {
         if (!node.is_number()) return wrong_type();
-        check_bounds(node, field, key, *node.value<double>());
+        const double value = *node.value<double>();
+        // nan passes every bounds check (each comparison is false): refuse it by name.
+        if (!std::isfinite(value) && !field.allow_non_finite)
+          return report(node, "'" + key + "' is " + shortest_number(value) +
+                                  "; it must be a finite number");
+        check_bounds(node, field, key, value);
         break;
+      }
       case Type::String: {
         if (!node.is_string()) return wrong_type();
         const std::string value = *node.value<std::string>();
@@ -562,6 +569,7 @@ class Validator {
         f.min = *p.min_value;
         f.max = *p.max_value;
       }
+      f.allow_non_finite = p.allow_non_finite;
       fields.push_back(std::move(f));
     }
     check_table(options, fields, key);
