@@ -61,11 +61,9 @@ int cmd_analyze(const std::vector<std::string>& args) {
       "batch-size", po::value(&batch_size)->default_value(64), "texts per teacher call")(
       "json", po::value(&json_path), "also write the results as JSON to this file "
                                      "(default: <output_dir>/analysis-<split>.json)");
-  add_common(desc, common, "info");
-  po::positional_options_description positional;
-  positional.add("config", 1);
-  if (!parse(args, desc, positional,
-             "usage: muki analyze CONFIG [--split test] [--uncertainty a,b] [--integration x,y]"))
+  if (!parse_config_command(
+          args, desc, common, "info",
+          "usage: muki analyze CONFIG [--split test] [--uncertainty a,b] [--integration x,y]"))
     return 0;
   setup_logging(common.log_level);
 

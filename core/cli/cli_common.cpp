@@ -39,6 +39,15 @@ bool parse(const std::vector<std::string>& args, const po::options_description& 
   return true;
 }
 
+bool parse_config_command(const std::vector<std::string>& args, po::options_description& desc,
+                          CommonOptions& common, const char* default_log_level,
+                          const std::string& usage) {
+  add_common(desc, common, default_log_level);
+  po::positional_options_description positional;
+  positional.add("config", 1);
+  return parse(args, desc, positional, usage);
+}
+
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("muki");
   spdlog::set_default_logger(logger);

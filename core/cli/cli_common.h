@@ -32,6 +32,12 @@ void add_config(po::options_description& desc, ConfigOptions& options);
 bool parse(const std::vector<std::string>& args, const po::options_description& desc,
            const po::positional_options_description& positional, const std::string& usage);
 
+// parse() for a command whose one positional argument is CONFIG, with the common options after
+// `desc`'s own.
+bool parse_config_command(const std::vector<std::string>& args, po::options_description& desc,
+                          CommonOptions& common, const char* default_log_level,
+                          const std::string& usage);
+
 void setup_logging(const std::string& level);
 
 // Loads the file and applies the --set overrides in order.

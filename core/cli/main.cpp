@@ -82,10 +82,8 @@ int cmd_validate(const std::vector<std::string>& args) {
   ConfigOptions cfg;
   po::options_description desc("options");
   add_config(desc, cfg);
-  add_common(desc, common);
-  po::positional_options_description positional;
-  positional.add("config", 1);
-  if (!parse(args, desc, positional, "usage: muki validate CONFIG [--set KEY=VALUE]...")) return 0;
+  if (!parse_config_command(args, desc, common, "warn", "usage: muki validate CONFIG [--set KEY=VALUE]..."))
+    return 0;
   setup_logging(common.log_level);
 
   const auto config = load_config(cfg);

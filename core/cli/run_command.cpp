@@ -16,14 +16,12 @@ int cmd_run(const std::vector<std::string>& args) {
   add_config(desc, cfg);
   desc.add_options()("fresh", po::bool_switch(&options.fresh),
                      "discard what the run directory holds and start again");
-  add_common(desc, common, "info");
-  po::positional_options_description positional;
-  positional.add("config", 1);
-  if (!parse(args, desc, positional,
-             "usage: muki run CONFIG [--set KEY=VALUE]... [--fresh]\n\n"
-             "Runs the teachers over the transfer set (cached), integrates their outputs with the\n"
-             "configured uncertainty and integration strategies, trains the student and evaluates\n"
-             "it on the test split. A killed run resumes when started again with the same config."))
+  if (!parse_config_command(
+          args, desc, common, "info",
+          "usage: muki run CONFIG [--set KEY=VALUE]... [--fresh]\n\n"
+          "Runs the teachers over the transfer set (cached), integrates their outputs with the\n"
+          "configured uncertainty and integration strategies, trains the student and evaluates\n"
+          "it on the test split. A killed run resumes when started again with the same config."))
     return 0;
   setup_logging(common.log_level);
 

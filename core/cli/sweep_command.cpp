@@ -22,14 +22,12 @@ int cmd_sweep(const std::vector<std::string>& args) {
                      "Cartesian product)")(
       "seeds", po::value(&seeds)->default_value("1"), "comma-separated experiment seeds")(
       "output,o", po::value(&output), "the sweep's folder (default: <output_dir>-sweep)");
-  add_common(desc, common, "info");
-  po::positional_options_description positional;
-  positional.add("config", 1);
-  if (!parse(args, desc, positional,
-             "usage: muki sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--seeds 1,2,3] [--set KEY=VALUE]...\n\n"
-             "Example: muki sweep configs/quickstart.toml --seeds 1,2,3 \\\n"
-             "  --grid 'uncertainty={strategy=\"entropy\"},{strategy=\"mc_dropout\",options={samples=16}}' \\\n"
-             "  --grid integration.strategy='\"max\",\"weighted\"'"))
+  if (!parse_config_command(
+          args, desc, common, "info",
+          "usage: muki sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--seeds 1,2,3] [--set KEY=VALUE]...\n\n"
+          "Example: muki sweep configs/quickstart.toml --seeds 1,2,3 \\\n"
+          "  --grid 'uncertainty={strategy=\"entropy\"},{strategy=\"mc_dropout\",options={samples=16}}' \\\n"
+          "  --grid integration.strategy='\"max\",\"weighted\"'"))
     return 0;
   for (const std::string& g : grid) {
     try {

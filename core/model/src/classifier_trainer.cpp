@@ -211,6 +211,120 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
   return true;
 }
 
+// Dropout masks during training come from torch's default generators: seeded per run.
+void seed_generators(uint64_t seed, const torch::Device& device) {
+  torch::manual_seed(seed);
+  if (!device.is_cpu()) {
+    at::Generator generator = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(seed);
+  }
+}
+
+// AdamW with two groups: weight decay on weight matrices and embeddings only.
+torch::optim::AdamW make_optimizer(ClassifierImpl& model, const TrainerOptions& o) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : model.named_parameters(true)) {
+    const std::string& name = p.key();
+    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    (is_bias || name.find("norm") != std::string::npos ? no_decay : decay).push_back(p.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(o.lr).weight_decay(0.0)));
+  return torch::optim::AdamW(std::move(groups));
+}
+
+struct Schedule {
+  int64_t steps_per_epoch = 0;
+  int64_t planned_steps = 0;  // epochs * steps per epoch
+  int64_t warmup_steps = 0;
+};
+
+Schedule plan_schedule(int64_t examples, const TrainerOptions& o) {
+  Schedule s;
+  s.steps_per_epoch = (examples + o.batch_size - 1) / o.batch_size;
+  s.planned_steps = s.steps_per_epoch * o.epochs;
+  s.warmup_steps = static_cast<int64_t>(std::llround(o.warmup * static_cast<double>(s.planned_steps)));
+  return s;
+}
+
+// One epoch's order of the training rows: Fisher-Yates with our own index draw, so the same order
+// on every standard library, and the same order again when a resumed run replays the epochs it
+// had finished.
+std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(rng() % static_cast<uint64_t>(i + 1))]);
+  return order;
+}
+
+// One optimiser step on the training rows `indices`, at learning rate `lr`; returns the loss.
+double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const TrainInputs& train,
+                  const torch::Tensor& indices, const LossFn& loss, double lr, double grad_clip,
+                  const torch::Device& device) {
+  EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
+                                    train.attention_mask.index_select(0, indices));
+  model.train();
+  const torch::Tensor logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
+  torch::Tensor l = loss(logits, indices);
+  optimizer.zero_grad();
+  l.backward();
+  if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), grad_clip);
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer.step();
+  return l.item<double>();
+}
+
+// The mean of the losses added since it was last taken.
+class LossMean {
+ public:
+  void add(double loss) {
+    sum_ += loss;
+    ++count_;
+  }
+  double take() {
+    const double mean = count_ > 0 ? sum_ / static_cast<double>(count_) : 0.0;
+    sum_ = 0;
+    count_ = 0;
+    return mean;
+  }
+
+ private:
+  double sum_ = 0;
+  int64_t count_ = 0;
+};
+
+// Evaluates on dev, keeps the weights when they are the best so far (as clones on the training
+// device) and counts the evaluations without improvement. Returns whether to stop early.
+bool evaluate_and_select(ClassifierImpl& model, const EvalSet& dev, EvalRecord record, TrainingState& st,
+                         std::vector<torch::Tensor>& best, const TrainerOptions& o,
+                         const torch::Device& device, const EvalCallback& on_eval) {
+  record.dev = evaluate(model, dev, o.eval_batch_size, device);
+  st.history.push_back(record);
+  const bool improved = record.dev.accuracy > st.best_accuracy;
+  if (improved) {
+    st.best_accuracy = record.dev.accuracy;
+    st.best_dev = record.dev;
+    st.best_step = record.step;
+    st.evals_without_improvement = 0;
+    torch::NoGradGuard no_grad;
+    best.clear();
+    for (auto& [name, t] : state_tensors(model)) best.push_back(t.detach().clone());
+  } else {
+    ++st.evals_without_improvement;
+  }
+  spdlog::info("{} eval step {} (epoch {:.2f}): dev accuracy {:.4f} macro-F1 {:.4f}{} "
+               "(best {:.4f} at step {})",
+               o.name, record.step, record.epoch, record.dev.accuracy, record.dev.macro_f1,
+               improved ? " *" : "", st.best_accuracy, st.best_step);
+  if (on_eval) on_eval(record);
+  return o.patience > 0 && st.evals_without_improvement >= o.patience;
+}
+
 }  // namespace
 
 LossFn cross_entropy_loss(torch::Tensor labels) {
@@ -291,84 +405,29 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   const int64_t n = train.input_ids.size(0);
   if (n == 0) throw std::invalid_argument("trainer: the training split is empty");
   const auto start = Clock::now();
-  torch::manual_seed(o.seed);  // dropout masks during training
-  if (!device.is_cpu()) {
-    at::Generator generator = at::globalContext().defaultGenerator(device);
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_current_seed(o.seed);
-  }
-
-  // AdamW with two groups: weight decay on weight matrices and embeddings only.
-  std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& p : model.named_parameters(true)) {
-    const std::string& name = p.key();
-    const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
-    (is_bias || name.find("norm") != std::string::npos ? no_decay : decay).push_back(p.value());
-  }
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                    torch::optim::AdamWOptions(o.lr).weight_decay(0.0)));
-  torch::optim::AdamW optimizer(std::move(groups));
-  std::vector<torch::Tensor> all_params = model.parameters();
-
-  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
-  TrainResult result;
-  result.has_dev = dev != nullptr;
-  result.planned_steps = steps_per_epoch * o.epochs;
-  const int64_t warmup_steps =
-      static_cast<int64_t>(std::llround(o.warmup * static_cast<double>(result.planned_steps)));
+  seed_generators(o.seed, device);
+  torch::optim::AdamW optimizer = make_optimizer(model, o);
+  const Schedule schedule = plan_schedule(n, o);
 
   // The best weights so far (by dev accuracy), as clones on the training device.
   std::vector<torch::Tensor> best;
   TrainingState st;
   const bool stateful = !o.state_file.empty();
-  if (stateful && load_state(o.state_file, o.state_key, st, model, best, optimizer, device)) {
-    result.resumed_from_step = st.step;
+  if (stateful && load_state(o.state_file, o.state_key, st, model, best, optimizer, device))
     spdlog::info("{}: resuming from {} at step {}{}", o.name, o.state_file.string(), st.step,
                  st.finished ? " (training had finished)" : "");
-  }
   const int64_t resume_step = st.step;
-  double loss_sum_since_eval = 0;
-  int64_t loss_count_since_eval = 0;
   auto save = [&] {
     if (stateful) save_state(o.state_file, o.state_key, st, model, best, optimizer, device);
   };
-
-  auto run_eval = [&](int64_t step) {
-    EvalRecord record;
-    record.step = step;
-    record.epoch = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
-    record.train_loss = loss_count_since_eval > 0
-                            ? loss_sum_since_eval / static_cast<double>(loss_count_since_eval)
-                            : 0.0;
-    loss_sum_since_eval = 0;
-    loss_count_since_eval = 0;
-    record.dev = evaluate(model, *dev, o.eval_batch_size, device);
-    st.history.push_back(record);
-    const bool improved = record.dev.accuracy > st.best_accuracy;
-    if (improved) {
-      st.best_accuracy = record.dev.accuracy;
-      st.best_dev = record.dev;
-      st.best_step = step;
-      st.evals_without_improvement = 0;
-      torch::NoGradGuard no_grad;
-      best.clear();
-      for (auto& [name, t] : state_tensors(model)) best.push_back(t.detach().clone());
-    } else {
-      ++st.evals_without_improvement;
-    }
-    spdlog::info("{} eval step {} (epoch {:.2f}): dev accuracy {:.4f} macro-F1 {:.4f}{} "
-                 "(best {:.4f} at step {})",
-                 o.name, step, record.epoch, record.dev.accuracy, record.dev.macro_f1,
-                 improved ? " *" : "", st.best_accuracy, st.best_step);
-    if (on_eval) on_eval(record);
-    return o.patience > 0 && st.evals_without_improvement >= o.patience;
-  };
+  LossMean since_eval, since_log;
   // An evaluation point: evaluate (with a dev set), then record the state to resume from.
   auto checkpoint = [&](int64_t step) {
-    const bool stop = dev != nullptr && run_eval(step);
+    EvalRecord record;
+    record.step = step;
+    record.epoch = static_cast<double>(step) / static_cast<double>(schedule.steps_per_epoch);
+    record.train_loss = since_eval.take();
+    const bool stop = dev != nullptr && evaluate_and_select(model, *dev, record, st, best, o, device, on_eval);
     st.step = step;
     st.stopped_early = stop;
     save();
@@ -376,68 +435,43 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   };
 
   std::mt19937_64 rng(o.seed);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  int64_t step = 0;
+  int64_t step = 0, examples_seen = 0;
   auto last_log = Clock::now();
-  double loss_sum_since_log = 0;
-  int64_t loss_count_since_log = 0, examples_seen = 0;
   // A state written at an early stop but before the end was saved is just as finished.
   bool stop = st.finished || st.stopped_early;
   if (!stop)
     spdlog::info("{}: {} examples, {} epochs x {} steps (batch {}), warmup {} steps, device {}",
-                 o.name, n, o.epochs, steps_per_epoch, o.batch_size, warmup_steps, device.str());
+                 o.name, n, o.epochs, schedule.steps_per_epoch, o.batch_size, schedule.warmup_steps,
+                 device.str());
   for (int64_t epoch = 0; epoch < o.epochs && !stop; ++epoch) {
-    for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
-    // Fisher-Yates with our own index draw: the same order on every standard library, and the
-    // same order again when a resumed run replays the epochs it had finished.
-    for (int64_t i = n - 1; i > 0; --i)
-      std::swap(order[static_cast<size_t>(i)],
-                order[static_cast<size_t>(rng() % static_cast<uint64_t>(i + 1))]);
-    if ((epoch + 1) * steps_per_epoch <= resume_step) {
-      step = (epoch + 1) * steps_per_epoch;
+    std::vector<int64_t> order = epoch_order(rng, n);
+    if ((epoch + 1) * schedule.steps_per_epoch <= resume_step) {
+      step = (epoch + 1) * schedule.steps_per_epoch;
       continue;  // finished before the state was written
     }
     const torch::Tensor perm = torch::from_blob(order.data(), {n}, torch::kLong).clone();
     bool checkpointed_at_step = false;
-    for (int64_t b = 0; b < steps_per_epoch && !stop; ++b) {
+    for (int64_t b = 0; b < schedule.steps_per_epoch && !stop; ++b) {
       if (step < resume_step) {
         ++step;
         continue;
       }
       const int64_t begin = b * o.batch_size, len = std::min(o.batch_size, n - begin);
-      const torch::Tensor indices = perm.narrow(0, begin, len);
-      EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
-                                        train.attention_mask.index_select(0, indices));
-      model.train();
-      const torch::Tensor logits =
-          model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
-      torch::Tensor l = loss(logits, indices);
-      optimizer.zero_grad();
-      l.backward();
-      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(all_params, o.grad_clip);
       ++step;
-      const double lr = scheduled_lr(o.lr, step, warmup_steps, result.planned_steps);
-      for (auto& group : optimizer.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      optimizer.step();
-
-      const double loss_value = l.item<double>();
-      loss_sum_since_eval += loss_value;
-      ++loss_count_since_eval;
-      loss_sum_since_log += loss_value;
-      ++loss_count_since_log;
+      const double lr = scheduled_lr(o.lr, step, schedule.warmup_steps, schedule.planned_steps);
+      const double loss_value = train_step(model, optimizer, train, perm.narrow(0, begin, len), loss, lr,
+                                           o.grad_clip, device);
+      since_eval.add(loss_value);
+      since_log.add(loss_value);
       examples_seen += len;
-      if (seconds_since(last_log) >= o.log_interval_s || step == result.planned_steps) {
+      if (seconds_since(last_log) >= o.log_interval_s || step == schedule.planned_steps) {
         const double elapsed = seconds_since(start);
         const double rate = static_cast<double>(examples_seen) / std::max(elapsed, 1e-9);
         const double eta = elapsed / static_cast<double>(step - resume_step) *
-                           static_cast<double>(result.planned_steps - step);
+                           static_cast<double>(schedule.planned_steps - step);
         spdlog::info("{} epoch {}/{} step {}/{} loss {:.4f} lr {:.2e} {:.0f} ex/s ETA {}", o.name,
-                     epoch + 1, o.epochs, step, result.planned_steps,
-                     loss_sum_since_log / static_cast<double>(loss_count_since_log), lr, rate,
+                     epoch + 1, o.epochs, step, schedule.planned_steps, since_log.take(), lr, rate,
                      format_duration(eta));
-        loss_sum_since_log = 0;
-        loss_count_since_log = 0;
         last_log = Clock::now();
       }
       checkpointed_at_step = false;
@@ -459,12 +493,16 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
     st.finished = true;
     save();
   }
-  result.steps = st.step;
-  result.stopped_early = st.stopped_early;
-  result.best_step = st.best_step;
-  result.best_dev = st.best_dev;
-  result.history = st.history;
   model.eval();
+  TrainResult result;
+  result.has_dev = dev != nullptr;
+  result.best_dev = st.best_dev;
+  result.best_step = st.best_step;
+  result.steps = st.step;
+  result.planned_steps = schedule.planned_steps;
+  result.stopped_early = st.stopped_early;
+  result.history = st.history;
+  result.resumed_from_step = resume_step;
   result.seconds = seconds_since(start);
   return result;
 }

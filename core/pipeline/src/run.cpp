@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -37,6 +39,82 @@ ConfigError config_error(const Config& config, const std::string& message) {
   return ConfigError({ConfigProblem{config.path().string(), 0, 0, message}});
 }
 
+// What every stage of a run reads: its config and plugins, its folder, and the process settings
+// it made.
+struct RunContext {
+  const Config& config;
+  const registry::Registry& registry;
+  RunDirectory dir;
+  Clock::time_point started;
+  int threads = 0;
+  bool deterministic = false;
+};
+
+// Stage 1: the process settings ([experiment] threads, deterministic) and the run directory.
+RunContext open_run(const Config& config, const registry::Registry& registry, const RunOptions& options) {
+  const auto started = Clock::now();
+  const toml::table& root = config.root();
+  const int threads = configure_threads(root.at_path("experiment.threads").value_or(int64_t{0}));
+  const bool deterministic = root.at_path("experiment.deterministic").value_or(false);
+  configure_determinism(deterministic);
+  RunContext run{config, registry, RunDirectory(output_dir(config), config, options.fresh), started,
+                 threads, deterministic};
+  spdlog::info("run {}{} ({} threads{})", run.dir.path().string(), run.dir.resumed() ? " (resuming)" : "",
+               threads, deterministic ? ", deterministic" : "");
+  run.dir.log_event(run.dir.resumed() ? "resume" : "start",
+                    {{"config", config.path().string()}, {"threads", threads}});
+  return run;
+}
+
+// The strategies and teachers of a run, and the union of the teachers' labels.
+struct Plugins {
+  std::string uncertainty_name, integration_name;
+  std::unique_ptr<registry::UncertaintyInstance> uncertainty;
+  std::unique_ptr<registry::IntegrationInstance> integration;
+  std::vector<TeacherSetup> teachers;
+  std::optional<TeacherSetup> reference;
+  LabelSpace labels;
+  // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
+  bool scored = true;
+};
+
+// Stage 2: the plugins, with labels.txt and plugins.lock.
+Plugins create_plugins(const RunContext& run) {
+  const toml::table& root = run.config.root();
+  const std::string uncertainty_name = *root.at_path("uncertainty.strategy").value<std::string>();
+  const std::string integration_name = *root.at_path("integration.strategy").value<std::string>();
+  auto uncertainty = create_uncertainty(run.config, run.registry, uncertainty_name);
+  auto integration = create_integration(run.config, run.registry, integration_name);
+  std::vector<TeacherSetup> teachers = create_teachers(run.config, run.registry);
+  std::vector<std::vector<std::string>> teacher_labels;
+  for (const auto& t : teachers) teacher_labels.push_back(t.instance->labels());
+  LabelSpace labels(teacher_labels);
+  std::string label_text;
+  for (const auto& name : labels.names()) label_text += name + "\n";
+  run.dir.write_file("labels.txt", label_text);
+  std::vector<const registry::PluginInfo*> used{&uncertainty->plugin(), &integration->plugin()};
+  for (const auto& t : teachers) used.push_back(&t.instance->plugin());
+  std::optional<TeacherSetup> reference;
+  if (const toml::table* ref = root["reference"].as_table()) {
+    reference = create_teacher(run.config, run.registry, *ref, "reference");
+    used.push_back(&reference->instance->plugin());
+  }
+  run.dir.write_file("plugins.lock", plugin_lock(used));
+  spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
+               teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
+  const bool scored = !integration->ignores_scores();
+  // A strategy that reads features cannot score a teacher without them: say so before any pass.
+  if (scored && uncertainty->needs_features())
+    for (const TeacherSetup& t : teachers)
+      if (t.instance->feature_dim() == 0)
+        throw config_error(run.config, "uncertainty strategy '" + uncertainty_name +
+                                           "' reads the teachers' features, but teacher '" + t.name +
+                                           "' (adapter '" + t.instance->plugin().name +
+                                           "') gives none; pick a strategy that reads logits only");
+  return Plugins{uncertainty_name, integration_name, std::move(uncertainty), std::move(integration),
+                 std::move(teachers), std::move(reference), std::move(labels), scored};
+}
+
 // "a.tsv" or "a.tsv + b.tsv": what a split was read from, for messages and events.
 std::string describe(const std::vector<DatasetSpec>& specs) {
   std::string out;
@@ -44,26 +122,75 @@ std::string describe(const std::vector<DatasetSpec>& specs) {
   return out;
 }
 
-// [data].<split> on the union (empty when the config has no such split), logged as an event.
-LabeledSplit read_labeled(const Config& config, const char* split, const LabelSpace& labels,
-                          const RunDirectory& run) {
-  if (config.root().at_path(std::string("data.") + split).as_table() == nullptr) return {};
-  const std::vector<DatasetSpec> specs = dataset_specs(config, split);
-  const Dataset data = read_all(specs);
-  LabeledSplit out = map_onto(data, labels);
+// Reads a split and warns about skipped rows; `event` gets the members of its "data" event.
+Dataset read_split(const std::string& split, const std::vector<DatasetSpec>& specs, Json& event) {
+  Dataset data = read_all(specs);
   if (data.report.rows_skipped > 0) spdlog::warn("{}", data.report.summary(describe(specs)));
+  event = {{"split", split}, {"path", describe(specs)}, {"rows", data.report.rows_read},
+           {"skipped", data.report.rows_skipped}};
+  return data;
+}
+
+// [data].<split> on the union (empty when the config has no such split), logged as an event.
+LabeledSplit read_labeled(const RunContext& run, const char* split, const LabelSpace& labels) {
+  if (run.config.root().at_path(std::string("data.") + split).as_table() == nullptr) return {};
+  Json event;
+  const Dataset data = read_split(split, dataset_specs(run.config, split), event);
+  LabeledSplit out = map_onto(data, labels);
   for (const auto& [label, count] : out.unknown)
     spdlog::warn("{}: {} examples labelled '{}' (no teacher knows it) are left out", split, count, label);
-  run.log_event("data", {{"split", split}, {"path", describe(specs)}, {"rows", data.report.rows_read},
-                         {"skipped", data.report.rows_skipped}, {"left_out", out.left_out()},
-                         {"kept", out.gold.size()}});
+  event["left_out"] = out.left_out();
+  event["kept"] = out.gold.size();
+  run.dir.log_event("data", event);
   return out;
 }
 
-// One teacher over `texts` (cached, resumable), logged as an event.
-TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string>& texts,
-                            const std::string& split,
-                            const TeacherPassOptions& pass, const RunDirectory& run,
+// The texts a run integrates and evaluates on.
+struct RunData {
+  std::vector<std::string> transfer_texts;
+  std::vector<int64_t> transfer_gold;  // union indices; only for strategies that need gold labels
+  LabeledSplit dev, test;
+};
+
+// Stage 3: the transfer set (its labels read only for a strategy that needs them), dev and test.
+RunData read_data(const RunContext& run, const Plugins& plugins) {
+  const Config& config = run.config;
+  std::vector<DatasetSpec> transfer_specs = dataset_specs(config, "transfer");
+  const bool needs_gold = plugins.integration->needs_gold();
+  if (needs_gold && transfer_specs.front().label_field.empty())
+    throw config_error(config, "integration strategy '" + plugins.integration_name +
+                                   "' trains on gold labels (an upper bound for analysis): set "
+                                   "data.transfer.label to the label column");
+  if (!needs_gold)
+    for (DatasetSpec& s : transfer_specs) s.label_field.clear();  // unlabeled: never read its labels
+  Json event;
+  const Dataset transfer = read_split("transfer", transfer_specs, event);
+  run.dir.log_event("data", event);
+  RunData data;
+  for (const Example& e : transfer.examples) data.transfer_texts.push_back(e.text);
+  data.dev = read_labeled(run, "dev", plugins.labels);
+  data.test = read_labeled(run, "test", plugins.labels);
+  if (data.test.gold.empty())
+    throw config_error(config, "muki run needs a labeled [data.test] split with labels the teachers know");
+  if (needs_gold) {
+    LabeledSplit labeled = map_onto(transfer, plugins.labels);
+    if (!labeled.unknown.empty()) {
+      std::string list;
+      for (const auto& [label, count] : labeled.unknown)
+        list += (list.empty() ? "" : ", ") + label + " (" + std::to_string(count) + ")";
+      throw config_error(config, "integration strategy '" + plugins.integration_name +
+                                     "' needs every transfer example's label in the union; no "
+                                     "teacher knows: " + list);
+    }
+    data.transfer_gold = std::move(labeled.gold);
+  }
+  return data;
+}
+
+// One teacher over `texts` (cached, resumable), logged as an event; its chunks are counted in
+// `totals`.
+TeacherOutputs teacher_pass(const RunContext& run, const TeacherSetup& t, const std::vector<std::string>& texts,
+                            const std::string& split, const TeacherPassOptions& pass,
                             RunSummary::TeacherPass& totals) {
   if (pass.samples > 0)
     spdlog::info("teacher '{}' on {}: {} examples, deterministic + {} stochastic passes ({})", t.name,
@@ -74,25 +201,75 @@ TeacherOutputs teacher_pass(const TeacherSetup& t, const std::vector<std::string
   TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, pass, &stats);
   totals.chunks_cached += stats.chunks_cached;
   totals.chunks_computed += stats.chunks_computed;
-  run.log_event("teacher_pass", {{"teacher", t.name},
-                                 {"split", split},
-                                 {"examples", texts.size()},
-                                 {"samples", pass.samples},
-                                 {"chunks_cached", stats.chunks_cached},
-                                 {"chunks_computed", stats.chunks_computed},
-                                 {"seconds", stats.seconds}});
+  run.dir.log_event("teacher_pass", {{"teacher", t.name},
+                                     {"split", split},
+                                     {"examples", texts.size()},
+                                     {"samples", pass.samples},
+                                     {"chunks_cached", stats.chunks_cached},
+                                     {"chunks_computed", stats.chunks_computed},
+                                     {"seconds", stats.seconds}});
   return out;
 }
 
-std::vector<TeacherOutputs> teacher_passes(const std::vector<TeacherSetup>& teachers,
-                                           const std::vector<std::string>& texts,
-                                           const std::string& split,
-                                           const TeacherPassOptions& pass, const RunDirectory& run,
-                                           RunSummary::TeacherPass& totals) {
-  std::vector<TeacherOutputs> out;
-  for (const TeacherSetup& t : teachers)
-    out.push_back(teacher_pass(t, texts, split, pass, run, totals));
-  return out;
+// Every teacher's outputs on the transfer set and the test split.
+struct TeacherPasses {
+  TeacherPassOptions options;
+  std::vector<TeacherOutputs> transfer, test;
+  RunSummary::TeacherPass stats;  // seconds: the teachers' passes, not the reference's
+};
+
+// A strategy that needs reference data is fitted on each teacher's texts of the labeled dev split
+// (held out from the teachers' training, labeled for the student's model selection anyway).
+void fit_on_dev(const RunContext& run, const Plugins& plugins, const RunData& data,
+                TeacherPasses& passes) {
+  const registry::UncertaintyInstance& uncertainty = *plugins.uncertainty;
+  if (data.dev.gold.empty())
+    throw config_error(run.config, "uncertainty strategy '" + plugins.uncertainty_name +
+                                       "' is fitted on each teacher's texts of the labeled dev "
+                                       "split: set [data.dev] with a label column");
+  TeacherPassOptions deterministic = passes.options;
+  deterministic.samples = 0;
+  std::vector<TeacherOutputs> dev;
+  std::vector<std::string> names;
+  for (const TeacherSetup& t : plugins.teachers) {
+    dev.push_back(teacher_pass(run, t, data.dev.texts, "dev", deterministic, passes.stats));
+    names.push_back(t.name);
+  }
+  const std::vector<int64_t> counts = fit_uncertainty(uncertainty, names, dev, data.dev.gold, plugins.labels);
+  for (size_t t = 0; t < names.size(); ++t) {
+    spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of the dev split",
+                 plugins.uncertainty_name, names[t], counts[t]);
+    run.dir.log_event("reference", {{"teacher", names[t]}, {"split", "dev"}, {"texts", counts[t]}});
+  }
+}
+
+// Stage 4: the teacher passes: one deterministic and K stochastic passes per teacher and text
+// (with the features a strategy reads), and the fit of a strategy that needs reference data.
+TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, const RunData& data,
+                                 int64_t batch_size) {
+  TeacherPasses passes;
+  passes.options.samples = plugins.scored ? plugins.uncertainty->samples() : 0;
+  passes.options.features = plugins.scored && plugins.uncertainty->needs_features();
+  passes.options.seed = experiment_seed(run.config);
+  passes.options.batch_size = batch_size;
+  passes.options.cache_dir = cache_dir(run.config) / "teacher-pass";
+  const auto started = Clock::now();
+  for (const TeacherSetup& t : plugins.teachers)
+    passes.transfer.push_back(teacher_pass(run, t, data.transfer_texts, "transfer", passes.options, passes.stats));
+  for (const TeacherSetup& t : plugins.teachers)
+    passes.test.push_back(teacher_pass(run, t, data.test.texts, "test", passes.options, passes.stats));
+  if (plugins.scored && plugins.uncertainty->needs_reference()) fit_on_dev(run, plugins, data, passes);
+  passes.stats.seconds = seconds_since(started);
+  return passes;
+}
+
+// The certainty of every teacher on every example; zeros for a strategy that promised not to read
+// them.
+TeacherScores certainty(const Plugins& plugins, const std::vector<TeacherOutputs>& outputs) {
+  if (plugins.scored) return score_teachers(*plugins.uncertainty, outputs);
+  TeacherScores zeros;
+  for (const auto& o : outputs) zeros.emplace_back(static_cast<size_t>(o.num_examples), 0.0f);
+  return zeros;
 }
 
 // The reference teacher's distribution over the union for every example, from its
@@ -126,24 +303,106 @@ std::vector<float> reference_distribution(const TeacherSetup& reference,
   return out;
 }
 
+// What the student learns from.
+struct Integration {
+  IntegratedTargets targets;
+  double mean_weight = 0;
+  std::optional<double> kl_to_reference;  // with a [reference] teacher and a union-wide loss
+};
+
+// Stage 5: certainty scores and integrated targets over the transfer set; with a reference
+// teacher, how far the targets are from its distribution (its pass counts in `passes.stats`).
+Integration integrate(const RunContext& run, const Plugins& plugins, const RunData& data,
+                      TeacherPasses& passes) {
+  Integration out;
+  out.targets = integrate_teachers(*plugins.integration, passes.transfer, certainty(plugins, passes.transfer),
+                                   plugins.labels, data.transfer_gold);
+  for (float w : out.targets.weight) out.mean_weight += w;
+  out.mean_weight /= std::max<double>(1.0, static_cast<double>(out.targets.weight.size()));
+  if (plugins.reference) {
+    TeacherPassOptions deterministic = passes.options;
+    deterministic.samples = 0;  // the reference's deterministic distribution is the golden one
+    const TeacherOutputs ref_out =
+        teacher_pass(run, *plugins.reference, data.transfer_texts, "transfer", deterministic, passes.stats);
+    // Per-teacher blocks (UHC) are not one distribution over Y: no KL for them.
+    if (plugins.integration->loss() == MUKI_LOSS_KL_UNION)
+      out.kl_to_reference = mean_kl_divergence(
+          out.targets.target, reference_distribution(*plugins.reference, ref_out, plugins.labels, run.config),
+          out.targets.union_size);
+  }
+  return out;
+}
+
 std::string fingerprint_floats(const std::vector<float>& v) {
   return Fingerprint()
       .add(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)))
       .hex();
 }
 
-std::vector<int64_t> transfer_gold(const Dataset& transfer, const LabelSpace& labels,
-                                   const Config& config, const std::string& strategy) {
-  LabeledSplit split = map_onto(transfer, labels);
-  if (!split.unknown.empty()) {
-    std::string list;
-    for (const auto& [label, count] : split.unknown)
-      list += (list.empty() ? "" : ", ") + label + " (" + std::to_string(count) + ")";
-    throw config_error(config, "integration strategy '" + strategy +
-                                   "' needs every transfer example's label in the union; no "
-                                   "teacher knows: " + list);
-  }
-  return std::move(split.gold);
+// Stage 6: the student, trained on the targets and selected on dev, resumable.
+StudentResult train(const RunContext& run, const Plugins& plugins, const RunData& data,
+                    const Integration& integration) {
+  StudentSetup student;
+  student.config = &run.config;
+  student.labels = plugins.labels.names();
+  student.transfer_texts = data.transfer_texts;
+  student.targets = integration.targets.target;
+  student.weights = integration.targets.weight;
+  student.loss = plugins.integration->loss();
+  student.temperature = plugins.integration->student_temperature();
+  for (size_t t = 0; t < plugins.teachers.size(); ++t) student.blocks.push_back(plugins.labels.label_map(t));
+  student.dev_texts = data.dev.texts;
+  student.dev_gold = data.dev.gold;
+  student.test_texts = data.test.texts;
+  student.folder = run.dir.file("student");
+  student.state_file = run.dir.file("state") / "student.pt";
+  // The state belongs to this config and these targets; anything else starts afresh.
+  Fingerprint dev_key;
+  for (size_t i = 0; i < data.dev.texts.size(); ++i)
+    dev_key.add(data.dev.texts[i]).add(static_cast<uint64_t>(data.dev.gold[i]));
+  student.state_key = Fingerprint()
+                          .add(run.config.to_toml())
+                          .add(fingerprint_floats(integration.targets.target))
+                          .add(fingerprint_floats(integration.targets.weight))
+                          .add(dev_key.hex())  // the file may change under the same config
+                          .hex();
+  student.on_eval = [&run](const StudentEval& e) {
+    run.dir.log_event("eval", {{"step", e.step},
+                               {"epoch", e.epoch},
+                               {"train_loss", e.train_loss},
+                               {"dev_accuracy", e.dev_accuracy},
+                               {"dev_macro_f1", e.dev_macro_f1}});
+  };
+  return train_student(student);
+}
+
+// The student and the teachers on the test split.
+struct TestResults {
+  UnionEvaluation student;
+  std::optional<SelectionMetrics> selection;  // when the strategies scored the teachers
+  TargetMetrics targets;                      // the integrated targets against the gold labels
+};
+
+// Stage 7: the test split: the student's predictions (predictions.tsv), teacher selection and the
+// integrated targets.
+TestResults evaluate_on_test(const RunContext& run, const Plugins& plugins, const RunData& data,
+                 const TeacherPasses& passes, const StudentResult& student) {
+  const LabeledSplit& test = data.test;
+  const LabelSpace& labels = plugins.labels;
+  TestResults out;
+  out.student = evaluate_union(test.gold, student.test_predicted, labels);
+  const TeacherScores scores = certainty(plugins, passes.test);
+  if (plugins.scored) out.selection = selection_metrics(scores, labels, test.gold);
+  out.targets = target_metrics(integrate_teachers(*plugins.integration, passes.test, scores, labels, test.gold),
+                               test.gold);
+  std::ostringstream predictions;
+  predictions << "id\tgold\tpredicted\tprobability\n";
+  for (size_t i = 0; i < test.gold.size(); ++i)
+    predictions << test.ids[i] << "\t" << labels.name(static_cast<size_t>(test.gold[i])) << "\t"
+                << labels.name(static_cast<size_t>(student.test_predicted[i])) << "\t"
+                << student.test_probability[i] << "\n";
+  run.dir.write_file("predictions.tsv", predictions.str());
+  return out;
 }
 
 // "<section>.options.<key>": every option of the plugin's schema, as given or by its default
@@ -161,6 +420,110 @@ void add_effective_options(RunSummary& summary, const std::string& section,
       continue;
     }
     summary.options.push_back({section, p.name, value});
+  }
+}
+
+// Stage 8: summary.json.
+RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunData& data,
+                     const TeacherPasses& passes, const Integration& integration,
+                     const StudentResult& student, const TestResults& test) {
+  const Config& config = run.config;
+  RunSummary s;
+  if (plugins.scored) add_effective_options(s, "uncertainty", plugins.uncertainty->plugin(), config);
+  add_effective_options(s, "integration", plugins.integration->plugin(), config);
+  s.experiment = config.root().at_path("experiment.name").value_or<std::string>("");
+  s.run_dir = run.dir.path().string();
+  s.uncertainty = plugins.scored ? plugins.uncertainty_name : "none";
+  s.samples = passes.options.samples;
+  s.integration = plugins.integration_name;
+  s.union_size = static_cast<int64_t>(plugins.labels.size());
+  s.seed = static_cast<int64_t>(experiment_seed(config));
+  s.device = student.device;
+  s.threads = run.threads;
+  s.deterministic = run.deterministic;
+  s.transfer = {static_cast<int64_t>(data.transfer_texts.size()), integration.mean_weight,
+                integration.kl_to_reference};
+  const UnionEvaluation& ev = test.student;
+  s.test.accuracy = ev.overall.accuracy;
+  s.test.macro_f1 = ev.overall.macro_f1;
+  s.test.examples = ev.overall.examples;
+  s.test.left_out = data.test.left_out();
+  for (size_t t = 0; t < plugins.teachers.size(); ++t)
+    s.test.teachers.push_back({plugins.teachers[t].name, ev.teacher_accuracy[t], ev.teacher_examples[t]});
+  for (size_t u = 0; u < plugins.labels.size(); ++u)
+    s.test.classes.push_back({plugins.labels.name(u), ev.class_recall[u]});
+  if (test.selection) {
+    s.test.selection_accuracy = test.selection->selection_accuracy;
+    s.test.selection_auroc = test.selection->auroc;
+  }
+  s.test.target_accuracy = test.targets.accuracy;
+  s.dev = {student.best_dev_accuracy, student.best_dev_macro_f1};
+  s.train.steps = student.steps;
+  s.train.planned_steps = student.planned_steps;
+  s.train.best_step = student.best_step;
+  s.train.resumed_from_step = student.resumed_from_step;
+  s.train.stopped_early = student.stopped_early;
+  s.train.seconds = student.train_seconds;
+  s.student_parameters = student.parameters;
+  s.teacher_pass = passes.stats;
+  s.total_seconds = seconds_since(run.started);
+  run.dir.write_file("summary.json", json_line(to_json(s)) + "\n");
+  return s;
+}
+
+// One panel of the report's uncertainty figure (the paper's Figure 2): `strategy`'s normalised
+// uncertainty of every (test example, teacher) pair, split by whether the teacher owns the gold
+// label; none when the strategy is not loaded.
+std::optional<ReportData::Uncertainty> uncertainty_panel(const RunContext& run, const Plugins& plugins,
+                                                         const RunData& data, const TeacherPasses& passes,
+                                                         const std::string& strategy,
+                                                         const std::string& name, uint32_t samples) {
+  if (run.registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return std::nullopt;
+  const auto instance = run.registry.create_uncertainty(
+      strategy, {strategy, samples > 0 ? "samples = " + std::to_string(samples) : "", run.config.base_dir(), 0});
+  const TeacherScores s = score_teachers(*instance, passes.test);
+  const std::vector<int64_t>& gold = data.test.gold;
+  ReportData::Uncertainty u;
+  u.name = name;
+  for (size_t i = 0; i < gold.size(); ++i) {
+    const auto& owners = plugins.labels.owners(static_cast<size_t>(gold[i]));
+    for (size_t t = 0; t < s.size(); ++t)
+      (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other).push_back(1.0f - s[t][i]);
+  }
+  const SelectionMetrics m = selection_metrics(s, plugins.labels, gold);
+  u.selection_accuracy = m.selection_accuracy;
+  u.auroc = m.auroc;
+  return u;
+}
+
+// Stage 9: report/report.html. The results are written by now: a report that fails is a warning,
+// not a failed run.
+void write_run_report(const RunContext& run, const Plugins& plugins, const RunData& data,
+                      const TeacherPasses& passes, const StudentResult& student, const TestResults& test,
+                      const RunSummary& summary) {
+  try {
+    ReportData report;
+    report.title = "muki run " + summary.experiment + " (" + run.config.path().string() + ")";
+    report.summary = summary;
+    report.labels = plugins.labels.names();
+    report.evaluation = test.student;
+    for (const StudentEval& e : student.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
+    // Single-pass entropy, and MC dropout when the run made stochastic passes, with muki's own
+    // strategies, whatever the run integrated with.
+    if (auto panel = uncertainty_panel(run, plugins, data, passes, "entropy", "single-pass entropy", 0))
+      report.uncertainties.push_back(std::move(*panel));
+    if (const uint32_t k = passes.options.samples; k >= 2)
+      if (auto panel = uncertainty_panel(run, plugins, data, passes, "mc_dropout",
+                                         "MC dropout (K = " + std::to_string(k) + ")", k))
+        report.uncertainties.push_back(std::move(*panel));
+    for (const fs::path& other : config_paths(run.config, "report.compare")) {
+      ReportData::Compared c{other.lexically_normal().string(), std::nullopt};
+      if (fs::exists(other / "summary.json")) c.summary = read_run_summary(other);
+      report.compared.push_back(std::move(c));
+    }
+    spdlog::info("report: {}", write_report(run.dir.file("report"), report).string());
+  } catch (const std::exception& e) {
+    spdlog::warn("the report could not be written: {}", e.what());
   }
 }
 
@@ -187,280 +550,21 @@ void prepare_experiment(const Config& config, registry::Registry& registry, cons
   }
 }
 
-// A strategy that reads features cannot score a teacher without them: say so before any pass.
-void check_feature_needs(const Config& config, const registry::UncertaintyInstance& uncertainty,
-                         const std::vector<TeacherSetup>& teachers, bool scored) {
-  if (!scored || !uncertainty.needs_features()) return;
-  for (const TeacherSetup& t : teachers)
-    if (t.instance->feature_dim() == 0)
-      throw config_error(config, "uncertainty strategy '" + uncertainty.plugin().name +
-                                     "' reads the teachers' features, but teacher '" + t.name +
-                                     "' (adapter '" + t.instance->plugin().name +
-                                     "') gives none; pick a strategy that reads logits only");
-}
-
-// Fits a strategy that needs reference data on each teacher's texts of the labeled dev split
-// (held out from the teachers' training, labeled for the student's model selection anyway).
-void fit_on_dev(const Config& config, const registry::UncertaintyInstance& uncertainty,
-                const std::vector<TeacherSetup>& teachers, const LabeledSplit& dev,
-                const LabelSpace& labels, TeacherPassOptions pass, const RunDirectory& run,
-                RunSummary::TeacherPass& totals) {
-  if (dev.gold.empty())
-    throw config_error(config, "uncertainty strategy '" + uncertainty.plugin().name +
-                                   "' is fitted on each teacher's texts of the labeled dev split: "
-                                   "set [data.dev] with a label column");
-  pass.samples = 0;
-  const auto dev_out = teacher_passes(teachers, dev.texts, "dev", pass, run, totals);
-  std::vector<std::string> names;
-  for (const TeacherSetup& t : teachers) names.push_back(t.name);
-  const std::vector<int64_t> counts = fit_uncertainty(uncertainty, names, dev_out, dev.gold, labels);
-  for (size_t t = 0; t < teachers.size(); ++t) {
-    spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of the dev split",
-                 uncertainty.plugin().name, names[t], counts[t]);
-    run.log_event("reference", {{"teacher", names[t]}, {"split", "dev"}, {"texts", counts[t]}});
-  }
-}
-
 RunResult run_experiment(const Config& config, const registry::Registry& registry,
                          const RunOptions& options) {
-  const auto started = Clock::now();
-  const toml::table& root = config.root();
-  RunResult result;
-  const int threads = configure_threads(root.at_path("experiment.threads").value_or(int64_t{0}));
-  const bool deterministic = root.at_path("experiment.deterministic").value_or(false);
-  configure_determinism(deterministic);
-
-  const RunDirectory run(output_dir(config), config, options.fresh);
-  result.dir = run.path();
-  result.resumed = run.resumed();
-  spdlog::info("run {}{} ({} threads{})", run.path().string(), run.resumed() ? " (resuming)" : "",
-               threads, deterministic ? ", deterministic" : "");
-  run.log_event(run.resumed() ? "resume" : "start",
-                {{"config", config.path().string()}, {"threads", threads}});
-
-  // --- strategies and teachers -----------------------------------------------------------------
-  const std::string uncertainty_name = *root.at_path("uncertainty.strategy").value<std::string>();
-  const std::string integration_name = *root.at_path("integration.strategy").value<std::string>();
-  const auto uncertainty = create_uncertainty(config, registry, uncertainty_name);
-  const auto integration = create_integration(config, registry, integration_name);
-  const std::vector<TeacherSetup> teachers = create_teachers(config, registry);
-  std::vector<std::vector<std::string>> teacher_labels;
-  for (const auto& t : teachers) teacher_labels.push_back(t.instance->labels());
-  const LabelSpace labels(teacher_labels);
-  std::string label_text;
-  for (const auto& name : labels.names()) label_text += name + "\n";
-  run.write_file("labels.txt", label_text);
-  std::vector<const registry::PluginInfo*> used{&uncertainty->plugin(), &integration->plugin()};
-  for (const auto& t : teachers) used.push_back(&t.instance->plugin());
-  std::optional<TeacherSetup> reference;
-  if (const toml::table* ref = root["reference"].as_table()) {
-    reference = create_teacher(config, registry, *ref, "reference");
-    used.push_back(&reference->instance->plugin());
-  }
-  run.write_file("plugins.lock", plugin_lock(used));
-  spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
-               teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
-  const bool scored = !integration->ignores_scores();
-  check_feature_needs(config, *uncertainty, teachers, scored);
-
-  // --- data ---------------------------------------------------------------------------------
-  std::vector<DatasetSpec> transfer_specs = dataset_specs(config, "transfer");
-  if (integration->needs_gold()) {
-    if (transfer_specs.front().label_field.empty())
-      throw config_error(config, "integration strategy '" + integration_name +
-                                     "' trains on gold labels (an upper bound for analysis): set "
-                                     "data.transfer.label to the label column");
-  } else {
-    for (DatasetSpec& s : transfer_specs) s.label_field.clear();  // unlabeled: never read its labels
-  }
-  const Dataset transfer = read_all(transfer_specs);
-  if (transfer.report.rows_skipped > 0) spdlog::warn("{}", transfer.report.summary(describe(transfer_specs)));
-  run.log_event("data", {{"split", "transfer"},
-                         {"path", describe(transfer_specs)},
-                         {"rows", transfer.report.rows_read},
-                         {"skipped", transfer.report.rows_skipped}});
-  std::vector<std::string> transfer_texts;
-  for (const Example& e : transfer.examples) transfer_texts.push_back(e.text);
-  const LabeledSplit dev = read_labeled(config, "dev", labels, run);
-  const LabeledSplit test = read_labeled(config, "test", labels, run);
-  if (test.gold.empty())
-    throw config_error(config, "muki run needs a labeled [data.test] split with labels the teachers know");
-
-  // --- teacher passes -------------------------------------------------------------------------
-  // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
-  TeacherPassOptions pass;
-  pass.samples = scored ? uncertainty->samples() : 0;
-  pass.features = scored && uncertainty->needs_features();
-  pass.seed = experiment_seed(config);
-  pass.batch_size = options.batch_size;
-  pass.cache_dir = cache_dir(config) / "teacher-pass";
-  const auto pass_started = Clock::now();
-  const auto transfer_out = teacher_passes(teachers, transfer_texts, "transfer", pass, run, result.summary.teacher_pass);
-  const auto test_out = teacher_passes(teachers, test.texts, "test", pass, run, result.summary.teacher_pass);
-  if (scored && uncertainty->needs_reference())
-    fit_on_dev(config, *uncertainty, teachers, dev, labels, pass, run, result.summary.teacher_pass);
-  const double pass_seconds = seconds_since(pass_started);
-
-  // --- integration ------------------------------------------------------------------------------
-  const std::vector<int64_t> gold =
-      integration->needs_gold() ? transfer_gold(transfer, labels, config, integration_name)
-                                : std::vector<int64_t>{};
-  // Unscored strategies get zeros: they promise not to read them.
-  auto score = [&](const std::vector<TeacherOutputs>& outputs) {
-    if (scored) return score_teachers(*uncertainty, outputs);
-    TeacherScores zeros;
-    for (const auto& o : outputs) zeros.emplace_back(static_cast<size_t>(o.num_examples), 0.0f);
-    return zeros;
-  };
-  const TeacherScores scores = score(transfer_out);
-  const IntegratedTargets targets = integrate_teachers(*integration, transfer_out, scores, labels, gold);
-  double mean_weight = 0;
-  for (float w : targets.weight) mean_weight += w;
-  mean_weight /= std::max<double>(1.0, static_cast<double>(targets.weight.size()));
-  std::optional<double> kl_to_reference;
-  if (reference) {
-    TeacherPassOptions deterministic_pass = pass;
-    deterministic_pass.samples = 0;  // the reference's deterministic distribution is the golden one
-    const TeacherOutputs ref_out =
-        teacher_pass(*reference, transfer_texts, "transfer", deterministic_pass, run, result.summary.teacher_pass);
-    // Per-teacher blocks (UHC) are not one distribution over Y: no KL for them.
-    if (integration->loss() == MUKI_LOSS_KL_UNION)
-      kl_to_reference = mean_kl_divergence(
-          targets.target, reference_distribution(*reference, ref_out, labels, config),
-          targets.union_size);
-  }
-
-  // --- student --------------------------------------------------------------------------------
-  StudentSetup student;
-  student.config = &config;
-  student.labels = labels.names();
-  student.transfer_texts = transfer_texts;
-  student.targets = targets.target;
-  student.weights = targets.weight;
-  student.loss = integration->loss();
-  student.temperature = integration->student_temperature();
-  for (size_t t = 0; t < teachers.size(); ++t) student.blocks.push_back(labels.label_map(t));
-  student.dev_texts = dev.texts;
-  student.dev_gold = dev.gold;
-  student.test_texts = test.texts;
-  student.folder = run.file("student");
-  student.state_file = run.file("state") / "student.pt";
-  // The state belongs to this config and these targets; anything else starts afresh.
-  Fingerprint dev_key;
-  for (size_t i = 0; i < dev.texts.size(); ++i) dev_key.add(dev.texts[i]).add(static_cast<uint64_t>(dev.gold[i]));
-  student.state_key = Fingerprint()
-                          .add(config.to_toml())
-                          .add(fingerprint_floats(targets.target))
-                          .add(fingerprint_floats(targets.weight))
-                          .add(dev_key.hex())  // the file may change under the same config
-                          .hex();
-  student.on_eval = [&](const StudentEval& e) {
-    run.log_event("eval", {{"step", e.step},
-                           {"epoch", e.epoch},
-                           {"train_loss", e.train_loss},
-                           {"dev_accuracy", e.dev_accuracy},
-                           {"dev_macro_f1", e.dev_macro_f1}});
-  };
-  const StudentResult trained = train_student(student);
-
-  // --- evaluation -----------------------------------------------------------------------------
-  const UnionEvaluation ev = evaluate_union(test.gold, trained.test_predicted, labels);
-  const TeacherScores test_scores = score(test_out);
-  const TargetMetrics test_targets = target_metrics(
-      integrate_teachers(*integration, test_out, test_scores, labels, test.gold), test.gold);
-
-  std::ostringstream predictions;
-  predictions << "id\tgold\tpredicted\tprobability\n";
-  for (size_t i = 0; i < test.gold.size(); ++i)
-    predictions << test.ids[i] << "\t" << labels.name(static_cast<size_t>(test.gold[i])) << "\t"
-                << labels.name(static_cast<size_t>(trained.test_predicted[i])) << "\t"
-                << trained.test_probability[i] << "\n";
-  run.write_file("predictions.tsv", predictions.str());
-
-  RunSummary& summary = result.summary;
-  if (scored) add_effective_options(summary, "uncertainty", uncertainty->plugin(), config);
-  add_effective_options(summary, "integration", integration->plugin(), config);
-  summary.experiment = root.at_path("experiment.name").value_or<std::string>("");
-  summary.run_dir = run.path().string();
-  summary.uncertainty = scored ? uncertainty_name : "none";
-  summary.samples = pass.samples;
-  summary.integration = integration_name;
-  summary.union_size = static_cast<int64_t>(labels.size());
-  summary.seed = static_cast<int64_t>(experiment_seed(config));
-  summary.device = trained.device;
-  summary.threads = threads;
-  summary.deterministic = deterministic;
-  summary.transfer = {static_cast<int64_t>(transfer_texts.size()), mean_weight, kl_to_reference};
-  summary.test.accuracy = ev.overall.accuracy;
-  summary.test.macro_f1 = ev.overall.macro_f1;
-  summary.test.examples = ev.overall.examples;
-  summary.test.left_out = test.left_out();
-  for (size_t t = 0; t < teachers.size(); ++t)
-    summary.test.teachers.push_back({teachers[t].name, ev.teacher_accuracy[t], ev.teacher_examples[t]});
-  for (size_t u = 0; u < labels.size(); ++u) summary.test.classes.push_back({labels.name(u), ev.class_recall[u]});
-  if (scored) {
-    const SelectionMetrics selection = selection_metrics(test_scores, labels, test.gold);
-    summary.test.selection_accuracy = selection.selection_accuracy;
-    summary.test.selection_auroc = selection.auroc;
-  }
-  summary.test.target_accuracy = test_targets.accuracy;
-  summary.dev = {trained.best_dev_accuracy, trained.best_dev_macro_f1};
-  summary.train.steps = trained.steps;
-  summary.train.planned_steps = trained.planned_steps;
-  summary.train.best_step = trained.best_step;
-  summary.train.stopped_early = trained.stopped_early;
-  summary.train.resumed_from_step = trained.resumed_from_step;
-  summary.train.seconds = trained.train_seconds;
-  summary.student_parameters = trained.parameters;
-  summary.teacher_pass.seconds = pass_seconds;
-  summary.total_seconds = seconds_since(started);
-  run.write_file("summary.json", json_line(to_json(summary)) + "\n");
-
-  // --- report: the results are written; a report that fails is a warning, not a failed run ----
-  try {
-    ReportData report;
-    report.title = "muki run " + root.at_path("experiment.name").value_or<std::string>("") + " (" +
-                   config.path().string() + ")";
-    report.summary = summary;
-    report.labels = labels.names();
-    report.evaluation = ev;
-    for (const StudentEval& e : trained.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
-    // The paper's Figure 2 on the test split: single-pass entropy, and MC dropout when the run made
-    // stochastic passes, with muki's own strategies (when loaded), whatever the run integrated with.
-    auto panel = [&](const std::string& strategy, const std::string& name, uint32_t k) {
-      if (registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return;
-      const auto instance = registry.create_uncertainty(
-          strategy, {strategy, k > 0 ? "samples = " + std::to_string(k) : "", config.base_dir(), 0});
-      const TeacherScores s = score_teachers(*instance, test_out);
-      ReportData::Uncertainty u;
-      u.name = name;
-      for (size_t i = 0; i < test.gold.size(); ++i) {
-        const auto& owners = labels.owners(static_cast<size_t>(test.gold[i]));
-        for (size_t t = 0; t < s.size(); ++t)
-          (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other)
-              .push_back(1.0f - s[t][i]);
-      }
-      const SelectionMetrics m = selection_metrics(s, labels, test.gold);
-      u.selection_accuracy = m.selection_accuracy;
-      u.auroc = m.auroc;
-      report.uncertainties.push_back(std::move(u));
-    };
-    for (const fs::path& other : config_paths(config, "report.compare")) {
-      ReportData::Compared c{other.lexically_normal().string(), std::nullopt};
-      if (fs::exists(other / "summary.json")) c.summary = read_run_summary(other);
-      report.compared.push_back(std::move(c));
-    }
-    panel("entropy", "single-pass entropy", 0);
-    if (pass.samples >= 2) panel("mc_dropout", "MC dropout (K = " + std::to_string(pass.samples) + ")", pass.samples);
-    const fs::path page = write_report(run.file("report"), report);
-    spdlog::info("report: {}", page.string());
-  } catch (const std::exception& e) {
-    spdlog::warn("the report could not be written: {}", e.what());
-  }
-  run.log_event("end", {{"test_accuracy", ev.overall.accuracy},
-                        {"test_macro_f1", ev.overall.macro_f1},
-                        {"seconds", seconds_since(started)}});
-  return result;
+  const RunContext run = open_run(config, registry, options);
+  const Plugins plugins = create_plugins(run);
+  const RunData data = read_data(run, plugins);
+  TeacherPasses passes = run_teacher_passes(run, plugins, data, options.batch_size);
+  const Integration integration = integrate(run, plugins, data, passes);
+  const StudentResult student = train(run, plugins, data, integration);
+  const TestResults results = evaluate_on_test(run, plugins, data, passes, student);
+  const RunSummary summary = summarize(run, plugins, data, passes, integration, student, results);
+  write_run_report(run, plugins, data, passes, student, results, summary);
+  run.dir.log_event("end", {{"test_accuracy", summary.test.accuracy},
+                            {"test_macro_f1", summary.test.macro_f1},
+                            {"seconds", seconds_since(run.started)}});
+  return RunResult{run.dir.path(), run.dir.resumed(), summary};
 }
 
 }  // namespace muki::core

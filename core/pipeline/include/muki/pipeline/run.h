@@ -1,16 +1,23 @@
-// `muki run`: one experiment from one validated config, end to end.
+// `muki run`: one experiment from one validated config, end to end, in named stages (run.cpp),
+// each taking and returning a small struct:
 //
-//   1. the run directory (run_directory.h): resolved config, plugin lock, union labels;
-//   2. the teacher pass over the unlabeled transfer set and the labeled test split: one
-//      deterministic pass and the K stochastic passes the uncertainty strategy asks for, cached
-//      under the cache folder and resumable chunk by chunk (teacher_pass.h);
-//   3. certainty scores (uncertainty strategy) and integrated targets + weights (integration
-//      strategy) over the transfer set; with a [reference] teacher (one trained on all labels),
-//      the mean KL(target || reference) says how close the integrated supervision is to golden;
-//   4. the student (student.h), trained on the targets, selected on dev, resumable;
-//   5. evaluation on test: accuracy and macro-F1 over the union, accuracy on each teacher's
-//      labels, teacher-selection accuracy and AUROC, accuracy of the integrated targets;
-//      written to metrics.jsonl, summary.json and predictions.tsv.
+//   open_run            process settings and the run directory (run_directory.h)
+//   create_plugins      strategies and teachers, the union labels; labels.txt, plugins.lock
+//   read_data           the transfer set, dev and test, mapped onto the union
+//   run_teacher_passes  one deterministic pass and the K stochastic passes the uncertainty
+//                       strategy asks for, over transfer and test, cached under the cache folder
+//                       and resumable chunk by chunk (teacher_pass.h)
+//   integrate           certainty scores and integrated targets + weights over the transfer set;
+//                       with a [reference] teacher (one trained on all labels), the mean
+//                       KL(target || reference) says how close the integrated supervision is to
+//                       golden
+//   train               the student (student.h), trained on the targets, selected on dev,
+//                       resumable
+//   evaluate_on_test    accuracy and macro-F1 over the union, on each teacher's labels, teacher
+//                       selection, the integrated targets; predictions.tsv
+//   summarize           summary.json (run_summary.h)
+//   write_run_report    report/report.html (report.h)
+// Events go to metrics.jsonl as they happen.
 // Labels of the transfer set are read only when the integration strategy declares it needs them
 // (`gold`, `oracle`: upper bounds for analysis).
 #pragma once
