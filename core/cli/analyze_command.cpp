@@ -160,14 +160,17 @@ int cmd_analyze(const std::vector<std::string>& args) {
   std::ostringstream targets_table;
   targets_table << "\n| uncertainty | integration | target accuracy | weighted accuracy | mean weight right | mean weight wrong |"
                 << "\n|---|---|---:|---:|---:|---:|\n";
-  // The dev split, as `muki run` uses it: a strategy fitted on reference data sees each teacher's
-  // texts of it, and every other strategy is also shown calibrated against them (a z-score per
-  // teacher, muki/experiment/analysis.h). A fitted strategy calibrates itself on held-out folds.
-  const core::LabeledSplit dev = core::map_onto(core::read_all(core::dataset_specs(config, "dev")), labels);
+  // The dev split, when the config has one, as `muki run` uses it: a strategy fitted on reference
+  // data sees each teacher's texts of it, and every other strategy is also shown calibrated
+  // against them (a z-score per teacher, muki/experiment/analysis.h). A fitted strategy
+  // calibrates itself on held-out folds.
+  const bool has_dev = config.root().at_path("data.dev").as_table() != nullptr;
+  core::LabeledSplit dev;
+  if (has_dev) dev = core::map_onto(core::read_all(core::dataset_specs(config, "dev")), labels);
   std::vector<core::TeacherOutputs> dev_outputs;
   std::vector<std::string> names;
   for (const auto& t : teachers) {
-    dev_outputs.push_back(core::run_teacher_pass(*t.instance, dev.texts, t.cache_key, pass));
+    if (has_dev) dev_outputs.push_back(core::run_teacher_pass(*t.instance, dev.texts, t.cache_key, pass));
     names.push_back(t.name);
   }
   struct Variant {
@@ -178,9 +181,13 @@ int cmd_analyze(const std::vector<std::string>& args) {
   std::vector<Variant> variants;
   for (size_t u = 0; u < uncertainties.size(); ++u) {
     variants.push_back({u, u_names[u], std::nullopt});
+    if (uncertainties[u]->needs_reference() && !has_dev)
+      throw std::runtime_error("uncertainty strategy '" + u_names[u] +
+                               "' is fitted on each teacher's texts of the labeled dev split: set "
+                               "[data.dev] with a label column");
     if (uncertainties[u]->needs_reference())
       core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev.gold, labels);
-    else
+    else if (has_dev)
       variants.push_back({u, u_names[u] + " (calibrated on dev)",
                           core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev.gold, labels)});
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli_common.h"
+#include "muki/model/device.h"
 #include "muki/experiment/experiment.h"
 
 namespace fs = std::filesystem;
@@ -116,6 +117,9 @@ int cmd_print_config(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The host's own seeded passes take the lock its plugins take (SDK 1.1's process-state lock).
+  muki::core::share_process_state_lock(muki::registry::host_api()->lock_process_state,
+                                       muki::registry::host_api()->unlock_process_state);
   const std::vector<std::string> all(argv + 1, argv + argc);
   if (all.empty() || all[0] == "--help" || all[0] == "-h" || all[0] == "help") {
     std::cout << kUsage;

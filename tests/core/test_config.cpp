@@ -207,7 +207,8 @@ TEST(ConfigValidate, MissingSectionsAndPluginNames) {
               ElementsAre("exp.toml:1:1: missing required key 'teachers'",
                           "exp.toml:1:1: missing required key 'integration'",
                           "exp.toml:4:12: 'uncertainty.strategy': uncertainty strategy 'nope' not "
-                          "found; available: bald, energy, entropy, mc_dropout, throwing"));
+                          "found; available: bald, energy, entropy, knn, mahalanobis, mc_dropout, "
+                          "throwing"));
 }
 
 TEST(ConfigValidate, PathOptionsMustExistRelativeToTheConfig) {

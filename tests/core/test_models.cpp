@@ -2,6 +2,8 @@
 // replicated-batch sampling.
 #include <gtest/gtest.h>
 
+#include <mutex>
+
 #include <torch/torch.h>
 
 #include <muki/model/device.h>
@@ -193,4 +195,31 @@ TEST(Device, ParsesSpecsAndRefusesCudaWithoutIt) {
   EXPECT_EQ(configure_threads(1), 1);
   EXPECT_GE(configure_threads(0), 1);  // back to all cores for the other tests
   EXPECT_THROW(configure_threads(-1), std::invalid_argument);
+}
+
+namespace {
+int g_locks = 0, g_unlocks = 0;
+std::recursive_mutex g_counted;
+void counting_lock() {
+  g_counted.lock();
+  ++g_locks;
+}
+void counting_unlock() {
+  ++g_unlocks;
+  g_counted.unlock();
+}
+}  // namespace
+
+// A seeded pass holds the process-state lock that was installed (the host's, SDK 1.1) for exactly
+// its duration: every copy of the model layer in the process then takes the same lock.
+TEST(McDropout, SeededPassesHoldTheSharedProcessStateLock) {
+  muki::core::share_process_state_lock(&counting_lock, &counting_unlock);
+  torch::manual_seed(3);
+  Classifier m = make_classifier(muki::test::small_config("transformer"));
+  const auto [ids, mask] = batch(6);
+  mc_dropout_sample(*m, ids, mask, 2, 5);
+  EXPECT_EQ(g_locks, 1);
+  EXPECT_EQ(g_unlocks, 1);
+  { SeededGeneratorGuard guard(torch::kCPU, 1); EXPECT_EQ(g_locks - g_unlocks, 1); }
+  EXPECT_EQ(g_locks, g_unlocks);
 }

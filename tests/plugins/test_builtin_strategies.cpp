@@ -615,7 +615,7 @@ TEST(BuiltinStrategies, EveryPluginIsDescribed) {
     for (const auto& q : p->params) EXPECT_FALSE(q.doc.empty()) << p->name << "." << q.name;
   }
   EXPECT_EQ(registry().names(Kind::Uncertainty),
-            (std::vector<std::string>{"bald", "energy", "entropy", "mc_dropout"}));
+            (std::vector<std::string>{"bald", "energy", "entropy", "knn", "mahalanobis", "mc_dropout"}));
   EXPECT_EQ(registry().names(Kind::Integration),
             (std::vector<std::string>{"concat", "gold", "max", "oracle", "uhc", "weighted"}));
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -15,10 +16,15 @@ namespace muki::core {
 
 namespace {
 
-std::mutex& rng_mutex() {
-  static std::mutex m;
+std::recursive_mutex& own_lock() {
+  static std::recursive_mutex m;
   return m;
 }
+void lock_own() { own_lock().lock(); }
+void unlock_own() { own_lock().unlock(); }
+
+void (*g_lock)() = &lock_own;
+void (*g_unlock)() = &unlock_own;
 
 }  // namespace
 
@@ -65,24 +71,36 @@ void configure_determinism(bool on) {
   at::globalContext().setDeterministicAlgorithms(on, /*warn_only=*/false);
 }
 
-SeededGeneratorGuard::SeededGeneratorGuard(const torch::Device& device, uint64_t seed)
-    : lock_(rng_mutex()) {
-  if (device.is_cuda()) {
-    torch::cuda::manual_seed_all(seed);
-  } else {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> g(generator.mutex());
-    saved_state_ = generator.get_state();
-    generator.set_current_seed(seed);
-    restore_ = true;
+void share_process_state_lock(void (*lock)(), void (*unlock)()) {
+  g_lock = lock;
+  g_unlock = unlock;
+}
+
+SeededGeneratorGuard::SeededGeneratorGuard(const torch::Device& device, uint64_t seed) {
+  g_lock();
+  try {
+    if (device.is_cuda()) {
+      torch::cuda::manual_seed_all(seed);
+    } else {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> g(generator.mutex());
+      saved_state_ = generator.get_state();
+      generator.set_current_seed(seed);
+      restore_ = true;
+    }
+  } catch (...) {  // no destructor runs for a constructor that throws
+    g_unlock();
+    throw;
   }
 }
 
 SeededGeneratorGuard::~SeededGeneratorGuard() {
-  if (!restore_) return;
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> g(generator.mutex());
-  generator.set_state(saved_state_);
+  if (restore_) {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> g(generator.mutex());
+    generator.set_state(saved_state_);
+  }
+  g_unlock();
 }
 
 }  // namespace muki::core

@@ -162,10 +162,17 @@ const muki_param_desc kParams[] = {
                      "MC-dropout rate override (default: the checkpoint's)", 0, 0.99),
 };
 
+// Every plugin library has its own copy of the model layer: make its seeded passes take the
+// host's process-state lock, the one the host and every other library take (SDK 1.1).
+void share_host_lock(const muki_host_api* host) {
+  muki::core::share_process_state_lock(host->lock_process_state, host->unlock_process_state);
+}
+
 }  // namespace
 
-MUKI_PLUGIN_LIBRARY("muki-teacher-native", "0.1.0", "muki's own LibTorch classifier checkpoints",
-                    MUKI_TEACHER(NativeTeacher, "native", "0.1.0",
+MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.1.0",
+                               "muki's own LibTorch classifier checkpoints", share_host_lock, nullptr,
+                               MUKI_TEACHER(NativeTeacher, "native", "0.1.0",
                                  "a `muki teacher train` checkpoint folder (Transformer, CNN or "
                                  "bag of embeddings); MC dropout for the stochastic passes",
                                  kParams))

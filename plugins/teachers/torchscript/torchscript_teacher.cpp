@@ -44,8 +44,8 @@
 // cannot be handed a generator). Before each micro-batch the adapter seeds it with
 // splitmix64(request seed, micro-batch index): on CPU it seeds the default CPU generator and
 // restores that generator's previous state afterwards, so other torch users in the process do not
-// see a change; on CUDA it calls torch::cuda::manual_seed_all (not restored). A process-wide lock
-// keeps two instances of this plugin from interleaving their seeded passes. The same (texts,
+// see a change; on CUDA it calls torch::cuda::manual_seed_all (not restored). The host's
+// process-state lock (SDK 1.1) keeps any two seeded passes in the process from interleaving. The same (texts,
 // samples, seed, batch_size, device) gives the same output.
 //
 // Refusals (each a muki_status and a message that says why):
@@ -583,10 +583,17 @@ const muki_param_desc kParams[] = {
                      "features of dimension H | none"),
 };
 
+// Every plugin library has its own copy of the model layer: make its seeded passes take the
+// host's process-state lock, the one the host and every other library take (SDK 1.1).
+void share_host_lock(const muki_host_api* host) {
+  muki::core::share_process_state_lock(host->lock_process_state, host->unlock_process_state);
+}
+
 }  // namespace
 
-MUKI_PLUGIN_LIBRARY(
+MUKI_PLUGIN_LIBRARY_WITH_HOOKS(
     "muki-teacher-torchscript", "0.1.0", "TorchScript classifiers exported from PyTorch",
+    share_host_lock, nullptr,
     MUKI_TEACHER(TorchScriptTeacher, "torchscript", "0.1.0",
                  "a TorchScript classifier + its tokenizer + label names; MC dropout switches "
                  "only the dropout submodules to train mode",

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 
 #include <torch/types.h>
@@ -36,9 +35,9 @@ void configure_determinism(bool on);
 // call: dropout draws from torch's process-wide default generator (an aten op cannot be handed a
 // generator). On the CPU the generator's previous state comes back when the guard goes, so other
 // torch users in the process see no change; on CUDA every device's default generator is seeded
-// with torch::cuda::manual_seed_all (not restored). A mutex keeps two seeded passes (two teachers
-// on two host threads) from interleaving; it is per shared object, so two plugin libraries that
-// link this layer each have their own.
+// with torch::cuda::manual_seed_all (not restored). The guard holds the process-state lock (see
+// share_process_state_lock) for its lifetime, so two seeded passes (two teachers on two host
+// threads, in one plugin library or in two) never interleave.
 class SeededGeneratorGuard {
  public:
   SeededGeneratorGuard(const torch::Device& device, uint64_t seed);
@@ -47,9 +46,16 @@ class SeededGeneratorGuard {
   SeededGeneratorGuard& operator=(const SeededGeneratorGuard&) = delete;
 
  private:
-  std::unique_lock<std::mutex> lock_;
   torch::Tensor saved_state_;  // CPU only
   bool restore_ = false;
 };
+
+// The lock SeededGeneratorGuard takes around torch's process-wide generator. Every shared object
+// that links this layer has its own copy of it, so by default each has its own (recursive) lock,
+// which does not exclude another library's passes. The host installs the SDK's process-state
+// lock (muki_host_api::lock_process_state, ABI 1.1) in its own copy, and a teacher plugin in its
+// copy at library init, so that every copy in the process takes ONE lock. Both must be non-null;
+// install it before any guard exists.
+void share_process_state_lock(void (*lock)(), void (*unlock)());
 
 }  // namespace muki::core
