@@ -45,6 +45,13 @@ if grep -Eq "stdc\+\+|toml|muki" <<< "$needed"; then
   echo "FAIL: the C example links a C++ or TOML library" >&2
   exit 1
 fi
+# ... and no plugin built with the SDK's helpers needs a TOML library either (ABI 1.1 getters).
+for lib in max_probability/libmax_probability.so lexicon_teacher/liblexicon_teacher.so; do
+  if readelf -d "$work/${lib%%/*}-build/${lib##*/}" | grep -q "toml"; then
+    echo "FAIL: ${lib##*/} needs a TOML library" >&2
+    exit 1
+  fi
+done
 
 out=$("$work/prefix/bin/muki" plugins --path "$work/max_probability-build" \
       --path "$work/c_strategy-build" --path "$work/lexicon_teacher-build")
