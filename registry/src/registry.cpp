@@ -350,9 +350,7 @@ TeacherInstance::TeacherInstance(std::shared_ptr<const PluginInfo> plugin,
   if ((info.flags & MUKI_TEACHER_HAS_FEATURES) != 0) {
     // A 1.0 plugin never sets the flag; the host zero-filled feature_dim for it anyway.
     if (info.feature_dim == 0) refuse("describes features of dimension 0");
-    const auto* head = static_cast<const uint32_t*>(plugin->desc->api);
-    if (!MUKI_HAS_FIELD(muki_teacher_api, reinterpret_cast<const muki_teacher_api*>(head),
-                        predict_features) ||
+    if (!MUKI_HAS_FIELD(muki_teacher_api, api_, predict_features) ||
         api_->predict_features == nullptr)
       refuse("describes features but its function table has no predict_features");
     feature_dim_ = static_cast<int64_t>(info.feature_dim);
@@ -371,9 +369,7 @@ TeacherInstance::TeacherInstance(std::shared_ptr<const PluginInfo> plugin,
 
 void TeacherInstance::predict(const std::vector<std::string>& texts, uint32_t samples,
                               uint64_t seed, float* out, float* features) const {
-  if (features != nullptr && feature_dim_ == 0)
-    throw PluginError(std::string(kind_noun(plugin().kind)) + " '" + plugin().name + "' (" +
-                      instance_name() + ") has no features");
+  if (features != nullptr && feature_dim_ == 0) refuse("has no features");
   std::vector<muki_string_view> views;
   views.reserve(texts.size());
   for (const auto& t : texts) views.push_back({t.data(), t.size()});

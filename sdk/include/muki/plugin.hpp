@@ -52,8 +52,8 @@
 // message) and shutdown is `void()`; either may be nullptr.
 //
 // Added in ABI 1.0 (muki 0.1.0). ABI 1.1 (muki 0.2.0): options through the host's getters (no
-// toml++), teacher features, library hooks, the process-state lock, the log source names the
-// plugin under the name it was created by.
+// toml++), teacher features, feature-reading uncertainty strategies, library hooks, the log
+// source names the plugin under the name it was created by.
 #ifndef MUKI_PLUGIN_HPP
 #define MUKI_PLUGIN_HPP
 
@@ -63,6 +63,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -156,18 +157,6 @@ struct Context {
     if (host != nullptr && host->log != nullptr)
       host->log(host->host_context, level, to_c(source), to_c(message));
   }
-};
-
-// Holds the host's process-wide lock (see "Threading" in plugin.h) for the scope. (ABI 1.1)
-class ProcessStateLock {
- public:
-  explicit ProcessStateLock(const muki_host_api* host) : host_(host) { host_->lock_process_state(); }
-  ~ProcessStateLock() { host_->unlock_process_state(); }
-  ProcessStateLock(const ProcessStateLock&) = delete;
-  ProcessStateLock& operator=(const ProcessStateLock&) = delete;
-
- private:
-  const muki_host_api* host_;
 };
 
 // A checked view of a host-allocated, C-contiguous float32 CPU DLTensor.
@@ -471,6 +460,12 @@ struct TeacherTrampolines {
   }
 };
 
+// A view of an optional tensor argument (features): empty when the host passed NULL.
+inline std::optional<ConstTensor> optional_view(const DLTensor* t, size_t rank, const char* what) {
+  if (t == nullptr) return std::nullopt;
+  return ConstTensor::from(t, rank, what);
+}
+
 template <class T>
 struct UncertaintyTrampolines {
   static muki_status describe(void* p, muki_uncertainty_info* info, muki_error* error) {
@@ -488,12 +483,9 @@ struct UncertaintyTrampolines {
     return guarded(in.host, error, [&] {
       if (ref == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "fit() needs a reference");
       const ConstTensor logits = ConstTensor::from(ref->logits, 2, "reference logits");
-      std::unique_ptr<ConstTensor> features;
-      if (ref->features != nullptr) {
-        features = std::make_unique<ConstTensor>(ConstTensor::from(ref->features, 2, "reference features"));
-        if (features->dim(0) != logits.dim(0))
-          throw Error(MUKI_ERR_INVALID_ARGUMENT, "reference features and logits disagree on N");
-      }
+      const auto features = optional_view(ref->features, 2, "reference features");
+      if (features && features->dim(0) != logits.dim(0))
+        throw Error(MUKI_ERR_INVALID_ARGUMENT, "reference features and logits disagree on N");
       const int64_t* labels = nullptr;
       if (ref->labels != nullptr) {
         const DLTensor* l = ref->labels;
@@ -508,7 +500,7 @@ struct UncertaintyTrampolines {
                                                        std::to_string(logits.dim(1)));
       }
       in.object->fit(TeacherReference{ref->teacher, to_view(ref->teacher_name), logits,
-                                      features.get(), labels});
+                                      features ? &*features : nullptr, labels});
     });
   }
   static muki_status score_teacher(void* p, const muki_score_request* req, DLTensor* out,
@@ -517,19 +509,16 @@ struct UncertaintyTrampolines {
     return guarded(in.host, error, [&] {
       if (req == nullptr) throw Error(MUKI_ERR_INVALID_ARGUMENT, "score_teacher() needs a request");
       const ConstTensor logits = ConstTensor::from(req->logits, 3, "logits");
-      std::unique_ptr<ConstTensor> features;
-      if (req->features != nullptr) {
-        features = std::make_unique<ConstTensor>(ConstTensor::from(req->features, 3, "features"));
-        if (features->dim(0) != logits.dim(0) || features->dim(1) != logits.dim(1))
-          throw Error(MUKI_ERR_INVALID_ARGUMENT, "features and logits disagree on K or B");
-      } else if (in.object->needs_features()) {
+      const auto features = optional_view(req->features, 3, "features");
+      if (features && (features->dim(0) != logits.dim(0) || features->dim(1) != logits.dim(1)))
+        throw Error(MUKI_ERR_INVALID_ARGUMENT, "features and logits disagree on K or B");
+      if (!features && in.object->needs_features())
         throw Error(MUKI_ERR_INVALID_ARGUMENT, "this strategy needs the teacher's features");
-      }
       Tensor s = Tensor::from(out, 1, "out_scores");
       if (s.dim(0) != logits.dim(1))
         throw Error(MUKI_ERR_INVALID_ARGUMENT, "out_scores must have B = " +
                                                    std::to_string(logits.dim(1)) + " entries");
-      in.object->score_teacher(TeacherPasses{req->teacher, logits, features.get()}, s);
+      in.object->score_teacher(TeacherPasses{req->teacher, logits, features ? &*features : nullptr}, s);
     });
   }
   static muki_status score(void* p, const DLTensor* logits, DLTensor* out, muki_error* error) {
@@ -618,15 +607,8 @@ struct IntegrationTrampolines {
 
 #undef MUKI_SDK_SET_FIELD
 
-// The host API the library was initialised with; see library_host().
-inline const muki_host_api*& library_host_slot() {
-  static const muki_host_api* host = nullptr;
-  return host;
-}
-
 inline muki_status run_init(void (*init)(const muki_host_api*), const muki_host_api* host,
                             muki_error* error) {
-  library_host_slot() = host;
   return guarded(host, error, [&] {
     if (init != nullptr) init(host);
   });
@@ -640,10 +622,6 @@ inline void run_shutdown(void (*shutdown)()) noexcept {
 }
 
 }  // namespace detail
-
-// The host API handed to the library's init (valid while the library is loaded), for logging from
-// code that has no Context. nullptr before init. (ABI 1.1)
-inline const muki_host_api* library_host() { return detail::library_host_slot(); }
 
 // ---------------------------------------------------------------------------------------------
 // Describing plugins.
