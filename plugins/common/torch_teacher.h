@@ -1,9 +1,15 @@
-// Shared by the torch-based teacher adapters: a LibTorch error as one line for a user.
+// What the torch-based teacher adapters (native, torchscript) share: a LibTorch error as one line
+// for a user, the copy of a forward call's rows into the host's output tensor, and the library
+// init hook that makes the model layer take the host's process-state lock.
 #pragma once
 
+#include <cstring>
 #include <string>
 
 #include <c10/util/Exception.h>
+#include <muki/model/device.h>
+#include <muki/plugin.hpp>
+#include <torch/types.h>
 
 namespace muki::plugins {
 
@@ -12,6 +18,30 @@ inline std::string torch_message(const c10::Error& e) {
   std::string msg = e.what_without_backtrace();
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   return msg;
+}
+
+// Copies one forward call's outputs for texts start..start+b into `out`. `t` holds the passes one
+// after the other, b rows each ([b, W] for a deterministic pass, k = 0; [k, b, W] or [k * b, W]
+// for k stochastic passes), on any device and in any float type; `out` is the host's [B, W] or
+// [k, B, W].
+inline void copy_passes(const torch::Tensor& t, sdk::Tensor& out, int64_t start, int64_t b,
+                        int64_t k) {
+  const torch::Tensor rows = t.to(torch::kCPU, torch::kFloat).contiguous();
+  const float* src = rows.data_ptr<float>();
+  const int64_t w = rows.size(-1);
+  const size_t bytes = sizeof(float) * static_cast<size_t>(b * w);
+  if (k == 0) {
+    std::memcpy(&out(start, 0), src, bytes);
+    return;
+  }
+  for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
+}
+
+// The library init hook (MUKI_PLUGIN_LIBRARY_WITH_HOOKS): every plugin library has its own copy of
+// the model layer, so make its seeded passes take the host's process-state lock, the one the host
+// and every other library take (SDK 1.1).
+inline void share_host_lock(const muki_host_api* host) {
+  core::share_process_state_lock(host->lock_process_state, host->unlock_process_state);
 }
 
 }  // namespace muki::plugins

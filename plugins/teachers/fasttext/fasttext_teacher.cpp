@@ -269,7 +269,6 @@ class FastTextTeacher : public muki::sdk::Teacher {
   }
 
  private:
-
   // Writes the log-probabilities of the selected labels for one (possibly word-dropped) text,
   // and its sentence vector into `features` unless that is null.
   void log_probs(const std::vector<std::string_view>& words, float* out, float* features) {

@@ -31,10 +31,9 @@
 
 #include <torch/torch.h>
 
-#include "torch_message.h"
+#include "torch_teacher.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -120,8 +119,8 @@ class NativeTeacher : public muki::sdk::Teacher {
                    : muki::core::mc_dropout_sample(
                          model, ids, mask, k,
                          muki::core::mix_seed(seed, static_cast<uint64_t>(index)), pooled_out);
-        copy_rows(logits, out, start, k);
-        if (features != nullptr) copy_rows(pooled, *features, start, k);
+        muki::plugins::copy_passes(logits, out, start, b, k);
+        if (features != nullptr) muki::plugins::copy_passes(pooled, *features, start, b, k);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
@@ -129,18 +128,6 @@ class NativeTeacher : public muki::sdk::Teacher {
   }
 
  private:
-  // Copies `t` ([b, W] or [K, b, W], any device and float type) into rows start..start+b of `out`.
-  static void copy_rows(const torch::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k) {
-    const torch::Tensor cpu = t.to(torch::kCPU, torch::kFloat).contiguous();
-    const int64_t rows = k == 0 ? cpu.size(0) : cpu.size(1);
-    const size_t bytes = sizeof(float) * static_cast<size_t>(rows * cpu.size(-1));
-    if (k == 0) {
-      std::memcpy(&out(start, 0), cpu.data_ptr<float>(), bytes);
-      return;
-    }
-    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), cpu[s].data_ptr<float>(), bytes);
-  }
-
   torch::Device device_ = torch::kCPU;
   muki::core::LoadedCheckpoint checkpoint_;
   int64_t batch_size_ = 0;  // rows per forward call
@@ -162,16 +149,10 @@ const muki_param_desc kParams[] = {
                      "MC-dropout rate override (default: the checkpoint's)", 0, 0.99),
 };
 
-// Every plugin library has its own copy of the model layer: make its seeded passes take the
-// host's process-state lock, the one the host and every other library take (SDK 1.1).
-void share_host_lock(const muki_host_api* host) {
-  muki::core::share_process_state_lock(host->lock_process_state, host->unlock_process_state);
-}
-
 }  // namespace
 
 MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.1.0",
-                               "muki's own LibTorch classifier checkpoints", share_host_lock, nullptr,
+                               "muki's own LibTorch classifier checkpoints", muki::plugins::share_host_lock, nullptr,
                                MUKI_TEACHER(NativeTeacher, "native", "0.1.0",
                                  "a `muki teacher train` checkpoint folder (Transformer, CNN or "
                                  "bag of embeddings); MC dropout for the stochastic passes",

@@ -45,8 +45,8 @@
 // splitmix64(request seed, micro-batch index): on CPU it seeds the default CPU generator and
 // restores that generator's previous state afterwards, so other torch users in the process do not
 // see a change; on CUDA it calls torch::cuda::manual_seed_all (not restored). The host's
-// process-state lock (SDK 1.1) keeps any two seeded passes in the process from interleaving. The same (texts,
-// samples, seed, batch_size, device) gives the same output.
+// process-state lock (SDK 1.1) keeps any two seeded passes in the process from interleaving. The
+// same (texts, samples, seed, batch_size, device) gives the same output.
 //
 // Refusals (each a muki_status and a message that says why):
 //   - create(): a missing or unreadable model/tokenizer/labels file (MUKI_ERR_IO), a file that is
@@ -70,7 +70,7 @@
 // exports a protobuf-lite 3.14 that interposes the libprotobuf 3.21 that libtorch_cpu needs.
 #include <muki/plugin.hpp>
 
-#include "torch_message.h"
+#include "torch_teacher.h"
 
 #include <muki/model/device.h>
 #include <muki/text/sentencepiece_tokenizer.h>
@@ -84,7 +84,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -322,8 +321,8 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
           StochasticMode mode(dropout_);
           outputs = forward(part, k);
         }
-        copy_rows(outputs.logits, out, start, k, b);
-        if (features != nullptr) copy_rows(outputs.features, *features, start, k, b);
+        muki::plugins::copy_passes(outputs.logits, out, start, b, k);
+        if (features != nullptr) muki::plugins::copy_passes(outputs.features, *features, start, b, k);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "the model's forward failed: " + torch_message(e));
@@ -332,20 +331,6 @@ class TorchScriptTeacher : public muki::sdk::Teacher {
   }
 
  private:
-  // Copies t ([replicas * b, W], CPU float32) into rows start..start+b of out ([b, W] for
-  // replicas == 0 meaning a deterministic pass, else [K, b, W]).
-  static void copy_rows(const at::Tensor& t, muki::sdk::Tensor& out, int64_t start, int64_t k,
-                        int64_t b) {
-    const int64_t w = t.size(1);
-    const float* src = t.data_ptr<float>();
-    const size_t bytes = static_cast<size_t>(b * w) * sizeof(float);
-    if (k == 0) {
-      std::memcpy(&out(start, 0), src, bytes);
-      return;
-    }
-    for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
-  }
-
   // Switches the dropout submodules (and only them) to train mode; back to eval when it goes.
   class StochasticMode {
    public:
@@ -583,17 +568,11 @@ const muki_param_desc kParams[] = {
                      "features of dimension H | none"),
 };
 
-// Every plugin library has its own copy of the model layer: make its seeded passes take the
-// host's process-state lock, the one the host and every other library take (SDK 1.1).
-void share_host_lock(const muki_host_api* host) {
-  muki::core::share_process_state_lock(host->lock_process_state, host->unlock_process_state);
-}
-
 }  // namespace
 
 MUKI_PLUGIN_LIBRARY_WITH_HOOKS(
     "muki-teacher-torchscript", "0.1.0", "TorchScript classifiers exported from PyTorch",
-    share_host_lock, nullptr,
+    muki::plugins::share_host_lock, nullptr,
     MUKI_TEACHER(TorchScriptTeacher, "torchscript", "0.1.0",
                  "a TorchScript classifier + its tokenizer + label names; MC dropout switches "
                  "only the dropout submodules to train mode",
