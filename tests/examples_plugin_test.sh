@@ -107,14 +107,7 @@ TOML
 python3 - "$work/runs/examples/summary.json" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
-def get(key):
-    if key in summary:
-        return summary[key]
-    node = summary
-    for part in key.split("."):
-        node = node[part]
-    return node
-accuracy, selection = get("test.accuracy"), get("test.selection_accuracy")
+accuracy, selection = summary["test.accuracy"], summary["test.selection_accuracy"]
 print(f"examples run: student test accuracy {accuracy:.4f}, teacher selection {selection:.4f}")
 # 8 classes: chance is 0.125, and always picking the larger half's teacher selects ~0.63. A
 # student that learned from the two lexicons must be far above chance.

@@ -105,14 +105,10 @@ int cmd_analyze(const std::vector<std::string>& args) {
   bool features = false;
   for (const auto& name : u_names) {
     uncertainties.push_back(core::create_uncertainty(config, registry, name));
+    core::check_features(config, *uncertainties.back(), teachers);
     samples = std::max(samples, uncertainties.back()->samples());
     features = features || uncertainties.back()->needs_features();
   }
-  if (features)
-    for (const auto& t : teachers)
-      if (t.instance->feature_dim() == 0)
-        throw std::runtime_error("an uncertainty strategy asked for reads the teachers' features, "
-                                 "but teacher '" + t.name + "' gives none");
   for (const auto& name : i_names) integrations.push_back(core::create_integration(config, registry, name));
 
   // The teacher pass, cached under the run folder.
@@ -141,17 +137,15 @@ int cmd_analyze(const std::vector<std::string>& args) {
                {"samples", samples}, {"teachers", Json::array()}, {"results", Json::array()}};
   for (size_t t = 0; t < teachers.size(); ++t) {
     int64_t own = 0, right = 0;
-    const auto& map = labels.label_map(t);
     for (size_t i = 0; i < gold.size(); ++i) {
-      const auto it = std::find(map.begin(), map.end(), gold[i]);
-      if (it == map.end()) continue;
+      const int64_t j = labels.local_index(t, gold[i]);
+      if (j < 0) continue;
       ++own;
       const float* row = outputs[t].deterministic_row(static_cast<int64_t>(i));
-      const auto argmax = std::max_element(row, row + outputs[t].num_labels) - row;
-      if (argmax == it - map.begin()) ++right;
+      if (std::max_element(row, row + outputs[t].num_labels) - row == j) ++right;
     }
     const double acc = own > 0 ? static_cast<double>(right) / static_cast<double>(own) : 0.0;
-    report << "| " << teachers[t].name << " | " << map.size() << " | " << fixed(acc) << " | " << own << " |\n";
+    report << "| " << teachers[t].name << " | " << labels.label_map(t).size() << " | " << fixed(acc) << " | " << own << " |\n";
     json["teachers"].push_back({{"name", teachers[t].name}, {"own_accuracy", acc}, {"own_examples", own}});
   }
 

@@ -25,6 +25,10 @@ TEST(LabelSpace, OverlappingNamesAreMerged) {
   EXPECT_EQ(space.label_map(0), (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(space.label_map(1), (std::vector<int64_t>{2, 3, 0}));
   EXPECT_EQ(space.label_map(2), (std::vector<int64_t>{4}));
+  // local_index inverts label_map: union label 0 is teacher 1's third label, and not teacher 2's.
+  EXPECT_EQ(space.local_index(1, 0), 2);
+  EXPECT_EQ(space.local_index(0, 2), 2);
+  EXPECT_EQ(space.local_index(2, 0), -1);
   EXPECT_EQ(space.owners(0), (std::vector<std::size_t>{0, 1}));
   EXPECT_EQ(space.owners(1), (std::vector<std::size_t>{0}));
   EXPECT_EQ(space.owners(2), (std::vector<std::size_t>{0, 1}));

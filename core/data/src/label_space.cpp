@@ -1,5 +1,6 @@
 #include <muki/data/label_space.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace muki::core {
@@ -45,6 +46,12 @@ const std::vector<int64_t>& LabelSpace::label_map(std::size_t teacher) const {
     throw std::out_of_range("teacher " + std::to_string(teacher) + " out of range (" +
                             std::to_string(label_maps_.size()) + " teachers)");
   return label_maps_[teacher];
+}
+
+int64_t LabelSpace::local_index(std::size_t teacher, int64_t union_index) const {
+  const std::vector<int64_t>& map = label_map(teacher);
+  const auto it = std::find(map.begin(), map.end(), union_index);
+  return it == map.end() ? -1 : static_cast<int64_t>(it - map.begin());
 }
 
 const std::vector<std::size_t>& LabelSpace::owners(std::size_t union_index) const {

@@ -46,13 +46,12 @@ std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strate
   std::vector<int64_t> counts;
   for (size_t t = 0; t < reference.size(); ++t) {
     const TeacherOutputs& out = reference[t];
-    const std::vector<int64_t>& map = labels.label_map(t);
     std::vector<float> logits, features;
     std::vector<int64_t> local;
     for (int64_t i = 0; i < out.num_examples; ++i) {
-      const auto it = std::find(map.begin(), map.end(), gold[static_cast<size_t>(i)]);
-      if (it == map.end()) continue;
-      local.push_back(it - map.begin());
+      const int64_t j = labels.local_index(t, gold[static_cast<size_t>(i)]);
+      if (j < 0) continue;
+      local.push_back(j);
       logits.insert(logits.end(), out.deterministic_row(i), out.deterministic_row(i) + out.num_labels);
       if (out.feature_dim > 0)
         features.insert(features.end(), out.features_row(i), out.features_row(i) + out.feature_dim);
@@ -83,11 +82,10 @@ ScoreCalibration calibrate_scores(const registry::UncertaintyInstance& strategy,
   const TeacherScores scores = score_teachers(strategy, reference);
   ScoreCalibration calibration;
   for (size_t t = 0; t < scores.size(); ++t) {
-    const std::vector<int64_t>& map = labels.label_map(t);
     double sum = 0.0, sum_sq = 0.0;
     int64_t n = 0;
     for (size_t i = 0; i < gold.size(); ++i) {
-      if (std::find(map.begin(), map.end(), gold[i]) == map.end()) continue;
+      if (labels.local_index(t, gold[i]) < 0) continue;
       const double v = scores[t][i];
       sum += v;
       sum_sq += v * v;

@@ -93,6 +93,18 @@ std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(
       strategy, {std::string(strategy), options, config.base_dir(), experiment_seed(config)});
 }
 
+void check_features(const Config& config, const registry::UncertaintyInstance& strategy,
+                    const std::vector<TeacherSetup>& teachers) {
+  if (!strategy.needs_features()) return;
+  for (const TeacherSetup& t : teachers)
+    if (t.instance->feature_dim() == 0)
+      throw ConfigError({ConfigProblem{
+          config.path().string(), 0, 0,
+          "uncertainty strategy '" + strategy.plugin().name + "' reads the teachers' features, but "
+          "teacher '" + t.name + "' (adapter '" + t.instance->plugin().name +
+          "') gives none; pick a strategy that reads logits only"}});
+}
+
 std::unique_ptr<registry::IntegrationInstance> create_integration(
     const Config& config, const registry::Registry& registry, std::string_view strategy) {
   const std::string options =

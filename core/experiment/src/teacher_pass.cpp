@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
+#include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 
 namespace muki::core {
@@ -23,26 +25,19 @@ struct ChunkHeader {
   int64_t count, labels, samples, feature_dim;
 };
 
-// Chunk files are written to a temporary name and renamed, so a killed run never leaves a
-// half-written chunk behind under the real name.
+// A chunk file: the header, then the deterministic logits, the stochastic ones and the features.
+// Written atomically (write_file_atomically), so a killed run never leaves a half-written chunk
+// behind under the real name.
 void write_chunk(const fs::path& path, const ChunkHeader& header, const float* det,
                  const float* sto, const float* features) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(&header), sizeof(header));
-    out.write(reinterpret_cast<const char*>(det),
-              static_cast<std::streamsize>(sizeof(float) * header.count * header.labels));
-    if (header.samples > 0)
-      out.write(reinterpret_cast<const char*>(sto),
-                static_cast<std::streamsize>(sizeof(float) * header.count * header.samples *
-                                             header.labels));
-    if (header.feature_dim > 0)
-      out.write(reinterpret_cast<const char*>(features),
-                static_cast<std::streamsize>(sizeof(float) * header.count * header.feature_dim));
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot write teacher-pass cache");
-  }
-  fs::rename(tmp, path);
+  std::string bytes(reinterpret_cast<const char*>(&header), sizeof(header));
+  const auto append = [&bytes](const float* data, int64_t count) {
+    bytes.append(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(count));
+  };
+  append(det, header.count * header.labels);
+  if (header.samples > 0) append(sto, header.count * header.samples * header.labels);
+  if (header.feature_dim > 0) append(features, header.count * header.feature_dim);
+  write_file_atomically(path, bytes);
 }
 
 // Reads a chunk into the outputs at `begin`; false when absent or not matching (recomputed).

@@ -103,14 +103,7 @@ Plugins create_plugins(const RunContext& run) {
   spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
                teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
   const bool scored = !integration->ignores_scores();
-  // A strategy that reads features cannot score a teacher without them: say so before any pass.
-  if (scored && uncertainty->needs_features())
-    for (const TeacherSetup& t : teachers)
-      if (t.instance->feature_dim() == 0)
-        throw config_error(run.config, "uncertainty strategy '" + uncertainty_name +
-                                           "' reads the teachers' features, but teacher '" + t.name +
-                                           "' (adapter '" + t.instance->plugin().name +
-                                           "') gives none; pick a strategy that reads logits only");
+  if (scored) check_features(run.config, *uncertainty, teachers);
   return Plugins{uncertainty_name, integration_name, std::move(uncertainty), std::move(integration),
                  std::move(teachers), std::move(reference), std::move(labels), scored};
 }

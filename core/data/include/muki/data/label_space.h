@@ -33,6 +33,9 @@ class LabelSpace {
 
   // label_map(t)[j] = union index of teacher t's label j. Throws std::out_of_range on a bad t.
   const std::vector<int64_t>& label_map(std::size_t teacher) const;
+  // The inverse: the j with label_map(t)[j] == union_index, or -1 when teacher t does not have
+  // that label. Throws std::out_of_range on a bad t.
+  int64_t local_index(std::size_t teacher, int64_t union_index) const;
   // Teachers that have union label `union_index`, ascending. Throws std::out_of_range.
   const std::vector<std::size_t>& owners(std::size_t union_index) const;
 

@@ -45,6 +45,11 @@ std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(
 std::unique_ptr<registry::IntegrationInstance> create_integration(
     const Config& config, const registry::Registry& registry, std::string_view strategy);
 
+// A strategy that reads features cannot score a teacher without them: throws ConfigError naming
+// the strategy, the first such teacher and its adapter, before any teacher pass runs.
+void check_features(const Config& config, const registry::UncertaintyInstance& strategy,
+                    const std::vector<TeacherSetup>& teachers);
+
 // Loads plugin folders (config paths, extra paths, defaults) and validates the config; throws
 // ConfigError listing every problem (a library that failed to load is one of them).
 void load_and_validate(const Config& config, registry::Registry& registry,
