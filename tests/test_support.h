@@ -3,10 +3,12 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 
@@ -35,6 +37,19 @@ inline CommandResult run_command(const std::string& command_line) {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A Python that has torch: $MUKI_PYTHON, else Debian's /usr/bin/python3 (python3-torch installs
+// there; a python3 earlier on PATH, e.g. pyenv's, may not see it), else python3 on PATH; empty
+// when none has.
+inline std::string python_with_torch() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("MUKI_PYTHON")) candidates.emplace_back(env);
+  candidates.emplace_back("/usr/bin/python3");
+  candidates.emplace_back("python3");
+  for (const auto& py : candidates)
+    if (run_command("'" + py + "' -c 'import torch'").code == 0) return py;
+  return {};
 }
 
 // `muki ARGS` from the build tree, with only its own plugin folders.

@@ -484,6 +484,11 @@ IntegrationInstance::IntegrationInstance(std::shared_ptr<const PluginInfo> plugi
     refuse("describes an unknown loss kind " + std::to_string(info_.loss));
   if (!(info_.student_temperature > 0.0f) || !std::isfinite(info_.student_temperature))
     refuse("describes a student temperature that is not a finite number > 0");
+  if (info_.feature_objective > MUKI_FEATURE_OBJECTIVE_CFL)
+    refuse("describes an unknown feature objective " + std::to_string(info_.feature_objective));
+  if (info_.feature_objective != MUKI_FEATURE_OBJECTIVE_NONE &&
+      !(info_.feature_weight > 0.0f && std::isfinite(info_.feature_weight)))
+    refuse("describes a feature objective whose weight is not a finite number > 0");
 }
 
 void IntegrationInstance::integrate(const std::vector<TeacherOutputsView>& teachers,

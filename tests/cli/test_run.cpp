@@ -294,6 +294,15 @@ TEST_F(RunTest, ClearErrors) {
                                               media_->string() + "\" }\n").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("reference teacher 'reference' has no label 'science' of the union"));
+  // A feature objective with a teacher that has no features (a 1.0 plugin), refused by name before
+  // any teacher pass.
+  r = run_muki("run " + experiment("nofeatures", "[[teachers]]\nname = \"length\"\nadapter = \"abi10_length\"\n"
+                                                 "[plugins]\npaths = [\"" + muki::test::fixture_dir("abi10").string() + "\"]\n").string() +
+               " --set integration='{strategy=\"dfa\"}'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("integration strategy 'dfa' reads the teachers' features, but teacher "
+                                  "'length' (adapter 'abi10_length') gives none"));
+  EXPECT_FALSE(fs::exists(run_dir("nofeatures") / "summary.json"));
   // A student table with a typo is caught before anything runs, with its position.
   r = run_muki("run " + experiment("typo", "").string() + " --set student.train.epoch=2");
   EXPECT_EQ(r.code, 1);
@@ -372,6 +381,19 @@ TEST_F(RunTest, HeterogeneousCrossLingualOverlappingTeachersInOneRun) {
   for (const char* teacher : {"media", "text_net", "french"})
     EXPECT_EQ(s.count(std::string("test.teacher.") + teacher + ".accuracy"), 1u) << teacher;
   EXPECT_NE(read_file(t / "text_net" / "train_report.json").find("\"type\": \"fasttext\""), std::string::npos);
+  // DFA and CFL over heterogeneous features (32, 50 and 32 wide) into a 32-wide student, with the
+  // same teacher passes (deterministic, now with features).
+  for (const char* strategy : {"dfa", "cfl"}) {
+    const std::string name = std::string("mixed-") + strategy;
+    r = run_muki("run " + config.string() + " --set experiment.name='\"" + name +
+                 "\"' --set integration='{strategy=\"" + strategy + "\"}'");
+    ASSERT_EQ(r.code, 0) << r.output;
+    s = summary(run_dir(name));
+    EXPECT_EQ(s["integration"], strategy);
+    EXPECT_EQ(s["integration.options.feature_weight"], "1.0");
+    EXPECT_EQ(s.count("test.selection_accuracy"), 0u);  // no certainty: no selection
+    EXPECT_GT(std::stod(s["test.accuracy"]), 1.0 / 8) << read_file(run_dir(name) / "summary.json");
+  }
   // UHC's per-teacher blocks cannot overlap: refused, with the plugin's reason.
   r = run_muki("run " + config.string() + " --set experiment.name='\"mixed-uhc\"' --set integration='{strategy=\"uhc\"}'");
   EXPECT_EQ(r.code, 1);

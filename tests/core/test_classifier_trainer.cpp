@@ -3,12 +3,14 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 
 #include <torch/torch.h>
 
 #include <muki/experiment/config.h>
 #include <muki/model/checkpoint.h>
 #include <muki/model/classifier_trainer.h>
+#include <muki/model/feature_objectives.h>
 #include <muki/pipeline/teacher_training.h>
 
 #include "../test_support.h"
@@ -172,10 +174,19 @@ struct Trained {
 };
 // Trains the synthetic task with a state file; `fail_at_eval` > 0 throws from the evaluation
 // callback at that evaluation (a crash: the state written at the previous evaluation survives).
+// With `features`, a CFL objective against fixed random "teacher features" trains alongside.
 Trained train_with_state(const Synthetic& data, const fs::path& state, const std::string& key,
-                         int fail_at_eval = 0) {
+                         int fail_at_eval = 0, bool features = false) {
   torch::manual_seed(1);
   Classifier m = make_classifier(small_config("transformer", 2));  // has dropout: RNG matters
+  std::optional<FeatureLoss> feature_loss;
+  if (features) {
+    auto objective = make_feature_objective(FeatureObjectiveKind::Cfl, m->feature_dim(), {5});
+    const torch::Tensor teacher = torch::randn({data.train.input_ids.size(0), 5});
+    feature_loss = FeatureLoss{objective, [objective, teacher](const torch::Tensor& pooled, const torch::Tensor& rows) {
+                                 return objective->forward(pooled, {teacher.index_select(0, rows)});
+                               }};
+  }
   TrainerOptions o;
   o.epochs = 3;
   o.lr = 1e-2;
@@ -189,7 +200,8 @@ Trained train_with_state(const Synthetic& data, const fs::path& state, const std
       *m, data.train, cross_entropy_loss(data.dev.labels), &data.dev, o, torch::kCPU,
       [&](const EvalRecord&) {
         if (++evals == fail_at_eval) throw std::runtime_error("simulated crash");
-      });
+      },
+      feature_loss ? &*feature_loss : nullptr);
   return {r, predict_logits(*m, data.dev.input_ids, data.dev.attention_mask, 64, torch::kCPU)};
 }
 }  // namespace
@@ -216,6 +228,21 @@ TEST(ClassifierTrainer, AnInterruptedRunResumesToTheSameWeights) {
   const Trained again = train_with_state(data, state, "k");
   EXPECT_EQ(again.result.resumed_from_step, 15);
   EXPECT_TRUE(torch::equal(again.logits, straight.logits));
+}
+
+// The feature objective's modules and their AdamW moments are part of the state too: otherwise the
+// resumed run would continue with fresh modules and drift from the uninterrupted one.
+TEST(ClassifierTrainer, AnInterruptedRunWithAFeatureLossResumesToTheSameWeights) {
+  const Synthetic data = synthetic(160);
+  TempDir dir;
+  const Trained without = train_with_state(data, dir.path() / "plain" / "state.pt", "k");
+  const Trained straight = train_with_state(data, dir.path() / "a" / "state.pt", "k", 0, true);
+  EXPECT_FALSE(torch::equal(straight.logits, without.logits));  // the objective changes training
+  const fs::path state = dir.path() / "b" / "state.pt";
+  EXPECT_THROW(train_with_state(data, state, "k", 2, true), std::runtime_error);
+  const Trained resumed = train_with_state(data, state, "k", 0, true);
+  EXPECT_EQ(resumed.result.resumed_from_step, 5);
+  EXPECT_TRUE(torch::equal(resumed.logits, straight.logits));
 }
 
 TEST(ClassifierTrainer, AStateOfAnotherSetupIsIgnored) {

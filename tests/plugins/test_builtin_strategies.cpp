@@ -414,6 +414,24 @@ TEST(ConcatIntegration, OverlappingLabelsAddUp) {
                                     FloatNear(0.4444444f, kTol)));
 }
 
+// DFA and CFL train on vanilla KD's targets; what they add is a feature objective for the host.
+TEST(FeatureKdIntegration, ConcatTargetsPlusAFeatureObjective) {
+  const auto concat = integrate("concat", {kA, kB}, 4, "temperature = 2.0");
+  for (const auto& [name, objective] : {std::pair{"dfa", MUKI_FEATURE_OBJECTIVE_DFA},
+                                        std::pair{"cfl", MUKI_FEATURE_OBJECTIVE_CFL}}) {
+    SCOPED_TRACE(name);
+    const auto r = integrate(name, {kA, kB}, 4, "temperature = 2.0");
+    EXPECT_EQ(r.target, concat.target);
+    EXPECT_EQ(r.weight, concat.weight);
+    auto instance = integration(name, "feature_weight = 0.5");
+    EXPECT_EQ(instance->feature_objective(), objective);
+    EXPECT_FLOAT_EQ(instance->feature_weight(), 0.5f);
+    EXPECT_TRUE(instance->ignores_scores());
+    EXPECT_FLOAT_EQ(integration(name, "")->feature_weight(), 1.0f);
+  }
+  EXPECT_EQ(integration("concat", "")->feature_objective(), MUKI_FEATURE_OBJECTIVE_NONE);
+}
+
 // Union of 5; index 2 belongs to no teacher; B's first logit is -inf. exp = (3, 1 | 0, 4), sum 8
 // -> (3/8, 1/8, 0, 0, 4/8) with exact zeros at 2 (no owner) and 3 (exp(-inf) = 0).
 TEST(ConcatIntegration, ExactZeros) {

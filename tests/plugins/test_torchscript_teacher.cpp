@@ -54,18 +54,6 @@ int run(const std::string& command, std::string* output) {
   return rc;
 }
 
-// A Python that has torch: $MUKI_PYTHON, else Debian's /usr/bin/python3 (python3-torch installs
-// there; a python3 earlier on PATH, e.g. pyenv's, may not see it), else python3 on PATH.
-std::string python_with_torch() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("MUKI_PYTHON")) candidates.emplace_back(env);
-  candidates.emplace_back("/usr/bin/python3");
-  candidates.emplace_back("python3");
-  for (const auto& py : candidates)
-    if (run("'" + py + "' -c 'import torch'", nullptr) == 0) return py;
-  return {};
-}
-
 std::vector<std::vector<float>> read_matrix(const fs::path& path) {
   std::vector<std::vector<float>> rows;
   std::ifstream in(path);
@@ -122,7 +110,7 @@ const Fixtures& fixtures() {
     fx->dir = root / key.str();
     if (fs::exists(fx->dir / "done")) return fx;
 
-    const std::string py = python_with_torch();
+    const std::string py = muki::test::python_with_torch();
     if (py.empty()) {
       fx->error = "no python3 with torch found: install Debian's python3-torch "
                   "(scripts/install-deps.sh), or point MUKI_PYTHON at a python that has torch";

@@ -84,6 +84,8 @@ TEST(AbiCompatibility, OnePointZeroPluginsRunOnTheNewHost) {
   // Two teachers: the 1.0 strategy reads teachers[1] at its own 1.0 stride, so the host must
   // hand it 1.0-sized elements. Example 0 picks teacher 1 (higher score), example 1 teacher 0.
   auto integration = registry.create_integration("abi10_pick", {"i", "", "/", 1});
+  // A 1.0 plugin knows no feature objective and leaves the 1.1 fields zero.
+  EXPECT_EQ(integration->feature_objective(), MUKI_FEATURE_OBJECTIVE_NONE);
   const std::vector<float> a_logits = {0.0f, 0.0f, std::log(3.0f), 0.0f};
   const std::vector<float> a_scores = {0.1f, 0.9f};
   const std::vector<float> b_logits = {std::log(4.0f), 0.0f, 0.0f, 0.0f};

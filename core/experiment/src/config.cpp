@@ -268,12 +268,19 @@ std::vector<Field> model_fields(bool teacher = false) {
   if (teacher) fields.push_back(leaf("word_ngrams", Type::Int, 1, 5));
   return fields;
 }
-std::vector<Field> train_fields() {
-  return {leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
-          leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
-          leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
-          leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
-          leaf("eval_batch_size", Type::Int, 1, 1e6)};
+// The student's also has the learning rate and weight decay of DFA's and CFL's modules.
+std::vector<Field> train_fields(bool student = false) {
+  std::vector<Field> fields = {
+      leaf("epochs", Type::Int, 1, 1e6), leaf("batch_size", Type::Int, 1, 1e6),
+      leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
+      leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
+      leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
+      leaf("eval_batch_size", Type::Int, 1, 1e6)};
+  if (student) {
+    fields.push_back(leaf("feature_lr", Type::Float, 1e-12, 10));
+    fields.push_back(leaf("feature_weight_decay", Type::Float, 0, 10));
+  }
+  return fields;
 }
 
 // The host's own schema: everything outside the plugins' option tables.
@@ -300,7 +307,7 @@ const std::vector<Field>& experiment_schema() {
         req(table("integration",
                   {req(leaf("strategy", Type::String)), options(Kind::Integration, "strategy")})),
         table("student", {table("tokenizer", tokenizer_fields()), table("model", model_fields()),
-                          table("train", train_fields())}),
+                          table("train", train_fields(/*student=*/true))}),
         table("report", {leaf("compare", Type::Paths)}),
     };
   }();

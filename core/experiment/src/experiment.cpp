@@ -93,16 +93,28 @@ std::unique_ptr<registry::UncertaintyInstance> create_uncertainty(
       strategy, {std::string(strategy), options, config.base_dir(), experiment_seed(config)});
 }
 
-void check_features(const Config& config, const registry::UncertaintyInstance& strategy,
-                    const std::vector<TeacherSetup>& teachers) {
-  if (!strategy.needs_features()) return;
+namespace {
+void require_features(const Config& config, const std::string& reader,
+                      const std::vector<TeacherSetup>& teachers) {
   for (const TeacherSetup& t : teachers)
     if (t.instance->feature_dim() == 0)
       throw ConfigError({ConfigProblem{
           config.path().string(), 0, 0,
-          "uncertainty strategy '" + strategy.plugin().name + "' reads the teachers' features, but "
-          "teacher '" + t.name + "' (adapter '" + t.instance->plugin().name +
-          "') gives none; pick a strategy that reads logits only"}});
+          reader + " reads the teachers' features, but teacher '" + t.name + "' (adapter '" +
+              t.instance->plugin().name + "') gives none; pick a strategy that reads logits only"}});
+}
+}  // namespace
+
+void check_features(const Config& config, const registry::UncertaintyInstance& strategy,
+                    const std::vector<TeacherSetup>& teachers) {
+  if (strategy.needs_features())
+    require_features(config, "uncertainty strategy '" + strategy.plugin().name + "'", teachers);
+}
+
+void check_features(const Config& config, const registry::IntegrationInstance& strategy,
+                    const std::vector<TeacherSetup>& teachers) {
+  if (strategy.feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE)
+    require_features(config, "integration strategy '" + strategy.plugin().name + "'", teachers);
 }
 
 std::unique_ptr<registry::IntegrationInstance> create_integration(

@@ -118,8 +118,17 @@ void write_tensors(torch::serialize::OutputArchive& archive, const std::string& 
     archive.write(prefix + std::to_string(i), tensors[i].detach().to(torch::kCPU).contiguous());
 }
 
+// Everything a resumed run must get back: the model's tensors, then the feature loss's modules'.
+std::vector<torch::Tensor> trainable_state(torch::nn::Module& model, const FeatureLoss* feature_loss) {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, t] : state_tensors(model)) out.push_back(t);
+  if (feature_loss != nullptr)
+    for (auto& [name, t] : state_tensors(*feature_loss->modules)) out.push_back(t);
+  return out;
+}
+
 void save_state(const std::filesystem::path& file, const std::string& key, const TrainingState& st,
-                torch::nn::Module& model, const std::vector<torch::Tensor>& best,
+                const std::vector<torch::Tensor>& current, const std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
   torch::serialize::OutputArchive archive;
   archive.write("key", c10::IValue(key));
@@ -129,8 +138,6 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   archive.write("best_metrics", torch::tensor({st.best_accuracy, st.best_dev.accuracy,
                                                st.best_dev.macro_f1}, torch::kDouble));
   archive.write("history", history_tensor(st.history));
-  std::vector<torch::Tensor> current;
-  for (auto& [name, t] : state_tensors(model)) current.push_back(t);
   write_tensors(archive, "model.", current);
   write_tensors(archive, "best.", best);
   archive.write("best_count", torch::tensor(static_cast<int64_t>(best.size())));
@@ -153,7 +160,7 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
 // Loads the state into `model`, `best` and `optimizer`; false (nothing changed) when there is no
 // file or it was written under another key.
 bool load_state(const std::filesystem::path& file, const std::string& key, TrainingState& st,
-                torch::nn::Module& model, std::vector<torch::Tensor>& best,
+                const std::vector<torch::Tensor>& current, std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return false;
@@ -184,11 +191,14 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
     st.best_dev.macro_f1 = metrics[2].item<double>();
     st.history = history_from(history);
     torch::NoGradGuard no_grad;
-    auto current = state_tensors(model);
     for (size_t i = 0; i < current.size(); ++i) {
       torch::Tensor t;
       archive.read("model." + std::to_string(i), t);
-      current[i].second.copy_(t);
+      // A plain copy_ would broadcast a tensor of another shape into place.
+      if (!t.sizes().equals(current[i].sizes()))
+        throw c10::Error({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                         "tensor " + std::to_string(i) + " does not fit the model");
+      current[i].copy_(t);
     }
     best.clear();
     for (int64_t i = 0; i < count.item<int64_t>(); ++i) {
@@ -221,8 +231,11 @@ void seed_generators(uint64_t seed, const torch::Device& device) {
   }
 }
 
-// AdamW with two groups: weight decay on weight matrices and embeddings only.
-torch::optim::AdamW make_optimizer(ClassifierImpl& model, const TrainerOptions& o) {
+// AdamW with two groups: weight decay on weight matrices and embeddings only; a third for the
+// feature loss's modules. Returns the optimiser and every group's peak learning rate.
+std::pair<torch::optim::AdamW, std::vector<double>> make_optimizer(ClassifierImpl& model,
+                                                                   const TrainerOptions& o,
+                                                                   const FeatureLoss* feature_loss) {
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& p : model.named_parameters(true)) {
     const std::string& name = p.key();
@@ -234,7 +247,14 @@ torch::optim::AdamW make_optimizer(ClassifierImpl& model, const TrainerOptions& 
                                  torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
                                     torch::optim::AdamWOptions(o.lr).weight_decay(0.0)));
-  return torch::optim::AdamW(std::move(groups));
+  std::vector<double> peak = {o.lr, o.lr};
+  if (feature_loss != nullptr) {
+    groups.emplace_back(feature_loss->modules->parameters(),
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(feature_loss->lr).weight_decay(feature_loss->weight_decay)));
+    peak.push_back(feature_loss->lr);
+  }
+  return {torch::optim::AdamW(std::move(groups)), std::move(peak)};
 }
 
 struct Schedule {
@@ -262,19 +282,33 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
   return order;
 }
 
-// One optimiser step on the training rows `indices`, at learning rate `lr`; returns the loss.
-double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const TrainInputs& train,
-                  const torch::Tensor& indices, const LossFn& loss, double lr, double grad_clip,
+// One optimiser step on the training rows `indices`, each parameter group at its learning rate
+// `lr[g]`; returns the loss.
+double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
+                  const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
+                  const FeatureLoss* feature_loss, double grad_clip,
                   const torch::Device& device) {
   EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
                                     train.attention_mask.index_select(0, indices));
   model.train();
-  const torch::Tensor logits = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device));
-  torch::Tensor l = loss(logits, indices);
+  torch::Tensor l;
+  if (feature_loss == nullptr) {
+    l = loss(model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)), indices);
+  } else {
+    feature_loss->modules->train();
+    const torch::Tensor pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
+    l = loss(model.classify(pooled), indices) + feature_loss->loss(pooled, indices);
+  }
   optimizer.zero_grad();
   l.backward();
-  if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(model.parameters(), grad_clip);
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  // Clipped apart: the fresh modules' large early gradients must not shrink the model's step.
+  if (grad_clip > 0) {
+    torch::nn::utils::clip_grad_norm_(model.parameters(), grad_clip);
+    if (feature_loss != nullptr) torch::nn::utils::clip_grad_norm_(feature_loss->modules->parameters(), grad_clip);
+  }
+  auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(lr[g]);
   optimizer.step();
   return l.item<double>();
 }
@@ -400,25 +434,30 @@ ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_
 
 TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, const LossFn& loss,
                              const EvalSet* dev, const TrainerOptions& o,
-                             const torch::Device& device, const EvalCallback& on_eval) {
+                             const torch::Device& device, const EvalCallback& on_eval,
+                             const FeatureLoss* feature_loss) {
   check_options(o);
+  if (feature_loss != nullptr && (!feature_loss->modules || !feature_loss->loss))
+    throw std::invalid_argument("trainer: a feature loss needs its modules and its loss");
   const int64_t n = train.input_ids.size(0);
   if (n == 0) throw std::invalid_argument("trainer: the training split is empty");
   const auto start = Clock::now();
   seed_generators(o.seed, device);
-  torch::optim::AdamW optimizer = make_optimizer(model, o);
+  auto [optimizer, peak_lr] = make_optimizer(model, o, feature_loss);
+  std::vector<double> group_lr(peak_lr.size());
+  const std::vector<torch::Tensor> current = trainable_state(model, feature_loss);
   const Schedule schedule = plan_schedule(n, o);
 
   // The best weights so far (by dev accuracy), as clones on the training device.
   std::vector<torch::Tensor> best;
   TrainingState st;
   const bool stateful = !o.state_file.empty();
-  if (stateful && load_state(o.state_file, o.state_key, st, model, best, optimizer, device))
+  if (stateful && load_state(o.state_file, o.state_key, st, current, best, optimizer, device))
     spdlog::info("{}: resuming from {} at step {}{}", o.name, o.state_file.string(), st.step,
                  st.finished ? " (training had finished)" : "");
   const int64_t resume_step = st.step;
   auto save = [&] {
-    if (stateful) save_state(o.state_file, o.state_key, st, model, best, optimizer, device);
+    if (stateful) save_state(o.state_file, o.state_key, st, current, best, optimizer, device);
   };
   LossMean since_eval, since_log;
   // An evaluation point: evaluate (with a dev set), then record the state to resume from.
@@ -458,9 +497,11 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       }
       const int64_t begin = b * o.batch_size, len = std::min(o.batch_size, n - begin);
       ++step;
-      const double lr = scheduled_lr(o.lr, step, schedule.warmup_steps, schedule.planned_steps);
-      const double loss_value = train_step(model, optimizer, train, perm.narrow(0, begin, len), loss, lr,
-                                           o.grad_clip, device);
+      for (size_t g = 0; g < peak_lr.size(); ++g)
+        group_lr[g] = scheduled_lr(peak_lr[g], step, schedule.warmup_steps, schedule.planned_steps);
+      const double lr = group_lr.front();
+      const double loss_value = train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len),
+                                           loss, feature_loss, o.grad_clip, device);
       since_eval.add(loss_value);
       since_log.add(loss_value);
       examples_seen += len;
@@ -487,8 +528,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   if (!st.finished) {
     if (!best.empty()) {
       torch::NoGradGuard no_grad;
-      auto current = state_tensors(model);
-      for (size_t i = 0; i < current.size(); ++i) current[i].second.copy_(best[i]);
+      // The model's tensors come first in `current`; the best weights are the model's alone.
+      for (size_t i = 0; i < best.size(); ++i) current[i].copy_(best[i]);
     }
     st.finished = true;
     save();

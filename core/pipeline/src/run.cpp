@@ -104,6 +104,7 @@ Plugins create_plugins(const RunContext& run) {
                teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
   const bool scored = !integration->ignores_scores();
   if (scored) check_features(run.config, *uncertainty, teachers);
+  check_features(run.config, *integration, teachers);
   return Plugins{uncertainty_name, integration_name, std::move(uncertainty), std::move(integration),
                  std::move(teachers), std::move(reference), std::move(labels), scored};
 }
@@ -242,7 +243,8 @@ TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, 
                                  int64_t batch_size) {
   TeacherPasses passes;
   passes.options.samples = plugins.scored ? plugins.uncertainty->samples() : 0;
-  passes.options.features = plugins.scored && plugins.uncertainty->needs_features();
+  passes.options.features = (plugins.scored && plugins.uncertainty->needs_features()) ||
+                            plugins.integration->feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE;
   passes.options.seed = experiment_seed(run.config);
   passes.options.batch_size = batch_size;
   passes.options.cache_dir = cache_dir(run.config) / "teacher-pass";
@@ -332,9 +334,10 @@ std::string fingerprint_floats(const std::vector<float>& v) {
       .hex();
 }
 
-// Stage 6: the student, trained on the targets and selected on dev, resumable.
+// Stage 6: the student, trained on the targets (and, for DFA and CFL, the teachers' features) and
+// selected on dev, resumable.
 StudentResult train(const RunContext& run, const Plugins& plugins, const RunData& data,
-                    const Integration& integration) {
+                    const TeacherPasses& passes, const Integration& integration) {
   StudentSetup student;
   student.config = &run.config;
   student.labels = plugins.labels.names();
@@ -344,6 +347,15 @@ StudentResult train(const RunContext& run, const Plugins& plugins, const RunData
   student.loss = plugins.integration->loss();
   student.temperature = plugins.integration->student_temperature();
   for (size_t t = 0; t < plugins.teachers.size(); ++t) student.blocks.push_back(plugins.labels.label_map(t));
+  student.feature_objective = plugins.integration->feature_objective();
+  student.feature_weight = plugins.integration->feature_weight();
+  Fingerprint features_key;
+  if (student.feature_objective != MUKI_FEATURE_OBJECTIVE_NONE)
+    for (const TeacherOutputs& o : passes.transfer) {
+      student.teacher_features.push_back(o.features);
+      student.teacher_feature_dims.push_back(o.feature_dim);
+      features_key.add(fingerprint_floats(o.features));
+    }
   student.dev_texts = data.dev.texts;
   student.dev_gold = data.dev.gold;
   student.test_texts = data.test.texts;
@@ -353,12 +365,13 @@ StudentResult train(const RunContext& run, const Plugins& plugins, const RunData
   Fingerprint dev_key;
   for (size_t i = 0; i < data.dev.texts.size(); ++i)
     dev_key.add(data.dev.texts[i]).add(static_cast<uint64_t>(data.dev.gold[i]));
-  student.state_key = Fingerprint()
-                          .add(run.config.to_toml())
-                          .add(fingerprint_floats(integration.targets.target))
-                          .add(fingerprint_floats(integration.targets.weight))
-                          .add(dev_key.hex())  // the file may change under the same config
-                          .hex();
+  Fingerprint state_key;
+  state_key.add(run.config.to_toml())
+      .add(fingerprint_floats(integration.targets.target))
+      .add(fingerprint_floats(integration.targets.weight))
+      .add(dev_key.hex());  // the file may change under the same config
+  if (!student.teacher_features.empty()) state_key.add(features_key.hex());
+  student.state_key = state_key.hex();
   student.on_eval = [&run](const StudentEval& e) {
     run.dir.log_event("eval", {{"step", e.step},
                                {"epoch", e.epoch},
@@ -550,7 +563,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   const RunData data = read_data(run, plugins);
   TeacherPasses passes = run_teacher_passes(run, plugins, data, options.batch_size);
   const Integration integration = integrate(run, plugins, data, passes);
-  const StudentResult student = train(run, plugins, data, integration);
+  const StudentResult student = train(run, plugins, data, passes, integration);
   const TestResults results = evaluate_on_test(run, plugins, data, passes, student);
   const RunSummary summary = summarize(run, plugins, data, passes, integration, student, results);
   write_run_report(run, plugins, data, passes, student, results, summary);

@@ -6,6 +6,7 @@
 #include "muki/model/checkpoint.h"
 #include "muki/model/classifier_trainer.h"
 #include "muki/model/device.h"
+#include "muki/model/feature_objectives.h"
 #include "muki/model/text_encoding.h"
 #include "training_setup.h"
 
@@ -20,6 +21,42 @@ torch::Tensor to_tensor(const std::vector<int64_t>& v) {
   return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())},
                           torch::kLong)
       .clone();
+}
+
+// DFA's or CFL's modules for these teachers and this student (initialised right after the
+// student, from the same seeded generator), and their loss on a batch's rows.
+FeatureLoss make_feature_loss(const StudentSetup& s, int64_t student_dim, const toml::table* train,
+                              const torch::Device& device) {
+  const auto n = static_cast<int64_t>(s.transfer_texts.size());
+  if (s.teacher_features.empty() || s.teacher_features.size() != s.teacher_feature_dims.size())
+    throw std::invalid_argument("student: the feature objective needs every teacher's features");
+  std::vector<torch::Tensor> features;
+  for (size_t i = 0; i < s.teacher_features.size(); ++i) {
+    const int64_t h = s.teacher_feature_dims[i];
+    if (h < 1 || static_cast<int64_t>(s.teacher_features[i].size()) != n * h)
+      throw std::invalid_argument("student: teacher " + std::to_string(i) + "'s features do not match " +
+                                  std::to_string(n) + " transfer examples");
+    features.push_back(to_tensor(s.teacher_features[i], {n, h}));
+  }
+  const auto kind = s.feature_objective == MUKI_FEATURE_OBJECTIVE_DFA ? FeatureObjectiveKind::Dfa
+                                                                      : FeatureObjectiveKind::Cfl;
+  std::shared_ptr<FeatureObjectiveImpl> objective =
+      make_feature_objective(kind, student_dim, s.teacher_feature_dims);
+  objective->to(device);
+  FeatureLoss out;
+  out.modules = objective;
+  out.loss = [objective, features = std::move(features), weight = s.feature_weight](
+                 const torch::Tensor& pooled, const torch::Tensor& indices) {
+    std::vector<torch::Tensor> batch;
+    for (const torch::Tensor& f : features)
+      batch.push_back(f.index_select(0, indices).to(pooled.device(), pooled.scalar_type()));
+    return weight * objective->forward(pooled, batch);
+  };
+  if (train != nullptr) {
+    out.lr = (*train)["feature_lr"].value_or(out.lr);
+    out.weight_decay = (*train)["feature_weight_decay"].value_or(out.weight_decay);
+  }
+  return out;
 }
 
 }  // namespace
@@ -75,6 +112,9 @@ StudentResult train_student(const StudentSetup& s) {
   } else {
     loss = weighted_kl_loss(targets, weights, s.temperature);
   }
+  std::optional<FeatureLoss> feature_loss;
+  if (s.feature_objective != MUKI_FEATURE_OBJECTIVE_NONE)
+    feature_loss = make_feature_loss(s, model->feature_dim(), table("train"), device);
   std::optional<EvalSet> dev;
   if (!s.dev_texts.empty()) {
     const EncodedTexts enc = encode_texts(*tok.tokenizer, s.dev_texts, mc.max_length, true);
@@ -82,10 +122,12 @@ StudentResult train_student(const StudentSetup& s) {
   }
   const TrainResult trained = train_classifier(
       *model, TrainInputs{transfer.input_ids, transfer.attention_mask}, loss,
-      dev ? &*dev : nullptr, options, device, [&](const EvalRecord& r) {
+      dev ? &*dev : nullptr, options, device,
+      [&](const EvalRecord& r) {
         if (s.on_eval)
           s.on_eval(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
-      });
+      },
+      feature_loss ? &*feature_loss : nullptr);
 
   StudentResult out;
   out.steps = trained.steps;

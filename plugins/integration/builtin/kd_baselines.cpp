@@ -6,6 +6,9 @@
 //     teachers' logit scales compete directly; target = softmax(concat / T).
 //   - `uhc` (Vongkulbhisal et al., CVPR 2019): each teacher only constrains the student within
 //     its own label block; the host renormalises the student per block (KL_PER_TEACHER).
+//   - `dfa` (Shen et al., AAAI 2019) and `cfl` (Luo et al., IJCAI 2019): vanilla KD's targets,
+//     plus a feature-level loss the host computes with modules it trains alongside the student
+//     (muki_feature_objective in plugin.h says which terms).
 #include <string>
 
 #include "probability.h"
@@ -50,6 +53,11 @@ void ConcatIntegration::integrate(const IntegrationBatch& batch, Tensor target, 
     weight(i) = static_cast<float>(temperature_ * temperature_);
   }
 }
+
+FeatureKdIntegration::FeatureKdIntegration(const sdk::Context& ctx, muki_feature_objective objective)
+    : ConcatIntegration(ctx),
+      objective_(objective),
+      feature_weight_(static_cast<float>(ctx.options.get_float("feature_weight", 1.0))) {}
 
 UhcIntegration::UhcIntegration(const sdk::Context& ctx)
     : temperature_(ctx.options.get_float("temperature", 1.0)) {}

@@ -26,6 +26,10 @@ const muki_param_desc kKdParams[] = {muki::sdk::param(
     "temperature", MUKI_PARAM_FLOAT, "1.0",
     "KD temperature T on teachers and student; every example is weighted by T^2", 1e-3, 1e3)};
 
+const muki_param_desc kFeatureKdParams[] = {
+    kKdParams[0], muki::sdk::param("feature_weight", MUKI_PARAM_FLOAT, "1.0",
+                                   "weight of the feature-level loss beside the KD loss", 1e-6, 1e6)};
+
 const muki_param_desc kOracleParams[] = {MUKI_TEMPERATURE_PARAM};
 
 }  // namespace
@@ -44,6 +48,15 @@ MUKI_PLUGIN_LIBRARY(
                      "UHC: each teacher's softmax matched by the student renormalised within that "
                      "teacher's label block, weight T^2 (disjoint label sets only)",
                      kKdParams),
+    MUKI_INTEGRATION(in::DfaIntegration, "dfa", "0.1.0",
+                     "DFA: vanilla KD plus feature amalgamation (an auto-encoder over the "
+                     "teachers' concatenated features, matched by the student's); needs features",
+                     kFeatureKdParams),
+    MUKI_INTEGRATION(in::CflIntegration, "cfl", "0.1.0",
+                     "CFL: vanilla KD plus common feature learning (multi-kernel MMD between the "
+                     "student's and each teacher's projected features, with reconstruction); "
+                     "needs features",
+                     kFeatureKdParams),
     MUKI_INTEGRATION(in::OracleIntegration, "oracle", "0.1.0",
                      "analysis: the distribution of the teacher that owns the gold label (needs "
                      "labels on the transfer set)",

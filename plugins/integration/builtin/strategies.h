@@ -1,7 +1,8 @@
 // The classes of muki's built-in integration strategies. They live in one library whose table
 // (library.cpp) must see every class; each family keeps its own source file:
 //   muki_integration.cpp  MUKI's `max` and `weighted`
-//   kd_baselines.cpp      the paper's label-free baselines `concat` (vanilla KD) and `uhc`
+//   kd_baselines.cpp      the paper's label-free baselines `concat` (vanilla KD), `uhc`, and the
+//                         feature-level `dfa` and `cfl`
 //   upper_bounds.cpp      the analysis-only `oracle` and `gold`, which read gold labels
 #pragma once
 
@@ -43,6 +44,28 @@ class ConcatIntegration : public sdk::IntegrationStrategy {
 
  private:
   double temperature_;
+};
+
+// DFA and CFL: vanilla KD's targets plus a loss on the teachers' and the student's features,
+// which the host computes and trains (muki_feature_objective).
+class FeatureKdIntegration : public ConcatIntegration {
+ public:
+  FeatureKdIntegration(const sdk::Context& ctx, muki_feature_objective objective);
+  muki_feature_objective feature_objective() const override { return objective_; }
+  float feature_weight() const override { return feature_weight_; }
+
+ private:
+  muki_feature_objective objective_;
+  float feature_weight_;
+};
+
+struct DfaIntegration : FeatureKdIntegration {
+  explicit DfaIntegration(const sdk::Context& ctx)
+      : FeatureKdIntegration(ctx, MUKI_FEATURE_OBJECTIVE_DFA) {}
+};
+struct CflIntegration : FeatureKdIntegration {
+  explicit CflIntegration(const sdk::Context& ctx)
+      : FeatureKdIntegration(ctx, MUKI_FEATURE_OBJECTIVE_CFL) {}
 };
 
 class UhcIntegration : public sdk::IntegrationStrategy {

@@ -61,7 +61,9 @@
  *        fitted per teacher (muki_uncertainty_info.flags, muki_uncertainty_api.fit and
  *        .score_teacher); typed option getters and the process-state lock in
  *        muki_host_api; muki_create_args.options and .plugin_name; muki_param_desc.flags
- *        (MUKI_PARAM_ALLOW_NON_FINITE); arrays strided by their elements' struct_size.
+ *        (MUKI_PARAM_ALLOW_NON_FINITE); arrays strided by their elements' struct_size;
+ *        feature-level objectives of integration strategies (muki_integration_info
+ *        .feature_objective and .feature_weight: DFA, CFL).
  */
 #ifndef MUKI_PLUGIN_H
 #define MUKI_PLUGIN_H
@@ -404,6 +406,29 @@ typedef enum muki_loss_kind {
  * this flag still passes scores, which such a strategy ignores. */
 #define MUKI_INTEGRATION_IGNORES_SCORES 0x2u
 
+/* A loss on the teachers' and the student's pooled features that the host adds to the KL loss
+ * (ABI 1.1). The objective's modules (auto-encoders, projections) are the host's: it builds them
+ * for the teachers' feature sizes and the student's, trains them with the student (their own
+ * AdamW group: [student.train] feature_lr, default 1e-3, and feature_weight_decay, default 1e-4),
+ * and saves them in the resumable training state. Every teacher must give features
+ * (MUKI_TEACHER_HAS_FEATURES); the host refuses, by name, one that does not. Weights of the
+ * terms below are 1, as in the authors' code; feature_weight scales their sum. */
+typedef enum muki_feature_objective {
+  MUKI_FEATURE_OBJECTIVE_NONE = 0,
+  /* DFA (feature amalgamation): rep = E_t(concat_i f_i), E_t: Linear(sum_i H_i -> H_s);
+   * rec = sum_i MSE(split_i(D_t(rep)), f_i), D_t: Linear(H_s -> sum_i H_i);
+   * amal = MSE(E_s(f_s), stopgrad(rep)), E_s: Linear(H_s -> H_s); loss = rec + amal. */
+  MUKI_FEATURE_OBJECTIVE_DFA = 1,
+  /* CFL (common feature learning): h_i = X(relu(A_i(f_i))), h_s = X(relu(A_s(f_s))), with
+   * A_i: Linear(H_i -> H_s), A_s: Linear(H_s -> H_s) and a shared extractor
+   * X = Linear(H_s -> H_s / 2), ReLU, Linear(H_s / 2 -> max(1, H_s / 4));
+   * loss = sum_i MMD^2(h_s, h_i) + sum_i MSE(R_i(h_i), f_i), R_i = Linear(H_s / 4 -> H_i), ReLU,
+   * Linear(H_i -> H_i); MMD^2 is the biased multi-kernel RBF estimate on row-L2-normalised
+   * features (bandwidths s/4, s/2, s, 2s, 4s around the mean squared distance s of the pooled
+   * batch), clamped at 0. */
+  MUKI_FEATURE_OBJECTIVE_CFL = 2
+} muki_feature_objective;
+
 /* (ABI 1.0) */
 typedef struct muki_integration_info {
   uint32_t abi_version;
@@ -411,6 +436,11 @@ typedef struct muki_integration_info {
   uint32_t loss;             /* a muki_loss_kind */
   float student_temperature; /* T applied to the student's logits in the loss; > 0 */
   uint32_t flags;            /* MUKI_INTEGRATION_* */
+  /* ---- ABI 1.1 ---- */
+  uint32_t feature_objective; /* a muki_feature_objective; left 0 (NONE) by 1.0 plugins */
+  /* The feature objective's weight in the student's loss: finite and > 0 when
+   * feature_objective is not NONE; ignored otherwise. */
+  float feature_weight;
 } muki_integration_info;
 
 /* One teacher's outputs on a batch. Valid only during the call. Read an array of these with

@@ -301,6 +301,10 @@ class IntegrationStrategy {
   virtual bool needs_gold() const { return false; }
   // True when integrate() never reads the teachers' scores (MUKI_INTEGRATION_IGNORES_SCORES).
   virtual bool ignores_scores() const { return false; }
+  // A feature-level loss the host adds to the student's (muki_feature_objective, 1.1), and its
+  // weight (> 0). A 1.0 host never asks.
+  virtual muki_feature_objective feature_objective() const { return MUKI_FEATURE_OBJECTIVE_NONE; }
+  virtual float feature_weight() const { return 1.0f; }
   // target [B, |Y|], weight [B]
   virtual void integrate(const IntegrationBatch& batch, Tensor target, Tensor weight) = 0;
 };
@@ -551,6 +555,10 @@ struct IntegrationTrampolines {
       info->student_temperature = in.object->student_temperature();
       info->flags = (in.object->needs_gold() ? MUKI_INTEGRATION_NEEDS_GOLD : 0u) |
                     (in.object->ignores_scores() ? MUKI_INTEGRATION_IGNORES_SCORES : 0u);
+      if (MUKI_HAS_FIELD(muki_integration_info, info, feature_weight)) {
+        info->feature_objective = in.object->feature_objective();
+        info->feature_weight = in.object->feature_weight();
+      }
     });
   }
   static muki_status integrate(void* p, const muki_integration_request* req, DLTensor* target,

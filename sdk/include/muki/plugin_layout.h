@@ -40,7 +40,8 @@ MUKI_PIN_OFFSET(muki_teacher_api, predict, 40);
 MUKI_PIN_OFFSET(muki_uncertainty_info, flags, 12); /* 1.0 size */
 MUKI_PIN_OFFSET(muki_uncertainty_api, fit, 40); /* 1.0 size */
 MUKI_PIN_OFFSET(muki_uncertainty_api, score, 32);
-MUKI_PIN_SIZE(muki_integration_info, 20);
+MUKI_PIN_OFFSET(muki_integration_info, feature_objective, 20); /* 1.0 size */
+MUKI_PIN_SIZE(muki_integration_info, 28);
 MUKI_PIN_OFFSET(muki_integration_info, flags, 16);
 MUKI_PIN_SIZE(muki_teacher_outputs, 40);
 MUKI_PIN_OFFSET(muki_teacher_outputs, num_labels, 32);

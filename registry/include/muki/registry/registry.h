@@ -164,6 +164,11 @@ class IntegrationInstance : public Instance {
   float student_temperature() const { return info_.student_temperature; }
   bool needs_gold() const { return (info_.flags & MUKI_INTEGRATION_NEEDS_GOLD) != 0; }
   bool ignores_scores() const { return (info_.flags & MUKI_INTEGRATION_IGNORES_SCORES) != 0; }
+  // NONE for a 1.0 plugin (which leaves the field zero).
+  muki_feature_objective feature_objective() const {
+    return static_cast<muki_feature_objective>(info_.feature_objective);
+  }
+  float feature_weight() const { return info_.feature_weight; }
   // target: B * union_size floats; weight: B floats; gold: B union indices or nullptr.
   void integrate(const std::vector<TeacherOutputsView>& teachers, int64_t batch_size,
                  int64_t union_size, const int64_t* gold, float* target, float* weight) const;

@@ -49,6 +49,9 @@ std::unique_ptr<registry::IntegrationInstance> create_integration(
 // the strategy, the first such teacher and its adapter, before any teacher pass runs.
 void check_features(const Config& config, const registry::UncertaintyInstance& strategy,
                     const std::vector<TeacherSetup>& teachers);
+// The same for an integration strategy with a feature objective (DFA, CFL).
+void check_features(const Config& config, const registry::IntegrationInstance& strategy,
+                    const std::vector<TeacherSetup>& teachers);
 
 // Loads plugin folders (config paths, extra paths, defaults) and validates the config; throws
 // ConfigError listing every problem (a library that failed to load is one of them).

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,19 @@ LossFn weighted_kl_loss(torch::Tensor targets, torch::Tensor weights, double tem
 LossFn per_teacher_kl_loss(torch::Tensor targets, torch::Tensor weights,
                            std::vector<torch::Tensor> blocks, double temperature = 1.0);
 
+// A second loss on the model's pooled features (DFA's and CFL's feature objectives), with
+// trainable modules of its own: they get a third AdamW group (`lr`, `weight_decay`, the same
+// warmup and decay), their gradients are clipped apart from the model's, and their weights
+// are part of the resumable state (not of the best weights: they are not part of the model).
+struct FeatureLoss {
+  std::shared_ptr<torch::nn::Module> modules;
+  // pooled [b, H] on the training device (with grad), indices [b] int64 on the CPU as for LossFn;
+  // returns a scalar added to the main loss.
+  std::function<torch::Tensor(const torch::Tensor& pooled, const torch::Tensor& indices)> loss;
+  double lr = 1e-3;
+  double weight_decay = 1e-4;
+};
+
 struct EvalRecord {
   int64_t step = 0;
   double epoch = 0;  // fractional: step / steps per epoch
@@ -112,14 +126,16 @@ struct TrainResult {
 // Called after every evaluation, with the record just added to the history.
 using EvalCallback = std::function<void(const EvalRecord&)>;
 
-// Trains `model` (moved to `device` by the caller beforehand) on `train` with `loss`. `dev` may
-// be null: then there is no evaluation, no early stopping, and the final weights stay. Throws
+// Trains `model` (moved to `device` by the caller beforehand) on `train` with `loss` (plus
+// `feature_loss` when given, its modules on `device` too). `dev` may be null: then there is no
+// evaluation, no early stopping, and the final weights stay. Throws
 // std::invalid_argument on bad options or an empty training split, std::runtime_error naming the
 // file when the state file cannot be read or written, and what the loss or the model's forward
 // throws. Leaves the model in eval mode.
 TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, const LossFn& loss,
                              const EvalSet* dev, const TrainerOptions& options,
-                             const torch::Device& device, const EvalCallback& on_eval = {});
+                             const torch::Device& device, const EvalCallback& on_eval = {},
+                             const FeatureLoss* feature_loss = nullptr);
 
 // Deterministic logits (eval mode, inference mode) of every row, in batches, returned on the CPU
 // as [N, C] float.

@@ -1,6 +1,7 @@
 // The student of `muki run`: a muki classifier over the union label space, trained on the
 // integrated targets of the unlabeled transfer set with the loss the integration strategy asks
-// for (MUKI step 5: weight x KL(target || student); UHC: the same per teacher block), selected on
+// for (MUKI step 5: weight x KL(target || student); UHC: the same per teacher block; DFA and CFL:
+// vanilla KD plus a loss on the teachers' and the student's features), selected on
 // the labeled dev split, resumable, and saved as a checkpoint folder the `native` teacher adapter
 // loads (so an integrated student can itself be integrated later).
 //
@@ -38,6 +39,13 @@ struct StudentSetup {
   muki_loss_kind loss = MUKI_LOSS_KL_UNION;
   float temperature = 1.0f;
   std::vector<std::vector<int64_t>> blocks;  // per teacher: its union indices (KL_PER_TEACHER)
+  // A feature-level objective (DFA, CFL) added to the KL loss with weight feature_weight, its
+  // modules trained at [student.train] feature_lr / feature_weight_decay; it reads every
+  // teacher's pooled features of the transfer texts, [N, H_i] each.
+  muki_feature_objective feature_objective = MUKI_FEATURE_OBJECTIVE_NONE;
+  float feature_weight = 1.0f;
+  std::vector<std::vector<float>> teacher_features;
+  std::vector<int64_t> teacher_feature_dims;
 
   std::vector<std::string> dev_texts;  // empty: no model selection, the last weights stay
   std::vector<int64_t> dev_gold;       // union indices
