@@ -92,7 +92,7 @@ TEST(Cli, ValidateReportsEveryProblemWithFileLineColumn) {
   EXPECT_THAT(r.output, HasSubstr("--set uncertainty.options.samples=1:1:5: "
                                   "'uncertainty.options.samples' is 1; it must lie in [2, 4096]"));
   EXPECT_THAT(r.output, HasSubstr("--set integration.strategy=maxx:1:5: 'integration.strategy': "
-                                  "integration strategy 'maxx' not found; available: concat, gold, max, oracle, uhc, weighted"));
+                                  "integration strategy 'maxx' not found; available: cfl, concat, dfa, gold, max, oracle, uhc, weighted"));
   EXPECT_THAT(r.output, HasSubstr("2 problems found"));
 }
 

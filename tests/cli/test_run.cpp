@@ -191,7 +191,7 @@ TEST_F(RunTest, WritesTheRunDirectory) {
   EXPECT_THAT(lock, HasSubstr("teacher\tnative\t"));
   const std::string events = read_file(run / "metrics.jsonl");
   for (const char* e : {"\"event\": \"start\"", "\"event\": \"teacher_pass\"", "\"event\": \"eval\"",
-                        "\"event\": \"end\""})
+                        "\"event\": \"calibration\"", "\"event\": \"end\""})
     EXPECT_THAT(events, HasSubstr(e));
   auto s = summary(run);
   EXPECT_EQ(s["test.examples"], "550");
@@ -232,9 +232,17 @@ TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
   ASSERT_EQ(table.code, 0) << table.output;
   EXPECT_THAT(table.output, HasSubstr("| run | uncertainty | integration | options | test acc | macro-F1 | media acc | science acc |"));
   // Only the options that differ between the runs: `max` has no tau.
-  EXPECT_THAT(table.output, HasSubstr("| a | mc_dropout (K=4) | weighted | tau=0.2 | "));
-  EXPECT_THAT(table.output, HasSubstr("| b | mc_dropout (K=4) | max |  | "));
+  EXPECT_THAT(table.output, HasSubstr("| a | mc_dropout (K=4), calibrated | weighted | tau=0.2 | "));
+  EXPECT_THAT(table.output, HasSubstr("| b | mc_dropout (K=4), calibrated | max |  | "));
   EXPECT_EQ(summary(run_dir("b"))["integration.options.margin_reweighting"], "true");  // the default
+  // Calibration off: the same cached passes, the raw scores, and the summary says so.
+  const Result raw = run_muki("run " + experiment("d").string() + " --set uncertainty.calibrate=false");
+  ASSERT_EQ(raw.code, 0) << raw.output;
+  EXPECT_EQ(summary(run_dir("a"))["uncertainty.calibration"], "dev");
+  EXPECT_EQ(summary(run_dir("d"))["uncertainty.calibration"], "off");
+  EXPECT_EQ(summary(run_dir("d"))["teacher_pass.chunks_computed"], "0");
+  const Result both = run_muki("compare " + run_dir("a").string() + " " + run_dir("d").string());
+  EXPECT_THAT(both.output, HasSubstr("| d | mc_dropout (K=4) | weighted | "));
 }
 
 TEST_F(RunTest, KillDuringTheTeacherPassOrTrainingThenResumeGivesTheSameResults) {

@@ -2,7 +2,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <muki/experiment/analysis.h>
+#include <muki/registry/registry.h>
+
+#include "../test_support.h"
 
 using muki::core::auroc;
 using muki::core::IntegratedTargets;
@@ -51,4 +56,43 @@ TEST(TargetMetrics, AccuracyAndWeights) {
   EXPECT_NEAR(m.weighted_accuracy, 0.8 / 0.9, 1e-6);
   EXPECT_NEAR(m.mean_weight_right, 0.4, 1e-6);
   EXPECT_NEAR(m.mean_weight_wrong, 0.1, 1e-6);
+}
+
+// Calibration against hand-computed energies (T = 1, not normalised: certainty = ln sum_j exp z_j).
+// Teacher 0 knows {a, b}, teacher 1 {c, d}; the reference split's gold labels are a, b, c, c, d.
+TEST(ScoreCalibration, ZScoresEachTeacherAgainstItsOwnReferenceTexts) {
+  muki::registry::Registry registry;
+  registry.scan({muki::test::plugin_dir()});
+  const auto energy = registry.create_uncertainty("energy", {"u", "normalize = false", "/", 0});
+  const LabelSpace labels({{"a", "b"}, {"c", "d"}});
+  const float l3 = std::log(3.0f), l7 = std::log(7.0f);
+  muki::core::TeacherOutputs t0, t1;
+  t0.num_examples = t1.num_examples = 5;
+  t0.num_labels = t1.num_labels = 2;
+  // Teacher 0's energies: ln 2, ln 4, then anything (texts of teacher 1 do not count).
+  t0.deterministic = {0, 0, l3, 0, 9, 9, 9, 9, 9, 9};
+  // Teacher 1's: anything on a and b; ln 2, ln 4, ln 8 on its own three.
+  t1.deterministic = {-5, -5, -5, -5, 0, 0, l3, 0, l7, 0};
+  const auto calibration =
+      muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {0, 1, 2, 2, 3}, labels);
+  const double ln2 = std::log(2.0);
+  // Teacher 0: ln 2 and 2 ln 2, mean 1.5 ln 2, population sd 0.5 ln 2.
+  EXPECT_NEAR(calibration.mean[0], 1.5 * ln2, 1e-6);
+  EXPECT_NEAR(calibration.scale[0], 0.5 * ln2, 1e-6);
+  // Teacher 1: ln 2, 2 ln 2, 3 ln 2: mean 2 ln 2, sd sqrt(2/3) ln 2.
+  EXPECT_NEAR(calibration.mean[1], 2 * ln2, 1e-6);
+  EXPECT_NEAR(calibration.scale[1], std::sqrt(2.0 / 3.0) * ln2, 1e-6);
+  // Applied: teacher 1's ln 8 becomes (3 - 2) / sqrt(2/3) = 1.2247449 of its spreads.
+  TeacherScores scores = {{static_cast<float>(ln2)}, {static_cast<float>(3 * ln2)}};
+  muki::core::apply_calibration(calibration, scores);
+  EXPECT_NEAR(scores[0][0], -1.0, 1e-5);
+  EXPECT_NEAR(scores[1][0], 1.2247449, 1e-5);
+  // A teacher with fewer than two reference texts cannot be calibrated: said by name.
+  try {
+    muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {0, 1, 2, 0, 1}, labels);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "calibrating uncertainty strategy 'energy' needs at least 2 reference "
+                           "texts of teacher 't1', the split has 1");
+  }
 }

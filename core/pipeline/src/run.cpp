@@ -210,6 +210,8 @@ struct TeacherPasses {
   TeacherPassOptions options;
   std::vector<TeacherOutputs> transfer, test;
   RunSummary::TeacherPass stats;  // seconds: the teachers' passes, not the reference's
+  std::optional<ScoreCalibration> calibration;  // applied to every certainty score when set
+  std::string calibration_note;                 // RunSummary::calibration
 };
 
 // A strategy that needs reference data is fitted on each teacher's texts of the labeled dev split
@@ -237,8 +239,50 @@ void fit_on_dev(const RunContext& run, const Plugins& plugins, const RunData& da
   }
 }
 
+// [uncertainty] calibrate (default true): a strategy that is not fitted per teacher gives scores
+// on each teacher's own scale (an over-confident teacher is certain everywhere), so each
+// teacher's scores are z-scored against its own texts of the labeled dev split (held out from
+// its training; ScoreCalibration in muki/experiment/analysis.h), with the same K passes. A
+// fitted strategy calibrates itself. Without a labeled dev split the run goes on uncalibrated,
+// with a warning and a note in the summary.
+void calibrate_on_dev(const RunContext& run, const Plugins& plugins, const RunData& data,
+                      TeacherPasses& passes) {
+  if (plugins.uncertainty->needs_reference()) {
+    passes.calibration_note = "fitted";
+    return;
+  }
+  if (!run.config.root().at_path("uncertainty.calibrate").value_or(true)) {
+    passes.calibration_note = "off";
+    return;
+  }
+  if (data.dev.gold.empty()) {
+    spdlog::warn("uncertainty '{}': no labeled [data.dev] split to calibrate the teachers' scores "
+                 "against; they stay on each teacher's own scale (set uncertainty.calibrate = false "
+                 "to silence this)", plugins.uncertainty_name);
+    passes.calibration_note = "none: no labeled dev split";
+    return;
+  }
+  std::vector<TeacherOutputs> dev;
+  std::vector<std::string> names;
+  for (const TeacherSetup& t : plugins.teachers) {
+    dev.push_back(teacher_pass(run, t, data.dev.texts, "dev", passes.options, passes.stats));
+    names.push_back(t.name);
+  }
+  passes.calibration = calibrate_scores(*plugins.uncertainty, names, dev, data.dev.gold, plugins.labels);
+  passes.calibration_note = "dev";
+  for (size_t t = 0; t < names.size(); ++t) {
+    spdlog::info("uncertainty '{}': teacher '{}' calibrated on the dev split (mean {:.4f}, scale {:.4f})",
+                 plugins.uncertainty_name, names[t], passes.calibration->mean[t], passes.calibration->scale[t]);
+    run.dir.log_event("calibration", {{"teacher", names[t]},
+                                      {"split", "dev"},
+                                      {"mean", passes.calibration->mean[t]},
+                                      {"scale", passes.calibration->scale[t]}});
+  }
+}
+
 // Stage 4: the teacher passes: one deterministic and K stochastic passes per teacher and text
-// (with the features a strategy reads), and the fit of a strategy that needs reference data.
+// (with the features a strategy or a feature objective reads), the fit of a strategy that needs
+// reference data, and the scores' calibration.
 TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, const RunData& data,
                                  int64_t batch_size) {
   TeacherPasses passes;
@@ -254,14 +298,20 @@ TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, 
   for (const TeacherSetup& t : plugins.teachers)
     passes.test.push_back(teacher_pass(run, t, data.test.texts, "test", passes.options, passes.stats));
   if (plugins.scored && plugins.uncertainty->needs_reference()) fit_on_dev(run, plugins, data, passes);
+  if (plugins.scored) calibrate_on_dev(run, plugins, data, passes);
   passes.stats.seconds = seconds_since(started);
   return passes;
 }
 
-// The certainty of every teacher on every example; zeros for a strategy that promised not to read
-// them.
-TeacherScores certainty(const Plugins& plugins, const std::vector<TeacherOutputs>& outputs) {
-  if (plugins.scored) return score_teachers(*plugins.uncertainty, outputs);
+// The certainty of every teacher on every example, calibrated when the run calibrates; zeros for a
+// strategy that promised not to read them.
+TeacherScores certainty(const Plugins& plugins, const TeacherPasses& passes,
+                        const std::vector<TeacherOutputs>& outputs) {
+  if (plugins.scored) {
+    TeacherScores scores = score_teachers(*plugins.uncertainty, outputs);
+    if (passes.calibration) apply_calibration(*passes.calibration, scores);
+    return scores;
+  }
   TeacherScores zeros;
   for (const auto& o : outputs) zeros.emplace_back(static_cast<size_t>(o.num_examples), 0.0f);
   return zeros;
@@ -310,7 +360,7 @@ struct Integration {
 Integration integrate(const RunContext& run, const Plugins& plugins, const RunData& data,
                       TeacherPasses& passes) {
   Integration out;
-  out.targets = integrate_teachers(*plugins.integration, passes.transfer, certainty(plugins, passes.transfer),
+  out.targets = integrate_teachers(*plugins.integration, passes.transfer, certainty(plugins, passes, passes.transfer),
                                    plugins.labels, data.transfer_gold);
   for (float w : out.targets.weight) out.mean_weight += w;
   out.mean_weight /= std::max<double>(1.0, static_cast<double>(out.targets.weight.size()));
@@ -397,7 +447,7 @@ TestResults evaluate_on_test(const RunContext& run, const Plugins& plugins, cons
   const LabelSpace& labels = plugins.labels;
   TestResults out;
   out.student = evaluate_union(test.gold, student.test_predicted, labels);
-  const TeacherScores scores = certainty(plugins, passes.test);
+  const TeacherScores scores = certainty(plugins, passes, passes.test);
   if (plugins.scored) out.selection = selection_metrics(scores, labels, test.gold);
   out.targets = target_metrics(integrate_teachers(*plugins.integration, passes.test, scores, labels, test.gold),
                                test.gold);
@@ -441,6 +491,7 @@ RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunDat
   s.run_dir = run.dir.path().string();
   s.uncertainty = plugins.scored ? plugins.uncertainty_name : "none";
   s.samples = passes.options.samples;
+  s.calibration = passes.calibration_note;
   s.integration = plugins.integration_name;
   s.union_size = static_cast<int64_t>(plugins.labels.size());
   s.seed = static_cast<int64_t>(experiment_seed(config));

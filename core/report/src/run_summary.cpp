@@ -53,6 +53,7 @@ Json to_json(const RunSummary& s) {
   j["run_dir"] = s.run_dir;
   j["uncertainty"] = s.uncertainty;
   j["samples"] = s.samples;
+  if (!s.calibration.empty()) j["uncertainty.calibration"] = s.calibration;
   j["integration"] = s.integration;
   j["teachers"] = teachers;
   j["union_size"] = s.union_size;
@@ -109,6 +110,7 @@ RunSummary run_summary_from_json(const Json& j) {
   s.run_dir = get<std::string>(j, "run_dir");
   s.uncertainty = get<std::string>(j, "uncertainty");
   s.samples = get<int64_t>(j, "samples");
+  if (j.contains("uncertainty.calibration")) s.calibration = get<std::string>(j, "uncertainty.calibration");
   s.integration = get<std::string>(j, "integration");
   s.union_size = get<int64_t>(j, "union_size");
   s.seed = get<int64_t>(j, "seed");

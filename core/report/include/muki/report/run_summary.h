@@ -27,6 +27,12 @@ struct RunSummary {
   std::string run_dir;
   std::string uncertainty;  // "none" when the integration strategy ignores scores
   int64_t samples = 0;      // K stochastic teacher passes
+  // How the certainty scores were made comparable across teachers ([uncertainty] calibrate):
+  // "dev" (z-scored per teacher against its own texts of the dev split), "fitted" (a strategy
+  // fitted on the dev split, which calibrates itself), "off" (calibrate = false), "none: no
+  // labeled dev split" (asked for, impossible); empty when nothing was scored. Summaries written
+  // before muki 0.2 have none.
+  std::string calibration;
   std::string integration;
   int64_t union_size = 0;
   int64_t seed = 0;
