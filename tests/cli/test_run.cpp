@@ -507,6 +507,7 @@ TEST_F(RunTest, TheReportOpensInChromiumWithTheUncertaintyFigure) {
   EXPECT_THAT(html, HasSubstr("<figure id=\"figure-uncertainty\"><svg"));
   EXPECT_THAT(html, HasSubstr("MC dropout (K = 4)"));
   EXPECT_THAT(html, HasSubstr("single-pass entropy"));
+  EXPECT_THAT(html, HasSubstr("mc_dropout, calibrated (rank)"));  // the run's own, as it integrated
   for (const char* f : {"uncertainty.png", "training.png", "classes.png"})
     EXPECT_GT(fs::file_size(run_dir("report") / "report" / "figures" / f), 5000u) << f;
   // Debian's chromium, headless, as the project's setup installs it.

@@ -528,29 +528,41 @@ RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunDat
   return s;
 }
 
-// One panel of the report's uncertainty figure (the paper's Figure 2): `strategy`'s normalised
-// uncertainty of every (test example, teacher) pair, split by whether the teacher owns the gold
-// label; none when the strategy is not loaded.
-std::optional<ReportData::Uncertainty> uncertainty_panel(const RunContext& run, const Plugins& plugins,
-                                                         const RunData& data, const TeacherPasses& passes,
-                                                         const std::string& strategy,
-                                                         const std::string& name, uint32_t samples) {
-  if (run.registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return std::nullopt;
-  const auto instance = run.registry.create_uncertainty(
-      strategy, {strategy, samples > 0 ? "samples = " + std::to_string(samples) : "", run.config.base_dir(), 0});
-  const TeacherScores s = score_teachers(*instance, passes.test);
+// One panel of the report's uncertainty figure (the paper's Figure 2): the normalised uncertainty
+// of every (test example, teacher) pair under certainty scores `s`, split by whether the teacher
+// owns the gold label. Scores in [0, 1] (entropy, MC dropout) become 1 - score; unbounded ones
+// (calibrated, feature distances) their rank among all pairs, 0 = the most certain, 1 = the least.
+ReportData::Uncertainty uncertainty_panel(const Plugins& plugins, const RunData& data,
+                                          const TeacherScores& s, const std::string& name, bool by_rank) {
   const std::vector<int64_t>& gold = data.test.gold;
+  std::vector<float> flat;
+  for (const auto& teacher : s) flat.insert(flat.end(), teacher.begin(), teacher.end());
+  std::sort(flat.begin(), flat.end());
+  auto normalised = [&](float score) {
+    if (!by_rank) return 1.0f - score;
+    const auto below = std::lower_bound(flat.begin(), flat.end(), score) - flat.begin();
+    return 1.0f - static_cast<float>(below) / static_cast<float>(std::max<size_t>(1, flat.size() - 1));
+  };
   ReportData::Uncertainty u;
   u.name = name;
   for (size_t i = 0; i < gold.size(); ++i) {
     const auto& owners = plugins.labels.owners(static_cast<size_t>(gold[i]));
     for (size_t t = 0; t < s.size(); ++t)
-      (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other).push_back(1.0f - s[t][i]);
+      (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other).push_back(normalised(s[t][i]));
   }
   const SelectionMetrics m = selection_metrics(s, plugins.labels, gold);
   u.selection_accuracy = m.selection_accuracy;
   u.auroc = m.auroc;
   return u;
+}
+
+// The raw scores of muki's own `strategy` over the test passes; none when it is not loaded.
+std::optional<TeacherScores> builtin_scores(const RunContext& run, const TeacherPasses& passes,
+                                            const std::string& strategy, uint32_t samples) {
+  if (run.registry.find(registry::Kind::Uncertainty, strategy) == nullptr) return std::nullopt;
+  const auto instance = run.registry.create_uncertainty(
+      strategy, {strategy, samples > 0 ? "samples = " + std::to_string(samples) : "", run.config.base_dir(), 0});
+  return score_teachers(*instance, passes.test);
 }
 
 // Stage 9: report/report.html. The results are written by now: a report that fails is a warning,
@@ -566,13 +578,19 @@ void write_run_report(const RunContext& run, const Plugins& plugins, const RunDa
     report.evaluation = test.student;
     for (const StudentEval& e : student.history) report.history.push_back({e.step, e.train_loss, e.dev_accuracy});
     // Single-pass entropy, and MC dropout when the run made stochastic passes, with muki's own
-    // strategies, whatever the run integrated with.
-    if (auto panel = uncertainty_panel(run, plugins, data, passes, "entropy", "single-pass entropy", 0))
-      report.uncertainties.push_back(std::move(*panel));
+    // strategies, raw, whatever the run integrated with; then the run's own certainty as it
+    // integrated with it (calibrated, fitted), unless that is one of the two raw panels.
+    if (auto s = builtin_scores(run, passes, "entropy", 0))
+      report.uncertainties.push_back(uncertainty_panel(plugins, data, *s, "single-pass entropy", false));
     if (const uint32_t k = passes.options.samples; k >= 2)
-      if (auto panel = uncertainty_panel(run, plugins, data, passes, "mc_dropout",
-                                         "MC dropout (K = " + std::to_string(k) + ")", k))
-        report.uncertainties.push_back(std::move(*panel));
+      if (auto s = builtin_scores(run, passes, "mc_dropout", k))
+        report.uncertainties.push_back(
+            uncertainty_panel(plugins, data, *s, "MC dropout (K = " + std::to_string(k) + ")", false));
+    const bool shown_raw = plugins.uncertainty_name == "entropy" || plugins.uncertainty_name == "mc_dropout";
+    if (plugins.scored && (passes.calibration || !shown_raw))
+      report.uncertainties.push_back(uncertainty_panel(
+          plugins, data, certainty(plugins, passes, passes.test),
+          plugins.uncertainty_name + (passes.calibration ? ", calibrated" : "") + " (rank)", true));
     for (const fs::path& other : config_paths(run.config, "report.compare")) {
       ReportData::Compared c{other.lexically_normal().string(), std::nullopt};
       if (fs::exists(other / "summary.json")) c.summary = read_run_summary(other);

@@ -121,7 +121,7 @@ std::optional<Figure> uncertainty_figure(const fs::path& folder, const std::vect
   std::ostringstream plot;
   plot << "set multiplot layout 1," << panels.size() << "\n"
        << "set style fill transparent solid 0.5 noborder\nset boxwidth " << 1.0 / kBins << "\n"
-       << "set xrange [0:1]\nset yrange [0:*]\nset xlabel 'normalised uncertainty H / log C'\n"
+       << "set xrange [0:1]\nset yrange [0:*]\nset xlabel 'normalised uncertainty'\n"
        << "set ylabel 'fraction of (example, teacher) pairs'\nset key top center\n";
   for (size_t i = 0; i < panels.size(); ++i) {
     plot << "set title " << gp(panels[i].name + "  (AUROC " + rounded(panels[i].auroc, 3) + ")") << "\n"
@@ -132,8 +132,9 @@ std::optional<Figure> uncertainty_figure(const fs::path& folder, const std::vect
   plot << "unset multiplot";
   return Figure{"uncertainty",
                 "Normalised uncertainty of the teacher that owns each test example's gold label "
-                "(blue) and of the other teachers (red). The less the two overlap, the better the "
-                "uncertainty picks the right teacher.",
+                "(blue) and of the other teachers (red): 1 - certainty for entropy and MC dropout "
+                "(H / log C), the rank among all pairs for unbounded scores (marked 'rank'). The "
+                "less the two overlap, the better the uncertainty picks the right teacher.",
                 plot.str(), 450 * static_cast<int>(panels.size()), 400};
 }
 
