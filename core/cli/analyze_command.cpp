@@ -167,6 +167,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
     if (has_dev) dev_outputs.push_back(core::run_teacher_pass(*t.instance, dev.texts, t.cache_key, pass));
     names.push_back(t.name);
   }
+  const std::vector<std::vector<int64_t>> dev_gold(teachers.size(), dev.gold);
   struct Variant {
     size_t strategy;
     std::string name;
@@ -180,10 +181,10 @@ int cmd_analyze(const std::vector<std::string>& args) {
                                "' is fitted on each teacher's texts of the labeled dev split: set "
                                "[data.dev] with a label column");
     if (uncertainties[u]->needs_reference())
-      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev.gold, labels);
+      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev_gold, labels);
     else if (has_dev)
       variants.push_back({u, u_names[u] + " (calibrated on dev)",
-                          core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev.gold, labels)});
+                          core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev_gold, labels)});
   }
 
   for (const Variant& variant : variants) {

@@ -65,7 +65,9 @@ std::map<std::string, std::string> results(const fs::path& run) {
 const fs::path kData = muki::test::source_dir() / "data" / "ddtp-en";
 
 std::string teacher_toml(const std::string& name, const std::string& labels, const fs::path& out) {
-  return "[teacher]\nname = \"" + name + "\"\noutput = \"" + out.string() + "\"\nlabels = " + labels +
+  // The first line names what the fixture must hold, so a build tree's older fixtures (keyed by
+  // this text) are not reused: muki 0.2 teachers also write reference.jsonl.
+  return "# with reference.jsonl\n[teacher]\nname = \"" + name + "\"\noutput = \"" + out.string() + "\"\nlabels = " + labels +
          "\nseed = 1\ndevice = \"cpu\"\nthreads = 1\n"
          "[data]\ntrain = { path = \"" + (kData / "train.tsv").string() + "\", label = \"label\" }\n"
          "dev = { path = \"" + (kData / "dev.tsv").string() + "\", label = \"label\" }\n"
@@ -211,6 +213,45 @@ TEST_F(RunTest, WritesTheRunDirectory) {
   EXPECT_THAT(again.output, HasSubstr("(resuming)"));
   EXPECT_THAT(again.output, HasSubstr("training had finished"));
   EXPECT_EQ(results(run), results(run_dir("full")));
+}
+
+// Without a labeled dev split over all labels, each teacher's own held-out texts (the
+// reference.jsonl `muki teacher train` wrote: its dev examples of its labels) serve to fit a
+// feature strategy and to calibrate.
+TEST_F(RunTest, TeachersOwnReferencesReplaceTheDevSplit) {
+  auto without_dev = [&](const std::string& name, const std::string& reference_extra) {
+    std::string text = read_file(experiment(name));
+    text.erase(text.find("dev = {"), text.find("test = {") - text.find("dev = {"));
+    for (const fs::path* t : {media_, science_}) {
+      const std::string entry = "options = { checkpoint = \"" + t->string() + "\" }\n";
+      text.replace(text.find(entry), entry.size(),
+                   entry + "reference = { path = \"" + (*t / "reference.jsonl").string() + "\"" +
+                       reference_extra + " }\n");
+    }
+    return dir_->write(name + ".toml", text);
+  };
+  ASSERT_TRUE(fs::exists(*media_ / "reference.jsonl"));
+  // media's 4 sections of the 515 dev texts, each with its label.
+  const std::string media_reference = read_file(*media_ / "reference.jsonl");
+  EXPECT_THAT(media_reference, HasSubstr("\"label\": \"games\""));
+  EXPECT_THAT(media_reference, ::testing::Not(HasSubstr("\"label\": \"science\"")));
+  EXPECT_EQ(std::count(media_reference.begin(), media_reference.end(), '\n'), 211);
+  Result r = run_muki("run " + without_dev("own-refs", ", label = \"label\"").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto s = summary(run_dir("own-refs"));
+  EXPECT_EQ(s["uncertainty.calibration"], "reference");
+  EXPECT_THAT(read_file(run_dir("own-refs") / "metrics.jsonl"),
+              HasSubstr("\"teacher\": \"media\", \"split\": \"" + (*media_ / "reference.jsonl").string() +
+                        "\", \"mean\": "));
+  r = run_muki("run " + without_dev("own-refs-knn", ", label = \"label\"").string() +
+               " --set uncertainty='{strategy=\"knn\"}'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(summary(run_dir("own-refs-knn"))["uncertainty.calibration"], "fitted");
+  EXPECT_GT(std::stod(summary(run_dir("own-refs-knn"))["test.selection_accuracy"]), 0.5);
+  // A reference without its label column is refused before anything runs, with its position.
+  r = run_muki("run " + without_dev("unlabeled-refs", "").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("unlabeled-refs.toml:15:13: missing required key 'teachers[0].reference.label'"));
 }
 
 TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {

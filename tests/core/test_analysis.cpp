@@ -74,7 +74,7 @@ TEST(ScoreCalibration, ZScoresEachTeacherAgainstItsOwnReferenceTexts) {
   // Teacher 1's: anything on a and b; ln 2, ln 4, ln 8 on its own three.
   t1.deterministic = {-5, -5, -5, -5, 0, 0, l3, 0, l7, 0};
   const auto calibration =
-      muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {0, 1, 2, 2, 3}, labels);
+      muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {{0, 1, 2, 2, 3}, {0, 1, 2, 2, 3}}, labels);
   const double ln2 = std::log(2.0);
   // Teacher 0: ln 2 and 2 ln 2, mean 1.5 ln 2, population sd 0.5 ln 2.
   EXPECT_NEAR(calibration.mean[0], 1.5 * ln2, 1e-6);
@@ -89,7 +89,7 @@ TEST(ScoreCalibration, ZScoresEachTeacherAgainstItsOwnReferenceTexts) {
   EXPECT_NEAR(scores[1][0], 1.2247449, 1e-5);
   // A teacher with fewer than two reference texts cannot be calibrated: said by name.
   try {
-    muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {0, 1, 2, 0, 1}, labels);
+    muki::core::calibrate_scores(*energy, {"t0", "t1"}, {t0, t1}, {{0, 1, 2, 0, 1}, {0, 1, 2, 0, 1}}, labels);
     FAIL() << "expected an error";
   } catch (const std::runtime_error& e) {
     EXPECT_STREQ(e.what(), "calibrating uncertainty strategy 'energy' needs at least 2 reference "

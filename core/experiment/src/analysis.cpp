@@ -42,14 +42,14 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
 std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
                                      const std::vector<std::string>& teacher_names,
                                      const std::vector<TeacherOutputs>& reference,
-                                     const std::vector<int64_t>& gold, const LabelSpace& labels) {
+                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels) {
   std::vector<int64_t> counts;
   for (size_t t = 0; t < reference.size(); ++t) {
     const TeacherOutputs& out = reference[t];
     std::vector<float> logits, features;
     std::vector<int64_t> local;
     for (int64_t i = 0; i < out.num_examples; ++i) {
-      const int64_t j = labels.local_index(t, gold[static_cast<size_t>(i)]);
+      const int64_t j = labels.local_index(t, gold[t][static_cast<size_t>(i)]);
       if (j < 0) continue;
       local.push_back(j);
       logits.insert(logits.end(), out.deterministic_row(i), out.deterministic_row(i) + out.num_labels);
@@ -78,14 +78,14 @@ std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strate
 ScoreCalibration calibrate_scores(const registry::UncertaintyInstance& strategy,
                                   const std::vector<std::string>& teacher_names,
                                   const std::vector<TeacherOutputs>& reference,
-                                  const std::vector<int64_t>& gold, const LabelSpace& labels) {
+                                  const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels) {
   const TeacherScores scores = score_teachers(strategy, reference);
   ScoreCalibration calibration;
   for (size_t t = 0; t < scores.size(); ++t) {
     double sum = 0.0, sum_sq = 0.0;
     int64_t n = 0;
-    for (size_t i = 0; i < gold.size(); ++i) {
-      if (labels.local_index(t, gold[i]) < 0) continue;
+    for (size_t i = 0; i < gold[t].size(); ++i) {
+      if (labels.local_index(t, gold[t][i]) < 0) continue;
       const double v = scores[t][i];
       sum += v;
       sum_sq += v * v;

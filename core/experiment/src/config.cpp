@@ -288,7 +288,7 @@ const std::vector<Field>& experiment_schema() {
   static const std::vector<Field> schema = [] {
     Field teachers{"teachers", Type::TableArray, true,
                    {req(leaf("name", Type::String)), req(leaf("adapter", Type::String)),
-                    options(Kind::Teacher, "adapter")},
+                    table("reference", dataset_fields(true)), options(Kind::Teacher, "adapter")},
                    {}, 1, 0, Kind::Teacher, {}};
     return std::vector<Field>{
         req(table("experiment",

@@ -56,6 +56,7 @@ TeacherSetup create_teacher(const Config& config, const registry::Registry& regi
       if (auto value = t.at_path("options." + p.name).value<std::string>())
         key.add_path(config.base_dir() / *value);
   setup.cache_key = key.hex();
+  if (const toml::table* reference = t["reference"].as_table()) setup.reference = dataset_specs(*reference, config);
   setup.instance = registry.create_teacher(
       adapter, registry::CreateArgs{setup.name, options, config.base_dir(), experiment_seed(config)});
   return setup;

@@ -214,39 +214,85 @@ struct TeacherPasses {
   std::string calibration_note;                 // RunSummary::calibration
 };
 
-// A strategy that needs reference data is fitted on each teacher's texts of the labeled dev split
-// (held out from the teachers' training, labeled for the student's model selection anyway).
-void fit_on_dev(const RunContext& run, const Plugins& plugins, const RunData& data,
-                TeacherPasses& passes) {
-  const registry::UncertaintyInstance& uncertainty = *plugins.uncertainty;
-  if (data.dev.gold.empty())
-    throw config_error(run.config, "uncertainty strategy '" + plugins.uncertainty_name +
-                                       "' is fitted on each teacher's texts of the labeled dev "
-                                       "split: set [data.dev] with a label column");
-  TeacherPassOptions deterministic = passes.options;
-  deterministic.samples = 0;
-  std::vector<TeacherOutputs> dev;
-  std::vector<std::string> names;
-  for (const TeacherSetup& t : plugins.teachers) {
-    dev.push_back(teacher_pass(run, t, data.dev.texts, "dev", deterministic, passes.stats));
-    names.push_back(t.name);
+// Each teacher's held-out texts of its own labels: its [[teachers]] reference when the config
+// names one, else the experiment's labeled dev split (held out from the teachers' training,
+// labeled for the student's model selection anyway); none when neither exists.
+struct References {
+  std::vector<std::vector<std::string>> texts;  // per teacher
+  std::vector<std::vector<int64_t>> gold;       // per teacher, union indices
+  std::vector<std::string> source;              // "dev", the reference's path(s), or "" for none
+  bool complete() const {
+    return std::none_of(source.begin(), source.end(), [](const std::string& s) { return s.empty(); });
   }
-  const std::vector<int64_t> counts = fit_uncertainty(uncertainty, names, dev, data.dev.gold, plugins.labels);
+};
+
+References teacher_references(const RunContext& run, const Plugins& plugins, const RunData& data) {
+  References out;
+  for (const TeacherSetup& t : plugins.teachers) {
+    if (t.reference.empty()) {
+      out.texts.push_back(data.dev.texts);
+      out.gold.push_back(data.dev.gold);
+      out.source.push_back(data.dev.gold.empty() ? "" : "dev");
+      continue;
+    }
+    Json event;
+    const LabeledSplit split = map_onto(read_split("reference of " + t.name, t.reference, event), plugins.labels);
+    for (const auto& [label, count] : split.unknown)
+      spdlog::warn("teacher '{}': {} reference examples labelled '{}' (no teacher knows it) are left out",
+                   t.name, count, label);
+    run.dir.log_event("data", event);
+    out.texts.push_back(split.texts);
+    out.gold.push_back(split.gold);
+    out.source.push_back(describe(t.reference));
+  }
+  return out;
+}
+
+// Every teacher over its own reference texts (deterministic, or with `samples` passes).
+std::vector<TeacherOutputs> reference_passes(const RunContext& run, const Plugins& plugins,
+                                             const References& refs, TeacherPasses& passes, uint32_t samples) {
+  TeacherPassOptions options = passes.options;
+  options.samples = samples;
+  std::vector<TeacherOutputs> out;
+  for (size_t t = 0; t < plugins.teachers.size(); ++t)
+    out.push_back(teacher_pass(run, plugins.teachers[t], refs.texts[t],
+                               refs.source[t] == "dev" ? "dev" : "reference", options, passes.stats));
+  return out;
+}
+
+std::vector<std::string> teacher_names(const Plugins& plugins) {
+  std::vector<std::string> names;
+  for (const TeacherSetup& t : plugins.teachers) names.push_back(t.name);
+  return names;
+}
+
+// A strategy that needs reference data is fitted on each teacher's reference texts.
+void fit_on_references(const RunContext& run, const Plugins& plugins, const References& refs,
+                       TeacherPasses& passes) {
+  if (!refs.complete())
+    throw config_error(run.config, "uncertainty strategy '" + plugins.uncertainty_name +
+                                       "' is fitted on each teacher's held-out texts of its own "
+                                       "labels: set [data.dev] with a label column, or a reference "
+                                       "for every teacher");
+  const std::vector<std::string> names = teacher_names(plugins);
+  const std::vector<int64_t> counts = fit_uncertainty(*plugins.uncertainty, names,
+                                                      reference_passes(run, plugins, refs, passes, 0),
+                                                      refs.gold, plugins.labels);
   for (size_t t = 0; t < names.size(); ++t) {
-    spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of the dev split",
-                 plugins.uncertainty_name, names[t], counts[t]);
-    run.dir.log_event("reference", {{"teacher", names[t]}, {"split", "dev"}, {"texts", counts[t]}});
+    spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of {}", plugins.uncertainty_name,
+                 names[t], counts[t], refs.source[t]);
+    run.dir.log_event("reference", {{"teacher", names[t]}, {"split", refs.source[t]}, {"texts", counts[t]}});
   }
 }
 
 // [uncertainty] calibrate (default true): a strategy that is not fitted per teacher gives scores
 // on each teacher's own scale (an over-confident teacher is certain everywhere), so each
-// teacher's scores are z-scored against its own texts of the labeled dev split (held out from
-// its training; ScoreCalibration in muki/experiment/analysis.h), with the same K passes. A
-// fitted strategy calibrates itself. Without a labeled dev split the run goes on uncalibrated,
-// with a warning and a note in the summary.
-void calibrate_on_dev(const RunContext& run, const Plugins& plugins, const RunData& data,
-                      TeacherPasses& passes) {
+// teacher's scores are z-scored against its own reference texts (ScoreCalibration in
+// muki/experiment/analysis.h), with the same K passes. A fitted strategy calibrates itself.
+// Without a reference for every teacher the run goes on uncalibrated, with a warning and a note
+// in the summary.
+void calibrate_on_references(const RunContext& run, const Plugins& plugins, const References& refs,
+                             TeacherPasses& passes) {
   if (plugins.uncertainty->needs_reference()) {
     passes.calibration_note = "fitted";
     return;
@@ -255,26 +301,25 @@ void calibrate_on_dev(const RunContext& run, const Plugins& plugins, const RunDa
     passes.calibration_note = "off";
     return;
   }
-  if (data.dev.gold.empty()) {
-    spdlog::warn("uncertainty '{}': no labeled [data.dev] split to calibrate the teachers' scores "
-                 "against; they stay on each teacher's own scale (set uncertainty.calibrate = false "
-                 "to silence this)", plugins.uncertainty_name);
+  if (!refs.complete()) {
+    spdlog::warn("uncertainty '{}': no labeled [data.dev] split (or reference for every teacher) "
+                 "to calibrate the teachers' scores against; they stay on each teacher's own scale "
+                 "(set uncertainty.calibrate = false to silence this)", plugins.uncertainty_name);
     passes.calibration_note = "none: no labeled dev split";
     return;
   }
-  std::vector<TeacherOutputs> dev;
-  std::vector<std::string> names;
-  for (const TeacherSetup& t : plugins.teachers) {
-    dev.push_back(teacher_pass(run, t, data.dev.texts, "dev", passes.options, passes.stats));
-    names.push_back(t.name);
-  }
-  passes.calibration = calibrate_scores(*plugins.uncertainty, names, dev, data.dev.gold, plugins.labels);
-  passes.calibration_note = "dev";
+  const std::vector<std::string> names = teacher_names(plugins);
+  passes.calibration = calibrate_scores(*plugins.uncertainty, names,
+                                        reference_passes(run, plugins, refs, passes, passes.options.samples),
+                                        refs.gold, plugins.labels);
+  const bool all_dev = std::all_of(refs.source.begin(), refs.source.end(), [](const std::string& s) { return s == "dev"; });
+  passes.calibration_note = all_dev ? "dev" : "reference";
   for (size_t t = 0; t < names.size(); ++t) {
-    spdlog::info("uncertainty '{}': teacher '{}' calibrated on the dev split (mean {:.4f}, scale {:.4f})",
-                 plugins.uncertainty_name, names[t], passes.calibration->mean[t], passes.calibration->scale[t]);
+    spdlog::info("uncertainty '{}': teacher '{}' calibrated on {} (mean {:.4f}, scale {:.4f})",
+                 plugins.uncertainty_name, names[t], refs.source[t], passes.calibration->mean[t],
+                 passes.calibration->scale[t]);
     run.dir.log_event("calibration", {{"teacher", names[t]},
-                                      {"split", "dev"},
+                                      {"split", refs.source[t]},
                                       {"mean", passes.calibration->mean[t]},
                                       {"scale", passes.calibration->scale[t]}});
   }
@@ -297,8 +342,11 @@ TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, 
     passes.transfer.push_back(teacher_pass(run, t, data.transfer_texts, "transfer", passes.options, passes.stats));
   for (const TeacherSetup& t : plugins.teachers)
     passes.test.push_back(teacher_pass(run, t, data.test.texts, "test", passes.options, passes.stats));
-  if (plugins.scored && plugins.uncertainty->needs_reference()) fit_on_dev(run, plugins, data, passes);
-  if (plugins.scored) calibrate_on_dev(run, plugins, data, passes);
+  if (plugins.scored) {
+    const References refs = teacher_references(run, plugins, data);
+    if (plugins.uncertainty->needs_reference()) fit_on_references(run, plugins, refs, passes);
+    calibrate_on_references(run, plugins, refs, passes);
+  }
   passes.stats.seconds = seconds_since(started);
   return passes;
 }

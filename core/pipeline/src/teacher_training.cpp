@@ -98,6 +98,22 @@ ClassificationMetrics fasttext_metrics(const fs::path& model, const LabeledSplit
   return classification_metrics(split.gold, predicted, static_cast<int64_t>(labels.size()));
 }
 
+// reference.jsonl in the teacher's folder: its dev examples of its own labels (id, label, text),
+// held out from its training. An experiment names it as the teacher's [[teachers]] reference,
+// what feature-space certainty is fitted on and certainty scores are calibrated against when the
+// experiment has no labeled dev split over all the teachers' labels.
+void write_reference(const fs::path& folder, const std::optional<LabeledSplit>& dev,
+                     const std::vector<std::string>& labels) {
+  if (!dev || dev->texts.empty()) return;
+  std::string lines;
+  for (size_t i = 0; i < dev->texts.size(); ++i)
+    lines += json_line({{"id", dev->ids[i]}, {"label", labels[static_cast<size_t>(dev->gold[i])]},
+                        {"text", dev->texts[i]}}) + "\n";
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  write_file_atomically(folder / "reference.jsonl", lines);
+}
+
 // A fastText teacher: `fasttext supervised` (Debian's fasttext tool) on this teacher's examples,
 // with [model] hidden as -dim and word_ngrams as -wordNgrams, [train] epochs and lr, one thread
 // and the teacher's seed (the same data give the same model). The folder gets model.bin (what
@@ -130,6 +146,7 @@ void train_fasttext(const Config& config, const std::string& name, uint64_t seed
   std::string labels_text;
   for (const auto& l : result.labels) labels_text += l + "\n";
   write_file_atomically(result.output / "labels.txt", labels_text);
+  write_reference(result.output, dev, result.labels);
   result.report_json = json_lines({{"name", name},
                                    {"model", {{"type", "fasttext"}}},
                                    {"labels", result.labels},
@@ -283,6 +300,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
        {"dev", to_json(result.dev_metrics)},
        {"test", to_json(result.test_metrics)},
        {"total_seconds", result.total_seconds}});
+  write_reference(result.output, dev, result.labels);
   save_checkpoint(result.output, *model, spec, tok.file, result.labels, result.report_json);
 
   spdlog::info("teacher '{}' done: {} labels, {} train examples, {} steps in {:.1f} s{}", name,

@@ -23,14 +23,15 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
                              const std::vector<TeacherOutputs>& outputs, int64_t batch_size = 256);
 
 // For a strategy that needs_reference(): fits it on each teacher's in-distribution reference, the
-// texts of a labeled split (reference[t]: every teacher's deterministic outputs on the split, with
-// features when it has them; gold: the split's union labels) whose gold label is one of the
-// teacher's, with that label as the teacher's own index. Returns the number of reference texts
-// per teacher. Throws std::runtime_error naming a teacher without any.
+// texts of a labeled split (reference[t]: teacher t's deterministic outputs on its split, with
+// features when it has them; gold[t]: that split's union labels; teachers may have different
+// splits) whose gold label is one of the teacher's, with that label as the teacher's own index.
+// Returns the number of reference texts per teacher. Throws std::runtime_error naming a teacher
+// without any.
 std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
                                      const std::vector<std::string>& teacher_names,
                                      const std::vector<TeacherOutputs>& reference,
-                                     const std::vector<int64_t>& gold, const LabelSpace& labels);
+                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels);
 
 // Per-teacher calibration of certainty scores: score' = (score - mean[t]) / scale[t], where mean
 // and scale are the mean and standard deviation of teacher t's scores on its own held-out
@@ -41,13 +42,13 @@ struct ScoreCalibration {
   std::vector<double> mean, scale;
 };
 
-// From a labeled split (reference[t]: teacher t's outputs on it, with the samples the strategy
-// needs; gold: union labels): each teacher scored on the texts whose gold label is one of its own.
-// Throws std::runtime_error naming a teacher without such texts.
+// From labeled splits (reference[t]: teacher t's outputs on its split, with the samples the
+// strategy needs; gold[t]: that split's union labels): each teacher scored on the texts whose
+// gold label is one of its own. Throws std::runtime_error naming a teacher with fewer than two.
 ScoreCalibration calibrate_scores(const registry::UncertaintyInstance& strategy,
                                   const std::vector<std::string>& teacher_names,
                                   const std::vector<TeacherOutputs>& reference,
-                                  const std::vector<int64_t>& gold, const LabelSpace& labels);
+                                  const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels);
 void apply_calibration(const ScoreCalibration& calibration, TeacherScores& scores);
 
 struct IntegratedTargets {

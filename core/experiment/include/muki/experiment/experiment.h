@@ -28,6 +28,10 @@ struct TeacherSetup {
   // Identifies the teacher for caches: plugin name and version, library file, options, and the
   // content of every PATH option (the model files).
   std::string cache_key;
+  // [[teachers]] reference: held-out labeled texts of this teacher's own labels (e.g. the
+  // reference.jsonl `muki teacher train` writes); fitted on and calibrated against instead of the
+  // experiment's dev split. Empty when not given.
+  std::vector<DatasetSpec> reference;
 };
 
 // Creates every [[teachers]] entry, in order.

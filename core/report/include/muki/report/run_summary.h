@@ -28,7 +28,8 @@ struct RunSummary {
   std::string uncertainty;  // "none" when the integration strategy ignores scores
   int64_t samples = 0;      // K stochastic teacher passes
   // How the certainty scores were made comparable across teachers ([uncertainty] calibrate):
-  // "dev" (z-scored per teacher against its own texts of the dev split), "fitted" (a strategy
+  // "dev" (z-scored per teacher against its own texts of the dev split), "reference" (against
+  // the [[teachers]] reference texts, the dev split for a teacher without), "fitted" (a strategy
   // fitted on the dev split, which calibrates itself), "off" (calibrate = false), "none: no
   // labeled dev split" (asked for, impossible); empty when nothing was scored. Summaries written
   // before muki 0.2 have none.
