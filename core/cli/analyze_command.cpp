@@ -18,6 +18,7 @@
 #include "muki/experiment/teacher_pass.h"
 #include "muki/io/json.h"
 #include "muki/model/device.h"
+#include "muki/report/report.h"
 
 namespace muki::cli {
 namespace fs = std::filesystem;
@@ -41,6 +42,15 @@ std::string fixed(double v, int digits = 3) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
   return buf;
+}
+
+// A histogram as a row of block characters, lowest bin first, scaled to the tallest bin.
+std::string sparkline(const std::vector<double>& fractions) {
+  static const char* const kBlocks[] = {" ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  const double top = std::max(1e-12, *std::max_element(fractions.begin(), fractions.end()));
+  std::string out;
+  for (double f : fractions) out += kBlocks[static_cast<int>(std::lround(f / top * 8))];
+  return out;
 }
 
 }  // namespace
@@ -187,11 +197,26 @@ int cmd_analyze(const std::vector<std::string>& args) {
                           core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev_gold, labels)});
   }
 
+  // The paper's Figure 2 for every variant, side by side: the distribution of the owner's and the
+  // other teachers' normalised uncertainty (ranks when the scores are not certainties in [0, 1]).
+  std::ostringstream figure;
+  constexpr int kBins = 10;
+  figure << "\nnormalised uncertainty, " << kBins << " bins from certain to uncertain:\n"
+         << "| uncertainty | teacher that owns the gold label | other teachers |\n|---|---|---|\n";
   for (const Variant& variant : variants) {
     const size_t u = variant.strategy;
     auto scores = core::score_teachers(*uncertainties[u], outputs);
     if (variant.calibration) core::apply_calibration(*variant.calibration, scores);
     const auto sel = core::selection_metrics(scores, labels, gold);
+    bool by_rank = variant.calibration.has_value();
+    for (const auto& teacher : scores)
+      for (float s : teacher) by_rank = by_rank || !(s >= 0.0f && s <= 1.0f);
+    const core::UncertaintyDistribution d = core::uncertainty_distribution(scores, labels, gold, by_rank);
+    const std::vector<double> owner = core::histogram(d.owner, kBins), other = core::histogram(d.other, kBins);
+    figure << "| " << variant.name << (by_rank ? " (rank)" : "") << " | `" << sparkline(owner) << "` | `"
+           << sparkline(other) << "` |\n";
+    json["distributions"].push_back({{"uncertainty", variant.name}, {"by_rank", by_rank},
+                                     {"owner", owner}, {"other", other}});
     report << "| " << variant.name << " | " << uncertainties[u]->samples() << " | "
            << fixed(sel.selection_accuracy) << " | " << fixed(sel.auroc) << " | "
            << fixed(sel.mean_certainty_owner) << " | " << fixed(sel.mean_certainty_other) << " |\n";
@@ -211,7 +236,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
                                  {"weighted_target_accuracy", tm.weighted_accuracy}});
     }
   }
-  report << targets_table.str();
+  report << figure.str() << targets_table.str();
   std::cout << report.str() << std::flush;
 
   const fs::path json_file = json_path.empty() ? out_dir / ("analysis-" + split + ".json") : fs::path(json_path);

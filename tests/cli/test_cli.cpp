@@ -158,6 +158,7 @@ TEST(Cli, AnalyzePrintsTheTablesAndWritesJson) {
   EXPECT_THAT(r.output, HasSubstr("| lengths | 2 | 1.000 | 2 |"));
   EXPECT_THAT(r.output, HasSubstr("| mc_dropout | 16 |"));
   EXPECT_THAT(r.output, HasSubstr("| entropy | max |"));
+  EXPECT_THAT(r.output, HasSubstr("| uncertainty | teacher that owns the gold label | other teachers |"));
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "run" / "analysis-test.json"));
   // A second run reuses the teacher pass.
   const Result again = run_muki("analyze " + config + " --uncertainty mc_dropout --integration max");

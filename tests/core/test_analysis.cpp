@@ -96,3 +96,16 @@ TEST(ScoreCalibration, ZScoresEachTeacherAgainstItsOwnReferenceTexts) {
                            "texts of teacher 't1', the split has 1");
   }
 }
+
+// Figure 2's data. Teacher 0 owns a, teacher 1 owns b; gold a, b.
+TEST(UncertaintyDistribution, OneMinusCertaintyOrRank) {
+  const LabelSpace labels({{"a"}, {"b"}});
+  const TeacherScores scores = {{0.9f, 0.2f}, {0.4f, 0.7f}};
+  const auto plain = muki::core::uncertainty_distribution(scores, labels, {0, 1}, false);
+  EXPECT_THAT(plain.owner, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{0.1f, 0.3f}));
+  EXPECT_THAT(plain.other, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{0.6f, 0.8f}));
+  // Ranks among the four scores 0.2 < 0.4 < 0.7 < 0.9: 0.9 is the most certain (0), 0.2 the least (1).
+  const auto ranked = muki::core::uncertainty_distribution(scores, labels, {0, 1}, true);
+  EXPECT_THAT(ranked.owner, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{0.0f, 1.0f / 3}));
+  EXPECT_THAT(ranked.other, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{2.0f / 3, 1.0f}));
+}

@@ -110,6 +110,27 @@ void apply_calibration(const ScoreCalibration& calibration, TeacherScores& score
       s = static_cast<float>((s - calibration.mean[t]) / calibration.scale[t]);
 }
 
+UncertaintyDistribution uncertainty_distribution(const TeacherScores& scores, const LabelSpace& labels,
+                                                 const std::vector<int64_t>& gold, bool by_rank) {
+  std::vector<float> sorted;
+  for (const auto& teacher : scores) sorted.insert(sorted.end(), teacher.begin(), teacher.end());
+  std::sort(sorted.begin(), sorted.end());
+  const float last = static_cast<float>(std::max<size_t>(1, sorted.size() - 1));
+  auto normalised = [&](float score) {
+    if (!by_rank) return 1.0f - score;
+    return 1.0f - static_cast<float>(std::lower_bound(sorted.begin(), sorted.end(), score) - sorted.begin()) / last;
+  };
+  UncertaintyDistribution out;
+  for (size_t i = 0; i < gold.size(); ++i) {
+    const auto& owners = labels.owners(static_cast<size_t>(gold[i]));
+    for (size_t t = 0; t < scores.size(); ++t) {
+      const bool owns = std::find(owners.begin(), owners.end(), t) != owners.end();
+      (owns ? out.owner : out.other).push_back(normalised(scores[t][i]));
+    }
+  }
+  return out;
+}
+
 IntegratedTargets integrate_teachers(const registry::IntegrationInstance& strategy,
                                      const std::vector<TeacherOutputs>& outputs,
                                      const TeacherScores& scores, const LabelSpace& labels,

@@ -576,28 +576,16 @@ RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunDat
   return s;
 }
 
-// One panel of the report's uncertainty figure (the paper's Figure 2): the normalised uncertainty
-// of every (test example, teacher) pair under certainty scores `s`, split by whether the teacher
-// owns the gold label. Scores in [0, 1] (entropy, MC dropout) become 1 - score; unbounded ones
-// (calibrated, feature distances) their rank among all pairs, 0 = the most certain, 1 = the least.
+// One panel of the report's uncertainty figure (the paper's Figure 2) under certainty scores `s`
+// of the test split (uncertainty_distribution in muki/experiment/analysis.h).
 ReportData::Uncertainty uncertainty_panel(const Plugins& plugins, const RunData& data,
                                           const TeacherScores& s, const std::string& name, bool by_rank) {
   const std::vector<int64_t>& gold = data.test.gold;
-  std::vector<float> flat;
-  for (const auto& teacher : s) flat.insert(flat.end(), teacher.begin(), teacher.end());
-  std::sort(flat.begin(), flat.end());
-  auto normalised = [&](float score) {
-    if (!by_rank) return 1.0f - score;
-    const auto below = std::lower_bound(flat.begin(), flat.end(), score) - flat.begin();
-    return 1.0f - static_cast<float>(below) / static_cast<float>(std::max<size_t>(1, flat.size() - 1));
-  };
+  UncertaintyDistribution d = uncertainty_distribution(s, plugins.labels, gold, by_rank);
   ReportData::Uncertainty u;
   u.name = name;
-  for (size_t i = 0; i < gold.size(); ++i) {
-    const auto& owners = plugins.labels.owners(static_cast<size_t>(gold[i]));
-    for (size_t t = 0; t < s.size(); ++t)
-      (std::find(owners.begin(), owners.end(), t) != owners.end() ? u.owner : u.other).push_back(normalised(s[t][i]));
-  }
+  u.owner = std::move(d.owner);
+  u.other = std::move(d.other);
   const SelectionMetrics m = selection_metrics(s, plugins.labels, gold);
   u.selection_accuracy = m.selection_accuracy;
   u.auroc = m.auroc;

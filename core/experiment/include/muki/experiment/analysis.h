@@ -51,6 +51,16 @@ ScoreCalibration calibrate_scores(const registry::UncertaintyInstance& strategy,
                                   const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels);
 void apply_calibration(const ScoreCalibration& calibration, TeacherScores& scores);
 
+// The paper's Figure 2: the normalised uncertainty of every (example, teacher) pair, split by
+// whether the teacher owns the example's gold label. Certainties in [0, 1] (entropy, MC dropout)
+// become 1 - certainty; with `by_rank` (unbounded scores: calibrated, feature distances) the
+// pair's rank among all pairs, 0 for the most certain and 1 for the least.
+struct UncertaintyDistribution {
+  std::vector<float> owner, other;
+};
+UncertaintyDistribution uncertainty_distribution(const TeacherScores& scores, const LabelSpace& labels,
+                                                 const std::vector<int64_t>& gold, bool by_rank);
+
 struct IntegratedTargets {
   int64_t union_size = 0;
   std::vector<float> target;  // [N, |Y|]
