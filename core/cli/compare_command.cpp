@@ -101,7 +101,8 @@ int cmd_compare(const std::vector<std::string>& args) {
   for (const auto& [run, s] : rows) {
     std::string uncertainty = s.uncertainty;
     if (s.samples != 0) uncertainty += " (K=" + std::to_string(s.samples) + ")";
-    if (s.calibration == "dev" || s.calibration == "reference") uncertainty += ", calibrated";
+    if (s.calibration == "dev" || s.calibration == "reference" || s.calibration == "label-free")
+      uncertainty += ", calibrated";
     std::string options;
     for (const auto& key : varying)
       if (const std::string* value = option_of(s, key))

@@ -248,6 +248,14 @@ TEST_F(RunTest, TeachersOwnReferencesReplaceTheDevSplit) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(summary(run_dir("own-refs-knn"))["uncertainty.calibration"], "fitted");
   EXPECT_GT(std::stod(summary(run_dir("own-refs-knn"))["test.selection_accuracy"]), 0.5);
+  // Neither a dev split nor references: each teacher's confident transfer predictions stand in,
+  // and the log and the summary say so.
+  std::string bare = read_file(experiment("no-refs"));
+  bare.erase(bare.find("dev = {"), bare.find("test = {") - bare.find("dev = {"));
+  r = run_muki("run " + dir_->write("no-refs.toml", bare).string() + " --set uncertainty='{strategy=\"knn\"}'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("transfer texts it labels with probability >= 0.9 stand in (label-free, weaker)"));
+  EXPECT_EQ(summary(run_dir("no-refs"))["uncertainty.calibration"], "fitted, label-free");
   // A reference without its label column is refused before anything runs, with its position.
   r = run_muki("run " + without_dev("unlabeled-refs", "").string());
   EXPECT_EQ(r.code, 1);

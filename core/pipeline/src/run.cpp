@@ -214,9 +214,28 @@ struct TeacherPasses {
   std::string calibration_note;                 // RunSummary::calibration
 };
 
+constexpr const char* kLabelFree = "confident transfer predictions";
+
+// The label-free last resort: the transfer texts teacher `t` itself labels with probability >= 0.9,
+// with that label as gold. Weaker than held-out labeled texts (an over-confident teacher is
+// confident outside its labels too), so the log and the summary say when it was used.
+void confident_predictions(const Plugins& plugins, const RunData& data, const TeacherOutputs& out,
+                           size_t t, std::vector<std::string>& texts, std::vector<int64_t>& gold) {
+  const std::vector<int64_t> map = plugins.labels.label_map(t);
+  for (int64_t i = 0; i < out.num_examples; ++i) {
+    const float* z = out.deterministic_row(i);
+    const int64_t top = std::max_element(z, z + out.num_labels) - z;
+    double sum = 0;
+    for (int64_t j = 0; j < out.num_labels; ++j) sum += std::exp(static_cast<double>(z[j] - z[top]));
+    if (1.0 / sum < 0.9) continue;
+    texts.push_back(data.transfer_texts[static_cast<size_t>(i)]);
+    gold.push_back(map[static_cast<size_t>(top)]);
+  }
+}
+
 // Each teacher's held-out texts of its own labels: its [[teachers]] reference when the config
 // names one, else the experiment's labeled dev split (held out from the teachers' training,
-// labeled for the student's model selection anyway); none when neither exists.
+// labeled for the student's model selection anyway), else its confident transfer predictions.
 struct References {
   std::vector<std::vector<std::string>> texts;  // per teacher
   std::vector<std::vector<int64_t>> gold;       // per teacher, union indices
@@ -226,13 +245,24 @@ struct References {
   }
 };
 
-References teacher_references(const RunContext& run, const Plugins& plugins, const RunData& data) {
+References teacher_references(const RunContext& run, const Plugins& plugins, const RunData& data,
+                              const TeacherPasses& passes) {
   References out;
-  for (const TeacherSetup& t : plugins.teachers) {
-    if (t.reference.empty()) {
+  for (size_t ti = 0; ti < plugins.teachers.size(); ++ti) {
+    const TeacherSetup& t = plugins.teachers[ti];
+    if (t.reference.empty() && !data.dev.gold.empty()) {
       out.texts.push_back(data.dev.texts);
       out.gold.push_back(data.dev.gold);
-      out.source.push_back(data.dev.gold.empty() ? "" : "dev");
+      out.source.push_back("dev");
+      continue;
+    }
+    if (t.reference.empty()) {
+      out.texts.emplace_back();
+      out.gold.emplace_back();
+      confident_predictions(plugins, data, passes.transfer[ti], ti, out.texts.back(), out.gold.back());
+      spdlog::warn("teacher '{}': no labeled dev split and no reference; its {} transfer texts it labels "
+                   "with probability >= 0.9 stand in (label-free, weaker)", t.name, out.texts.back().size());
+      out.source.push_back(out.texts.back().size() >= 2 ? kLabelFree : "");
       continue;
     }
     Json event;
@@ -272,8 +302,9 @@ void fit_on_references(const RunContext& run, const Plugins& plugins, const Refe
   if (!refs.complete())
     throw config_error(run.config, "uncertainty strategy '" + plugins.uncertainty_name +
                                        "' is fitted on each teacher's held-out texts of its own "
-                                       "labels: set [data.dev] with a label column, or a reference "
-                                       "for every teacher");
+                                       "labels, and a teacher has none (and fewer than 2 confident "
+                                       "transfer predictions): set [data.dev] with a label column, "
+                                       "or a reference for every teacher");
   const std::vector<std::string> names = teacher_names(plugins);
   const std::vector<int64_t> counts = fit_uncertainty(*plugins.uncertainty, names,
                                                       reference_passes(run, plugins, refs, passes, 0),
@@ -294,7 +325,8 @@ void fit_on_references(const RunContext& run, const Plugins& plugins, const Refe
 void calibrate_on_references(const RunContext& run, const Plugins& plugins, const References& refs,
                              TeacherPasses& passes) {
   if (plugins.uncertainty->needs_reference()) {
-    passes.calibration_note = "fitted";
+    const bool label_free = std::find(refs.source.begin(), refs.source.end(), kLabelFree) != refs.source.end();
+    passes.calibration_note = label_free ? "fitted, label-free" : "fitted";
     return;
   }
   if (!run.config.root().at_path("uncertainty.calibrate").value_or(true)) {
@@ -302,18 +334,22 @@ void calibrate_on_references(const RunContext& run, const Plugins& plugins, cons
     return;
   }
   if (!refs.complete()) {
-    spdlog::warn("uncertainty '{}': no labeled [data.dev] split (or reference for every teacher) "
-                 "to calibrate the teachers' scores against; they stay on each teacher's own scale "
-                 "(set uncertainty.calibrate = false to silence this)", plugins.uncertainty_name);
-    passes.calibration_note = "none: no labeled dev split";
+    spdlog::warn("uncertainty '{}': a teacher has no held-out texts (no labeled [data.dev], no "
+                 "reference, fewer than 2 confident transfer predictions) to calibrate its scores "
+                 "against; every teacher's scores stay on its own scale (set uncertainty.calibrate = "
+                 "false to silence this)", plugins.uncertainty_name);
+    passes.calibration_note = "none: a teacher has no held-out texts";
     return;
   }
   const std::vector<std::string> names = teacher_names(plugins);
   passes.calibration = calibrate_scores(*plugins.uncertainty, names,
                                         reference_passes(run, plugins, refs, passes, passes.options.samples),
                                         refs.gold, plugins.labels);
-  const bool all_dev = std::all_of(refs.source.begin(), refs.source.end(), [](const std::string& s) { return s == "dev"; });
-  passes.calibration_note = all_dev ? "dev" : "reference";
+  auto all = [&](const std::string& source) {
+    return std::all_of(refs.source.begin(), refs.source.end(), [&](const std::string& s) { return s == source; });
+  };
+  const bool label_free = std::find(refs.source.begin(), refs.source.end(), kLabelFree) != refs.source.end();
+  passes.calibration_note = all("dev") ? "dev" : label_free ? "label-free" : "reference";
   for (size_t t = 0; t < names.size(); ++t) {
     spdlog::info("uncertainty '{}': teacher '{}' calibrated on {} (mean {:.4f}, scale {:.4f})",
                  plugins.uncertainty_name, names[t], refs.source[t], passes.calibration->mean[t],
@@ -343,7 +379,7 @@ TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, 
   for (const TeacherSetup& t : plugins.teachers)
     passes.test.push_back(teacher_pass(run, t, data.test.texts, "test", passes.options, passes.stats));
   if (plugins.scored) {
-    const References refs = teacher_references(run, plugins, data);
+    const References refs = teacher_references(run, plugins, data, passes);
     if (plugins.uncertainty->needs_reference()) fit_on_references(run, plugins, refs, passes);
     calibrate_on_references(run, plugins, refs, passes);
   }
