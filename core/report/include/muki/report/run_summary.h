@@ -28,13 +28,12 @@ struct RunSummary {
   std::string uncertainty;  // "none" when the integration strategy ignores scores
   int64_t samples = 0;      // K stochastic teacher passes
   // How the certainty scores were made comparable across teachers ([uncertainty] calibrate):
-  // "dev" (z-scored per teacher against its own texts of the dev split), "reference" (against
-  // the [[teachers]] reference texts, the dev split for a teacher without), "label-free" (some
-  // teacher had neither: its confident predictions on the transfer set stood in), "fitted" or
-  // "fitted, label-free" (a strategy
-  // fitted on the dev split, which calibrates itself), "off" (calibrate = false), "none: a
-  // teacher has no held-out texts" (asked for, impossible); empty when nothing was scored. Summaries written
-  // before muki 0.2 have none.
+  // "dev" (z-scored per teacher against its own texts of the dev split), "reference" (against the
+  // [[teachers]] reference texts, the dev split for a teacher without), "label-free" (some teacher
+  // had neither: its confident predictions on the transfer set stood in), "fitted" or "fitted,
+  // label-free" (a strategy fitted on those texts, which calibrates itself), "off" (calibrate =
+  // false), "none: a teacher has no held-out texts" (asked for, impossible); empty when nothing
+  // was scored. Summaries written before muki 0.2 have none.
   std::string calibration;
   std::string integration;
   int64_t union_size = 0;
