@@ -109,3 +109,22 @@ TEST(UncertaintyDistribution, OneMinusCertaintyOrRank) {
   EXPECT_THAT(ranked.owner, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{0.0f, 1.0f / 3}));
   EXPECT_THAT(ranked.other, testing::Pointwise(testing::FloatNear(1e-6f), std::vector<float>{2.0f / 3, 1.0f}));
 }
+
+// A strategy that gives a non-finite score (here energy, from outputs that bypassed the teacher
+// pass's own check) is refused with its name and the example, not passed on to the integration.
+TEST(ScoreTeachers, RefusesNonFiniteScores) {
+  muki::registry::Registry registry;
+  registry.scan({muki::test::plugin_dir()});
+  const auto energy = registry.create_uncertainty("energy", {"u", "", "/", 0});
+  muki::core::TeacherOutputs t;
+  t.num_examples = 2;
+  t.num_labels = 2;
+  t.deterministic = {0, 1, std::nanf(""), 0};
+  try {
+    muki::core::score_teachers(*energy, {t});
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "uncertainty strategy 'energy' gave a non-finite certainty (nan) to teacher 0 on "
+                           "example 1; certainty scores must be finite");
+  }
+}

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <optional>
 
 #include <torch/torch.h>
@@ -264,4 +265,32 @@ TEST(ClassifierTrainer, AStateOfAnotherSetupIsIgnored) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A loss that turns NaN stops training with the step, and leaves the last written state alone.
+TEST(ClassifierTrainer, StopsOnANonFiniteLoss) {
+  const Synthetic data = synthetic(160);
+  torch::manual_seed(1);
+  Classifier m = make_classifier(small_config("bag_of_embeddings", 2));
+  TrainerOptions o;
+  o.epochs = 2;
+  o.eval_every = 2;
+  int calls = 0;
+  const LossFn ce = cross_entropy_loss(data.dev.labels);
+  const LossFn nan_at_3 = [&](const torch::Tensor& logits, const torch::Tensor& rows) {
+    const torch::Tensor l = ce(logits, rows);
+    return ++calls == 3 ? l * std::numeric_limits<float>::quiet_NaN() : l;
+  };
+  TempDir dir;
+  o.state_file = dir.path() / "state.pt";
+  o.state_key = "k";
+  try {
+    train_classifier(*m, data.train, nan_at_3, &data.dev, o, torch::kCPU);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "train: the training loss is not finite at step 3 (check the targets, the "
+                                     "learning rate and the data); the state of step 2 stays in " +
+                                         o.state_file.string());
+  }
+  for (const auto& p : m->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
 }

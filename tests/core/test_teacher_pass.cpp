@@ -156,3 +156,23 @@ TEST(TeacherPass, KeepsFeaturesBesideTheLogitsAndCachesThem) {
   EXPECT_EQ(plain.feature_dim, 0);
   EXPECT_EQ(plain.deterministic, out.deterministic);
 }
+
+// A plugin that returns NaN is refused by name, with the split and the example, before anything
+// is built on it; a cached chunk holding one is refused just the same.
+TEST(TeacherPass, RefusesNonFiniteOutputs) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.cache_dir = dir.path();
+  options.split = "transfer";
+  const std::vector<std::string> texts = {"fine", "also fine", "emit nan"};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      run_teacher_pass(*f.teacher, texts, "key", options);
+      FAIL() << "expected an error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "teacher 'lengths' (adapter 'fixture_length') returned a non-finite logit (nan) "
+                             "on the transfer split, example 2 (\"emit nan\"); a teacher's outputs must be finite");
+    }
+  }
+}

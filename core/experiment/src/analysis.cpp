@@ -34,6 +34,11 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
                        &s[static_cast<size_t>(b)]);
       }
     }
+    for (size_t i = 0; i < s.size(); ++i)
+      if (!std::isfinite(s[i]))
+        throw std::runtime_error("uncertainty strategy '" + strategy.plugin().name + "' gave a non-finite "
+                                 "certainty (" + std::to_string(s[i]) + ") to teacher " + std::to_string(t) +
+                                 " on example " + std::to_string(i) + "; certainty scores must be finite");
     scores.push_back(std::move(s));
   }
   return scores;
@@ -151,6 +156,19 @@ IntegratedTargets integrate_teachers(const registry::IntegrationInstance& strate
                        &out.target[static_cast<size_t>(b * out.union_size)],
                        &out.weight[static_cast<size_t>(b)]);
   }
+  // The student trains on these: a NaN or a negative mass would train it on garbage silently.
+  auto refuse = [&](const char* what, size_t example, float value) {
+    throw std::runtime_error("integration strategy '" + strategy.plugin().name + "' gave " + what + " (" +
+                             std::to_string(value) + ") on example " + std::to_string(example) +
+                             "; targets and weights must be finite and >= 0");
+  };
+  for (size_t i = 0; i < out.target.size(); ++i)
+    if (!(std::isfinite(out.target[i]) && out.target[i] >= 0.0f))
+      refuse("a target probability that is not a finite number >= 0", i / static_cast<size_t>(out.union_size),
+             out.target[i]);
+  for (size_t i = 0; i < out.weight.size(); ++i)
+    if (!(std::isfinite(out.weight[i]) && out.weight[i] >= 0.0f))
+      refuse("a weight that is not a finite number >= 0", i, out.weight[i]);
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -68,6 +69,40 @@ std::string format_duration(double seconds) {
   std::snprintf(buf, sizeof(buf), "%lld:%02lld", static_cast<long long>(s / 60),
                 static_cast<long long>(s % 60));
   return buf;
+}
+
+// The first non-finite value of `values` ([rows, per_row] floats), as (row, column); none: (-1, -1).
+std::pair<int64_t, int64_t> first_non_finite(const std::vector<float>& values, int64_t per_row) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      return {static_cast<int64_t>(i) / per_row, static_cast<int64_t>(i) % per_row};
+  return {-1, -1};
+}
+
+// Outputs must be finite (plugin.h): a NaN would run on into the targets and the student's loss,
+// and a number would be printed at the end.
+void check_finite(const registry::TeacherInstance& teacher, const TeacherOutputs& out,
+                  const std::vector<std::string>& texts, const std::string& split) {
+  struct Part {
+    const std::vector<float>& values;
+    int64_t per_example;
+    const char* what;
+  };
+  const Part parts[] = {{out.deterministic, out.num_labels, "logit"},
+                        {out.stochastic, out.samples * out.num_labels, "stochastic-pass logit"},
+                        {out.features, out.feature_dim, "feature"}};
+  for (const Part& p : parts) {
+    if (p.per_example == 0) continue;
+    const auto [example, column] = first_non_finite(p.values, p.per_example);
+    if (example < 0) continue;
+    const float bad = p.values[static_cast<size_t>(example * p.per_example + column)];
+    std::string text = texts[static_cast<size_t>(example)].substr(0, 60);
+    throw std::runtime_error("teacher '" + teacher.instance_name() + "' (adapter '" + teacher.plugin().name +
+                             "') returned a non-finite " + p.what + " (" + std::to_string(bad) +
+                             ") on " + (split.empty() ? "its texts" : "the " + split + " split") +
+                             ", example " + std::to_string(example) + " (\"" + text +
+                             "\"); a teacher's outputs must be finite");
+  }
 }
 
 }  // namespace
@@ -168,6 +203,7 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     spdlog::info("teacher '{}': {}/{} examples, {:.0f} ex/s, ETA {}", teacher.instance_name(),
                  done, n, rate, format_duration(static_cast<double>(n - done) / rate));
   }
+  check_finite(teacher, out, texts, options.split);
   local.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (local.chunks_cached > 0)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -283,8 +284,8 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
 }
 
 // One optimiser step on the training rows `indices`, each parameter group at its learning rate
-// `lr[g]`; returns the loss.
-double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
+// `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite.
+std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
                   const torch::Device& device) {
@@ -299,6 +300,8 @@ double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const s
     const torch::Tensor pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
     l = loss(model.classify(pooled), indices) + feature_loss->loss(pooled, indices);
   }
+  const double value = l.item<double>();
+  if (!std::isfinite(value)) return std::nullopt;
   optimizer.zero_grad();
   l.backward();
   // Clipped apart: the fresh modules' large early gradients must not shrink the model's step.
@@ -310,7 +313,7 @@ double train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const s
   for (size_t g = 0; g < groups.size(); ++g)
     static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(lr[g]);
   optimizer.step();
-  return l.item<double>();
+  return value;
 }
 
 // The mean of the losses added since it was last taken.
@@ -500,8 +503,16 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       for (size_t g = 0; g < peak_lr.size(); ++g)
         group_lr[g] = scheduled_lr(peak_lr[g], step, schedule.warmup_steps, schedule.planned_steps);
       const double lr = group_lr.front();
-      const double loss_value = train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len),
-                                           loss, feature_loss, o.grad_clip, device);
+      const std::optional<double> step_loss = train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len),
+                                                         loss, feature_loss, o.grad_clip, device);
+      // Training on would only spread the NaN into every weight; the last state stays as it was.
+      if (!step_loss)
+        throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +
+                                 " (check the targets, the learning rate and the data); " +
+                                 (stateful ? "the state of step " + std::to_string(st.step) + " stays in " +
+                                                 o.state_file.string()
+                                           : std::string("nothing was saved")));
+      const double loss_value = *step_loss;
       since_eval.add(loss_value);
       since_log.add(loss_value);
       examples_seen += len;

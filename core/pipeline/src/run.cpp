@@ -192,7 +192,9 @@ TeacherOutputs teacher_pass(const RunContext& run, const TeacherSetup& t, const 
   else
     spdlog::info("teacher '{}' on {}: {} examples, deterministic pass", t.name, split, texts.size());
   TeacherPassStats stats;
-  TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, pass, &stats);
+  TeacherPassOptions named = pass;
+  named.split = split;
+  TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, named, &stats);
   totals.chunks_cached += stats.chunks_cached;
   totals.chunks_computed += stats.chunks_computed;
   run.dir.log_event("teacher_pass", {{"teacher", t.name},

@@ -38,6 +38,7 @@ struct TeacherPassOptions {
   int64_t batch_size = 64;     // texts per predict() call
   int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
   std::filesystem::path cache_dir;  // empty: no cache
+  std::string split;                // names the texts in messages ("transfer"); not part of the key
 };
 
 struct TeacherPassStats {
@@ -48,7 +49,9 @@ struct TeacherPassStats {
 
 // Runs (or loads) one teacher over `texts`. `teacher_key` identifies the teacher (plugin,
 // version, options, model files): with a fingerprint of the texts themselves, K, the seed and the
-// chunking it forms the cache key. Progress (rate, ETA) is logged at info level.
+// chunking it forms the cache key. Progress (rate, ETA) is logged at info level. Throws
+// std::runtime_error naming the teacher, its adapter, the split and the first example when an
+// output is not finite (computed or read from the cache): nothing built on it could be trusted.
 TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
                                 const std::vector<std::string>& texts,
                                 const std::string& teacher_key, const TeacherPassOptions& options,
