@@ -341,7 +341,22 @@ TEST(ConfigValidate, PrepareCoversThePathsItWillCreateAndChecksItsFiles) {
   // A broken teacher file is reported at its own file and line (and covers nothing any more).
   dir.write("teachers.toml", "[[teacher]]\nname = 3\noutput = \"x\"\n" + std::string(kTeacherFile).substr(std::string(kTeacherFile).find("[data]")));
   EXPECT_THAT(problems_of_in(config),
-              testing::Contains((dir.path() / "teachers.toml").string() + ":2:8: 'teacher[0].name' must be a string"));
+              testing::Contains((dir.path() / "teachers.toml").string() + ":2:8: 'teacher[0].name' must be a name string"));
+}
+
+// Names become file names (runs/${name}, the teacher-pass cache): nothing may climb out of its
+// folder or nest (issue 11, finding 4).
+TEST(ConfigValidate, NamesThatWouldEscapeTheirFolderAreRefused) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("teachers.0.name=\"../../../escape\"");
+  config.apply_override("experiment.name=\"a/b\"");
+  EXPECT_THAT(problems_of_in(config),
+              testing::IsSupersetOf(
+                  {"--set teachers.0.name=\"../../../escape\":1:5: 'teachers[0].name' is \"../../../escape\"; a "
+                   "name may hold only letters, digits, '.', '_' and '-' (at most 100, not starting with '.'): "
+                   "it names files",
+                   "--set experiment.name=\"a/b\":1:5: 'experiment.name' is \"a/b\"; a name may hold only "
+                   "letters, digits, '.', '_' and '-' (at most 100, not starting with '.'): it names files"}));
 }
 
 // nan passes every bounds check (each comparison with it is false), so it is refused by name:

@@ -3,6 +3,7 @@
 #include "muki/io/number_text.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -204,7 +205,8 @@ std::vector<fs::path> Config::plugin_paths() const {
 namespace {
 
 // Paths: one path string or an array of them (a split read from several files).
-enum class Type { Bool, Int, Float, String, Path, Paths, StringArray, Table, TableArray, Device, Options };
+// Name: a string that becomes part of a file name (an experiment's, a teacher's).
+enum class Type { Bool, Int, Float, String, Name, Path, Paths, StringArray, Table, TableArray, Device, Options };
 
 struct Field {
   std::string name;
@@ -287,12 +289,12 @@ std::vector<Field> train_fields(bool student = false) {
 const std::vector<Field>& experiment_schema() {
   static const std::vector<Field> schema = [] {
     Field teachers{"teachers", Type::TableArray, true,
-                   {req(leaf("name", Type::String)), req(leaf("adapter", Type::String)),
+                   {req(leaf("name", Type::Name)), req(leaf("adapter", Type::String)),
                     table("reference", dataset_fields(true)), options(Kind::Teacher, "adapter")},
                    {}, 1, 0, Kind::Teacher, {}};
     return std::vector<Field>{
         req(table("experiment",
-                  {req(leaf("name", Type::String)), leaf("seed", Type::Int, 0, 9.2e18),
+                  {req(leaf("name", Type::Name)), leaf("seed", Type::Int, 0, 9.2e18),
                    leaf("device", Type::Device), leaf("output_dir", Type::String),
                    leaf("cache_dir", Type::String), leaf("threads", Type::Int, 0, 4096),
                    leaf("deterministic", Type::Bool)})),
@@ -319,7 +321,7 @@ const std::vector<Field>& experiment_schema() {
 // `several`: [[teacher]] entries, each of which may also override keys of the shared tables.
 const std::vector<Field>& teacher_training_schema(bool several) {
   auto make = [](bool many) {
-    std::vector<Field> teacher = {req(leaf("name", Type::String)), req(leaf("output", Type::String)),
+    std::vector<Field> teacher = {req(leaf("name", Type::Name)), req(leaf("output", Type::String)),
                                   leaf("labels", Type::StringArray), leaf("seed", Type::Int, 0, 9.2e18),
                                   leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096)};
     auto data = [](bool train_required) {
@@ -378,6 +380,7 @@ const char* type_noun(Type t) {
     case Type::Int: return "an integer";
     case Type::Float: return "a number";
     case Type::String: return "a string";
+    case Type::Name: return "a name string";
     case Type::Path: return "a path string";
     case Type::Paths: return "a path string or an array of them";
     case Type::StringArray: return "an array of strings";
@@ -474,6 +477,20 @@ class Validator {
           for (const auto& c : field.choices) all += (all.empty() ? "" : ", ") + c;
           report(node, "'" + key + "' is \"" + value + "\"; expected one of: " + all);
         }
+        break;
+      }
+      case Type::Name: {
+        if (!node.is_string()) return wrong_type();
+        // It becomes a folder or file name (runs/${name}, the teacher-pass cache): no separators,
+        // no "..", nothing a shell or another platform trips over.
+        const std::string value = *node.value<std::string>();
+        const bool safe = !value.empty() && value.size() <= 100 && value.front() != '.' &&
+                          std::all_of(value.begin(), value.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+                          });
+        if (!safe)
+          report(node, "'" + key + "' is \"" + value + "\"; a name may hold only letters, digits, '.', '_' "
+                       "and '-' (at most 100, not starting with '.'): it names files");
         break;
       }
       case Type::Path:
