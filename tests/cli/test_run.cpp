@@ -294,6 +294,27 @@ TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
   EXPECT_THAT(both.output, HasSubstr("| d | mc_dropout (K=4) | weighted | "));
 }
 
+// Two runs into one folder (issue 11, finding 5): the second is refused at once with the
+// holder's pid; the lock dies with its holder, so a killed run never blocks the next.
+TEST_F(RunTest, ASecondRunIntoTheSameFolderIsRefused) {
+  const fs::path config = experiment("locked");
+  const pid_t pid = spawn_muki({"run", config.string()}, run_dir("locked.log"));
+  bool refused = false;
+  const bool killed = kill_when(pid, [&] {
+    if (!fs::exists(run_dir("locked") / "metrics.jsonl")) return false;
+    const Result second = run_muki("run " + config.string());
+    EXPECT_EQ(second.code, 1) << second.output;
+    EXPECT_THAT(second.output, HasSubstr(run_dir("locked").string() + " is in use by another muki run (pid " +
+                                         std::to_string(pid) + "); wait for it to finish"));
+    refused = true;
+    return true;
+  });
+  ASSERT_TRUE(killed && refused) << read_file(run_dir("locked.log"));
+  const Result after = run_muki("run " + config.string());
+  EXPECT_EQ(after.code, 0) << after.output;
+  EXPECT_THAT(after.output, HasSubstr("(resuming)"));
+}
+
 TEST_F(RunTest, KillDuringTheTeacherPassOrTrainingThenResumeGivesTheSameResults) {
   const Result straight = run_muki("run " + experiment("straight", "").string() +
                                    " --set experiment.cache_dir='\"" + (run_dir("cache-straight")).string() + "\"'");

@@ -1,6 +1,8 @@
 #include "muki/experiment/run_directory.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -8,6 +10,10 @@
 
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace muki::core {
 namespace fs = std::filesystem;
@@ -24,6 +30,40 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
   } else {
     out[key] = toml_value_text(node);
   }
+}
+
+constexpr const char* kLockFile = ".lock";
+
+// Whether `dir` holds anything besides the lock file a muki run leaves.
+bool holds_more_than_a_lock(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != kLockFile) return true;
+  return false;
+}
+
+// One run at a time in a folder: an exclusive flock on <dir>/.lock, held while the returned handle
+// lives. The kernel drops it when the process dies, so a killed run never leaves a stale lock.
+std::shared_ptr<int> lock_folder(const fs::path& dir) {
+  const fs::path file = dir / kLockFile;
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(file.string() + ": cannot be opened: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {};
+    const ssize_t n = ::pread(fd, holder, sizeof(holder) - 1, 0);
+    ::close(fd);
+    throw std::runtime_error(dir.string() + " is in use by another muki run (pid " +
+                             (n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string("unknown")) +
+                             "); wait for it to finish, or give this run another experiment.name");
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The pid is only for the message above; the lock holds without it.
+  }
+  return std::shared_ptr<int>(new int(fd), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
 }
 
 }  // namespace
@@ -48,6 +88,15 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
   const std::string fingerprint = Fingerprint().add(config_text).hex();
   const fs::path run_json = dir_ / "run.json";
   std::error_code ec;
+  // Also with --fresh: what is in a folder muki did not make is not muki's to delete (or lock).
+  if (!fs::exists(run_json, ec) && fs::exists(dir_, ec) && holds_more_than_a_lock(dir_))
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
+                                     dir_.string() + " exists and is not a muki run directory (no "
+                                                     "run.json): set experiment.output_dir to "
+                                                     "another folder"}});
+  fs::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error(dir_.string() + ": cannot create the run directory: " + ec.message());
+  lock_ = lock_folder(dir_);
   if (fs::exists(run_json, ec)) {
     const std::string stored = read_json_file(run_json).value("fingerprint", std::string());
     if (fresh) {
@@ -57,7 +106,8 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
                                          "--fresh would empty " + dir_.string() +
                                              ", which is the working folder or holds the teacher-pass "
                                              "cache; set experiment.output_dir to a folder of its own"}});
-      for (const auto& entry : fs::directory_iterator(dir_)) fs::remove_all(entry.path());
+      for (const auto& entry : fs::directory_iterator(dir_))
+        if (entry.path().filename() != kLockFile) fs::remove_all(entry.path());
     } else if (stored != fingerprint) {
       std::vector<ConfigProblem> problems;
       std::string changes;
@@ -76,15 +126,7 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
     } else {
       resumed_ = true;
     }
-  } else if (fs::exists(dir_, ec) && !fs::is_empty(dir_, ec)) {
-    // Also with --fresh: what is in a folder muki did not make is not muki's to delete.
-    throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
-                                     dir_.string() + " exists and is not a muki run directory (no "
-                                                     "run.json): set experiment.output_dir to "
-                                                     "another folder"}});
   }
-  fs::create_directories(dir_, ec);
-  if (ec) throw std::runtime_error(dir_.string() + ": cannot create the run directory: " + ec.message());
   if (!resumed_) {
     write_file("config.toml", config_text);
     write_file("run.json", json_line({{"fingerprint", fingerprint},

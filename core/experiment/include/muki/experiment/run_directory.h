@@ -15,6 +15,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ class RunDirectory {
   // Creates `dir` or opens it for `config`. A folder that holds a run of another resolved config
   // is refused with a ConfigError that lists the keys that changed, unless `fresh`: then its
   // contents are removed first. `fresh` also discards a run of the same config (start again).
+  // The folder is locked (<dir>/.lock) while the object lives: a second run into it is refused
+  // at once with std::runtime_error naming the holder's pid.
   RunDirectory(std::filesystem::path dir, const Config& config, bool fresh);
 
   const std::filesystem::path& path() const { return dir_; }
@@ -49,6 +52,7 @@ class RunDirectory {
  private:
   std::filesystem::path dir_;
   bool resumed_ = false;
+  std::shared_ptr<int> lock_;  // the open, flock()ed lock file
 };
 
 // plugins.lock: the plugins a run used, with a fingerprint of each library file.
