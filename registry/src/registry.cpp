@@ -4,10 +4,13 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
+
+#include <elf.h>
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -160,12 +163,36 @@ constexpr uint32_t kMinApiSize[] = {offsetof(muki_teacher_api, predict_features)
                                     sizeof(muki_integration_api)};
 constexpr uint32_t kMinParamSize = offsetof(muki_param_desc, flags);
 
-bool has_shared_library_magic(const fs::path& path) {
+// Why `path` cannot be a complete 64-bit ELF shared object, or "" when its headers say it can.
+// dlopen maps the file's segments: one that ends past the end of a truncated file faults (SIGBUS)
+// inside the loader instead of failing, so that is checked before dlopen ever sees the file.
+std::string elf_problem(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
-         magic[3] == 'F';
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  Elf64_Ehdr header{};
+  in.read(reinterpret_cast<char*>(&header), sizeof(header));
+  if (ec || in.gcount() < 4 || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
+    return "not a shared library (no ELF header)";
+  if (in.gcount() != sizeof(header)) return "a truncated ELF file (its header is cut off)";
+  if (header.e_ident[EI_CLASS] != ELFCLASS64) return "not a 64-bit ELF file";
+  if (header.e_type != ET_DYN) return "an ELF file, but not a shared library";
+  auto beyond = [size](uint64_t offset, uint64_t length) { return offset > size || length > size - offset; };
+  const uint64_t table = uint64_t{header.e_phnum} * header.e_phentsize;
+  if (header.e_phentsize != sizeof(Elf64_Phdr) || beyond(header.e_phoff, table))
+    return "a truncated or damaged shared library (its program headers lie outside the file)";
+  for (uint16_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    in.seekg(static_cast<std::streamoff>(header.e_phoff + uint64_t{i} * sizeof(Elf64_Phdr)));
+    in.read(reinterpret_cast<char*>(&segment), sizeof(segment));
+    if (!in) return "a truncated or damaged shared library (unreadable program header)";
+    if (segment.p_type == PT_LOAD && beyond(segment.p_offset, segment.p_filesz))
+      return "a truncated or damaged shared library (segment " + std::to_string(i) + " ends at byte " +
+             std::to_string(segment.p_offset + segment.p_filesz) + ", the file has " + std::to_string(size) + ")";
+  }
+  if (header.e_shoff != 0 && beyond(header.e_shoff, uint64_t{header.e_shnum} * header.e_shentsize))
+    return "a truncated or damaged shared library (its section headers lie outside the file)";
+  return "";
 }
 
 // Element i of an array of versioned structs, strided by the writer's struct_size.
@@ -541,8 +568,8 @@ void Registry::load_library(const fs::path& path) {
   const fs::path canonical = fs::canonical(path, ec);
   if (std::find(loaded_paths_.begin(), loaded_paths_.end(), canonical) != loaded_paths_.end())
     return;
-  if (!has_shared_library_magic(path))
-    throw PluginError(path.string() + ": not a shared library (no ELF header)");
+  if (const std::string problem = elf_problem(path); !problem.empty())
+    throw PluginError(path.string() + ": " + problem);
 
   boost::dll::shared_library lib;
   boost::dll::fs::error_code dll_ec;

@@ -5,6 +5,9 @@
 
 #include <muki/registry/registry.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "../test_support.h"
 
 using muki::registry::Kind;
@@ -101,6 +104,23 @@ TEST(RegistryRefuses, FileThatIsNotASharedLibrary) {
   Registry registry;
   EXPECT_THAT(load_error(registry, lib("not_elf", "not_elf")),
               HasSubstr("libnot_elf.so: not a shared library (no ELF header)"));
+}
+
+// A plugin cut off after 20,000 bytes (a failed copy) made dlopen fault with SIGBUS, killing the
+// host (issue 11, finding 1): the ELF headers are checked against the file's size first.
+TEST(RegistryRefuses, TruncatedSharedLibrary) {
+  muki::test::TempDir dir;
+  std::ifstream in(plugin_dir() / "libmuki_integration_builtin.so", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 20000u);
+  const auto truncated = dir.write("libtruncated.so", bytes.substr(0, 20000));
+  Registry registry;
+  EXPECT_THAT(load_error(registry, truncated),
+              testing::MatchesRegex(".*libtruncated.so: a truncated or damaged shared library \\(segment [0-9]+ "
+                                    "ends at byte [0-9]+, the file has 20000\\)"));
+  // Only the header, cut: said so too.
+  EXPECT_THAT(load_error(registry, dir.write("libheader.so", bytes.substr(0, 30))),
+              HasSubstr("libheader.so: a truncated ELF file (its header is cut off)"));
 }
 
 TEST(RegistryRefuses, SharedLibraryWithoutEntrySymbol) {
