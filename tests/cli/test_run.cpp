@@ -362,11 +362,18 @@ TEST_F(RunTest, ClearErrors) {
   Result r = run_muki("run " + experiment("bound").string() + " --set experiment.seed=4");
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("holds a run of a different config; changed:\n  experiment.seed: 3 -> 4"));
-  // An upper bound that needs labels the transfer set was not given.
+  // An upper bound that needs labels the transfer set was not given: caught by validate.
   r = run_muki("run " + experiment("gold").string() + " --set integration='{strategy=\"gold\"}'");
   EXPECT_EQ(r.code, 1);
-  EXPECT_THAT(r.output, HasSubstr("integration strategy 'gold' trains on gold labels (an upper bound "
-                                  "for analysis): set data.transfer.label to the label column"));
+  EXPECT_THAT(r.output, HasSubstr("'integration.strategy' is \"gold\", which trains on the transfer set's labels "
+                                  "(an upper bound for analysis): set data.transfer.label to the label column"));
+  // A dev split with a header and no rows selected the student on nothing, silently.
+  const fs::path empty_dev = dir_->write("empty-dev.tsv", "id\tgroup\tlabel\ttext\n");
+  r = run_muki("run " + experiment("empty-dev").string() + " --set 'data.dev={path=\"" + empty_dev.string() +
+               "\", label=\"label\"}'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("data.dev (" + empty_dev.string() + ") holds no example with a label the "
+                                  "teachers know (0 rows read): the student would be selected on nothing"));
   // A reference that does not know every label.
   r = run_muki("run " + experiment("ref", "[reference]\nadapter = \"native\"\noptions = { checkpoint = \"" +
                                               media_->string() + "\" }\n").string());

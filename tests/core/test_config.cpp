@@ -344,6 +344,24 @@ TEST(ConfigValidate, PrepareCoversThePathsItWillCreateAndChecksItsFiles) {
               testing::Contains((dir.path() / "teachers.toml").string() + ":2:8: 'teacher[0].name' must be a name string"));
 }
 
+// What `muki run` refused only after it started is caught by validate (issue 11, finding 7).
+TEST(ConfigValidate, CatchesWhatRunWouldRefuseLater) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("experiment.output_dir=\"runs/${nmae}\"");
+  config.apply_override("integration={strategy=\"gold\"}");
+  EXPECT_THAT(problems_of_in(config),
+              testing::IsSupersetOf(
+                  {"--set experiment.output_dir=\"runs/${nmae}\":1:5: 'experiment.output_dir' is \"runs/${nmae}\"; "
+                   "the only variable it may hold is ${name}",
+                   "--set integration={strategy=\"gold\"}:1:15: 'integration.strategy' is \"gold\", which trains on "
+                   "the transfer set's labels (an upper bound for analysis): set data.transfer.label to the label "
+                   "column"}));
+  config.apply_override("experiment.output_dir=\"\"");
+  EXPECT_THAT(problems_of_in(config),
+              testing::Contains("--set experiment.output_dir=\"\":1:5: 'experiment.output_dir' is empty; give the "
+                                "run a folder, e.g. \"runs/${name}\""));
+}
+
 // Names become file names (runs/${name}, the teacher-pass cache): nothing may climb out of its
 // folder or nest (issue 11, finding 4).
 TEST(ConfigValidate, NamesThatWouldEscapeTheirFolderAreRefused) {

@@ -1,5 +1,6 @@
 #include "muki/experiment/config.h"
 
+#include "muki/experiment/experiment.h"
 #include "muki/io/number_text.h"
 
 #include <algorithm>
@@ -647,6 +648,34 @@ Lookup tables_lookup(const toml::table* tok, const toml::table* model, Lookup fa
 
 // Rules that tie two keys of the tokenizer and model tables together, reported at the key a user
 // would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
+// What `muki run` would otherwise refuse only after it started (issue 11, finding 7).
+void check_run_rules(Validator& v, const Config& config, const registry::Registry& registry) {
+  const toml::table& root = config.root();
+  if (const toml::node* dir = root.at_path("experiment.output_dir").node(); dir != nullptr && dir->is_string()) {
+    const std::string value = *dir->value<std::string>();
+    std::string rest = value;
+    for (size_t pos; (pos = rest.find("${name}")) != std::string::npos;) rest.erase(pos, 7);
+    if (value.empty())
+      v.add(*dir, "'experiment.output_dir' is empty; give the run a folder, e.g. \"runs/${name}\"");
+    else if (rest.find("${") != std::string::npos)
+      v.add(*dir, "'experiment.output_dir' is \"" + value + "\"; the only variable it may hold is ${name}");
+  }
+  const toml::node* strategy = root.at_path("integration.strategy").node();
+  if (strategy == nullptr || !strategy->is_string() ||
+      registry.find(Kind::Integration, *strategy->value<std::string>()) == nullptr)
+    return;
+  const std::string name = *strategy->value<std::string>();
+  std::unique_ptr<registry::IntegrationInstance> instance;
+  try {
+    instance = create_integration(config, registry, name);
+  } catch (const std::exception&) {
+    return;  // bad options: the schema says which
+  }
+  if (instance->needs_gold() && !root.at_path("data.transfer.label").is_string())
+    v.add(*strategy, "'integration.strategy' is \"" + name + "\", which trains on the transfer set's labels (an "
+                     "upper bound for analysis): set data.transfer.label to the label column");
+}
+
 void check_training_rules(Validator& v, const Lookup& get, const std::string& prefix) {
   auto text = [&](const char* section, const char* key, const char* fallback) {
     const toml::node* n = get(section, key);
@@ -719,6 +748,7 @@ std::vector<ConfigProblem> validate_experiment(const Config& config, const regis
   Validator v(config, registry);
   v.set_prepared(prepared_outputs(config));
   v.check_plugin_names();
+  check_run_rules(v, config, registry);
   check_training_rules(v, tables_lookup(config.root().at_path("student.tokenizer").as_table(),
                                         config.root().at_path("student.model").as_table()),
                        "student.");

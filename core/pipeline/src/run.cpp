@@ -136,6 +136,12 @@ LabeledSplit read_labeled(const RunContext& run, const char* split, const LabelS
   event["left_out"] = out.left_out();
   event["kept"] = out.gold.size();
   run.dir.log_event("data", event);
+  // An empty dev split used to select on nothing ("best dev accuracy 0.0000").
+  if (out.gold.empty() && std::string(split) == "dev")
+    throw config_error(run.config, "data.dev (" + describe(dataset_specs(run.config, split)) + ") holds no "
+                                   "example with a label the teachers know (" +
+                                   std::to_string(data.report.rows_read) + " rows read): the student "
+                                   "would be selected on nothing; give it labeled rows or remove [data.dev]");
   return out;
 }
 
