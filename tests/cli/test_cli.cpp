@@ -101,7 +101,16 @@ TEST(Cli, ValidateReportsSyntaxErrors) {
   const auto path = dir.write("broken.toml", "[experiment\nname = 1\n");
   const Result r = run_muki("validate " + path.string());
   EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(path.string() + ":1:"));
+  EXPECT_THAT(r.output, HasSubstr(path.string() + ":1:12: not valid TOML here (Error while parsing table header: "
+                                  "expected ']', saw '\\n')"));
+  // Mistakes in --set are reported against the --set, each saying what to change (issue 11,
+  // finding 8).
+  const auto valid = dir.write("exp.toml", experiment());
+  EXPECT_THAT(run_muki("validate " + valid.string() + " --set student.train.epoch=2").output,
+              HasSubstr("--set student.train.epoch=2:1:5: unknown key 'student.train.epoch' (did you mean 'epochs'?)"));
+  EXPECT_THAT(run_muki("validate " + valid.string() + " --set experiment.=1").output,
+              HasSubstr("--set experiment.=1: 'experiment.' has an empty part; a key is dotted names, e.g. "
+                        "experiment.seed or teachers.0.name"));
 }
 
 TEST(Cli, PrintConfigAppliesOverridesInOrder) {

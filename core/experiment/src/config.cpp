@@ -52,7 +52,9 @@ Config Config::parse(std::string_view text, std::string source_name, fs::path ba
   try {
     config.root_ = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
-    throw ConfigError({problem_at(e.source(), std::string(e.description()), source_name)});
+    // toml++'s words, with what they are about: the file is not TOML at that position.
+    throw ConfigError({problem_at(e.source(), "not valid TOML here (" + std::string(e.description()) + ")",
+                                  source_name)});
   }
   config.path_ = source_name;
   config.base_dir_ = fs::absolute(base_dir).lexically_normal();
@@ -109,8 +111,12 @@ void Config::apply_override(std::string_view assignment) {
   };
   const size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) fail("expected KEY=VALUE, e.g. experiment.seed=2");
-  const std::vector<std::string> parts = split_key(assignment.substr(0, eq));
+  const std::string_view key_text = assignment.substr(0, eq);
+  const std::vector<std::string> parts = split_key(key_text);
   if (parts.empty()) fail("empty key");
+  if (key_text.front() == '.' || key_text.back() == '.' || key_text.find("..") != std::string_view::npos)
+    fail("'" + std::string(key_text) + "' has an empty part; a key is dotted names, e.g. experiment.seed "
+         "or teachers.0.name");
   const std::string value_text(assignment.substr(eq + 1));
 
   // The value is TOML; a bare word that is not valid TOML is taken as a string.
@@ -435,7 +441,8 @@ class Validator {
       auto it = std::find_if(fields.begin(), fields.end(),
                              [&](const Field& f) { return f.name == key.str(); });
       if (it == fields.end()) {
-        problems_.push_back(problem_at(key.source(),
+        // A key that --set added has no position of its own; its value's says which --set.
+        problems_.push_back(problem_at(key.source().path ? key.source() : node.source(),
                                        "unknown key '" + join(prefix, key.str()) + "'" +
                                            known_keys_hint(key.str(), known),
                                        config_.path().string()));
