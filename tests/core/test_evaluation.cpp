@@ -103,9 +103,13 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
     EXPECT_THAT(e.what(), HasSubstr("--fresh"));
   }
   // --fresh discards it.
-  const RunDirectory fresh(run, config_of("[experiment]\nname = \"x\"\nseed = 2\n"), true);
-  EXPECT_FALSE(fresh.resumed());
-  EXPECT_FALSE(fs::exists(run / "metrics.jsonl"));
+  {
+    const RunDirectory fresh(run, config_of("[experiment]\nname = \"x\"\nseed = 2\n"), true);
+    EXPECT_FALSE(fresh.resumed());
+    EXPECT_FALSE(fs::exists(run / "metrics.jsonl"));
+    // While it is open, the folder is locked, in this process too.
+    EXPECT_THROW(RunDirectory(run, config_of("[experiment]\nname = \"x\"\nseed = 2\n"), false), std::runtime_error);
+  }
   // A folder with other things in it is not taken over, --fresh or not.
   dir.write("other/notes.txt", "mine");
   EXPECT_THROW(RunDirectory(dir.path() / "other", config_of(base), false), ConfigError);
