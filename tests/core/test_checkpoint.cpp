@@ -75,6 +75,7 @@ TEST(Checkpoint, MissingTensorIsRefusedByName) {
   for (const auto& p : m->named_parameters())
     if (p.key() != "layers.1.query.weight") archive.write(p.key(), p.value().detach());
   archive.save_to((folder / "weights.pt").string());
+  fs::remove(folder / "weights.pt.checksum");  // an archive made by hand has none
   expect_refusal([&] { load_checkpoint(folder); },
                  {"weights.pt", "'layers.1.query.weight'", "missing"});
 }
@@ -87,6 +88,7 @@ TEST(Checkpoint, WrongShapeIsRefusedWithBothShapes) {
   for (const auto& p : m->named_parameters())
     archive.write(p.key(), p.key() == "classifier.weight" ? torch::zeros({2, 32}) : p.value().detach());
   archive.save_to((folder / "weights.pt").string());
+  fs::remove(folder / "weights.pt.checksum");  // an archive made by hand has none
   expect_refusal([&] { load_checkpoint(folder); },
                  {"weights.pt", "'classifier.weight'", "[2, 32]", "[3, 32]"});
 }
@@ -99,12 +101,30 @@ TEST(Checkpoint, ExtraTensorAndCorruptFileAreRefused) {
   for (const auto& p : m->named_parameters()) archive.write(p.key(), p.value().detach());
   archive.write("pooler.weight", torch::zeros({2}));
   archive.save_to((folder / "weights.pt").string());
+  fs::remove(folder / "weights.pt.checksum");  // an archive made by hand has none
   expect_refusal([&] { load_checkpoint(folder); }, {"'pooler.weight'", "not part of this model"});
 
   std::ofstream(folder / "weights.pt", std::ios::binary | std::ios::trunc) << "not a zip archive";
   expect_refusal([&] { load_checkpoint(folder); }, {"weights.pt", "not a readable weights archive"});
   fs::remove(folder / "weights.pt");
   expect_refusal([&] { load_checkpoint(folder); }, {"weights.pt", "no such file"});
+}
+
+// 64 bytes overwritten inside weights.pt loaded without complaint (issue 11, finding 6): the
+// checksum written beside it catches that.
+TEST(Checkpoint, DamagedWeightsAreRefusedByTheirChecksum) {
+  TempDir dir;
+  fs::path folder;
+  saved_model(dir, "bag_of_embeddings", &folder);
+  ASSERT_TRUE(fs::exists(folder / "weights.pt.checksum"));
+  EXPECT_NO_THROW(load_checkpoint(folder));
+  {
+    std::fstream weights(folder / "weights.pt", std::ios::in | std::ios::out | std::ios::binary);
+    weights.seekp(static_cast<std::streamoff>(fs::file_size(folder / "weights.pt") / 2));
+    weights.write(std::string(64, '\x11').data(), 64);
+  }
+  expect_refusal([&] { load_checkpoint(folder); },
+                 {(folder / "weights.pt").string(), "checksum mismatch: the file changed after muki wrote it"});
 }
 
 TEST(Checkpoint, InconsistentFolderIsRefusedNamingTheFile) {

@@ -246,6 +246,26 @@ TEST(ClassifierTrainer, AnInterruptedRunWithAFeatureLossResumesToTheSameWeights)
   EXPECT_TRUE(torch::equal(resumed.logits, straight.logits));
 }
 
+// Overwritten bytes inside the state (issue 11, finding 6) are caught, not resumed from.
+TEST(ClassifierTrainer, ADamagedStateIsRefused) {
+  const Synthetic data = synthetic(160);
+  TempDir dir;
+  const fs::path state = dir.path() / "state.pt";
+  train_with_state(data, state, "k");
+  {
+    std::fstream file(state, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(fs::file_size(state) / 2));
+    file.write(std::string(64, '\x11').data(), 64);
+  }
+  try {
+    train_with_state(data, state, "k");
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), state.string() + ": checksum mismatch: the training state changed after "
+                                     "muki wrote it (damaged); delete it (and state.pt.checksum) to start afresh");
+  }
+}
+
 TEST(ClassifierTrainer, AStateOfAnotherSetupIsIgnored) {
   const Synthetic data = synthetic(160);
   TempDir dir;
@@ -255,8 +275,10 @@ TEST(ClassifierTrainer, AStateOfAnotherSetupIsIgnored) {
   EXPECT_EQ(other.result.resumed_from_step, 0);  // trained afresh, then replaced the state
   EXPECT_EQ(train_with_state(data, state, "two").result.resumed_from_step, 15);
   EXPECT_TRUE(torch::equal(first.logits, other.logits));  // the same training either way
-  // A file that is not a state is an error that names it.
+  // A file that is not a state is an error that names it (without a checksum file: one put there
+  // by hand; with one, the checksum says it changed, ADamagedStateIsRefused).
   std::ofstream(state) << "garbage";
+  fs::remove(state.string() + ".checksum");
   try {
     train_with_state(data, state, "two");
     FAIL() << "expected an error";

@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <muki/experiment/teacher_pass.h>
 #include <muki/io/fingerprint.h>
 
@@ -117,6 +119,33 @@ TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
   EXPECT_EQ(stats.chunks_cached, 1);
   EXPECT_EQ(stats.chunks_computed, 2);
   EXPECT_EQ(resumed.stochastic, full.stochastic);  // same seeds per batch position
+}
+
+// 64 bytes overwritten inside a cached chunk (issue 11, finding 6), or a chunk cut short: the
+// checksum catches it, the file is named in the log, and the chunk is recomputed, not trusted.
+TEST(TeacherPass, ADamagedChunkIsRecomputedNotTrusted) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.cache_dir = dir.path();
+  const auto in = texts(10);
+  const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
+  std::filesystem::path folder;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  {
+    std::fstream chunk(folder / "chunk-0.bin", std::ios::in | std::ios::out | std::ios::binary);
+    chunk.seekp(60);
+    chunk.write(std::string(64, '\x7f').data(), 64);
+  }
+  std::filesystem::resize_file(folder / "chunk-4.bin", std::filesystem::file_size(folder / "chunk-4.bin") - 4);
+  TeacherPassStats stats;
+  const auto again = run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
+  EXPECT_EQ(stats.chunks_cached, 1);
+  EXPECT_EQ(stats.chunks_computed, 2);
+  EXPECT_EQ(again.deterministic, full.deterministic);
+  EXPECT_EQ(again.stochastic, full.stochastic);
 }
 
 TEST(TeacherPass, RefusesSamplesFromATeacherThatCannotSample) {

@@ -18,30 +18,34 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Version 2 added the features; a version-1 chunk does not match and is recomputed.
-constexpr char kMagic[8] = {'M', 'U', 'K', 'I', 'T', 'P', '2', '\0'};
+// Version 2 added the features, version 3 the checksum; an older chunk does not match and is
+// recomputed.
+constexpr char kMagic[8] = {'M', 'U', 'K', 'I', 'T', 'P', '3', '\0'};
 
 struct ChunkHeader {
   char magic[8];
   int64_t count, labels, samples, feature_dim;
+  uint64_t checksum;  // Fingerprint of the payload that follows
 };
 
 // A chunk file: the header, then the deterministic logits, the stochastic ones and the features.
 // Written atomically (write_file_atomically), so a killed run never leaves a half-written chunk
 // behind under the real name.
-void write_chunk(const fs::path& path, const ChunkHeader& header, const float* det,
-                 const float* sto, const float* features) {
-  std::string bytes(reinterpret_cast<const char*>(&header), sizeof(header));
-  const auto append = [&bytes](const float* data, int64_t count) {
-    bytes.append(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(count));
+void write_chunk(const fs::path& path, ChunkHeader header, const float* det, const float* sto,
+                 const float* features) {
+  std::string payload;
+  const auto append = [&payload](const float* data, int64_t count) {
+    payload.append(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(count));
   };
   append(det, header.count * header.labels);
   if (header.samples > 0) append(sto, header.count * header.samples * header.labels);
   if (header.feature_dim > 0) append(features, header.count * header.feature_dim);
-  write_file_atomically(path, bytes);
+  header.checksum = Fingerprint().add(payload).value();
+  write_file_atomically(path, std::string(reinterpret_cast<const char*>(&header), sizeof(header)) + payload);
 }
 
-// Reads a chunk into the outputs at `begin`; false when absent or not matching (recomputed).
+// Reads a chunk into the outputs at `begin`; false when absent, of another shape or damaged (a
+// checksum mismatch is logged with the file's name): the caller recomputes it.
 bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutputs& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -51,16 +55,20 @@ bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutpu
       header.labels != out.num_labels || header.samples != out.samples ||
       header.feature_dim != out.feature_dim)
     return false;
-  const int64_t c = out.num_labels, k = out.samples;
-  in.read(reinterpret_cast<char*>(&out.deterministic[static_cast<size_t>(begin * c)]),
-          static_cast<std::streamsize>(sizeof(float) * count * c));
-  if (k > 0)
-    in.read(reinterpret_cast<char*>(&out.stochastic[static_cast<size_t>(begin * k * c)]),
-            static_cast<std::streamsize>(sizeof(float) * count * k * c));
-  if (out.feature_dim > 0)
-    in.read(reinterpret_cast<char*>(&out.features[static_cast<size_t>(begin * out.feature_dim)]),
-            static_cast<std::streamsize>(sizeof(float) * count * out.feature_dim));
-  return static_cast<bool>(in);
+  const int64_t c = out.num_labels, k = out.samples, h = out.feature_dim;
+  const size_t det = sizeof(float) * static_cast<size_t>(count * c);
+  const size_t sto = sizeof(float) * static_cast<size_t>(count * k * c);
+  const size_t feat = sizeof(float) * static_cast<size_t>(count * h);
+  std::string payload(det + sto + feat, '\0');
+  in.read(payload.data(), static_cast<std::streamsize>(payload.size()));
+  if (!in || in.peek() != std::char_traits<char>::eof() || Fingerprint().add(payload).value() != header.checksum) {
+    spdlog::warn("{}: damaged since it was written (size or checksum mismatch); recomputing it", path.string());
+    return false;
+  }
+  std::memcpy(&out.deterministic[static_cast<size_t>(begin * c)], payload.data(), det);
+  if (k > 0) std::memcpy(&out.stochastic[static_cast<size_t>(begin * k * c)], payload.data() + det, sto);
+  if (h > 0) std::memcpy(&out.features[static_cast<size_t>(begin * h)], payload.data() + det + sto, feat);
+  return true;
 }
 
 std::string format_duration(double seconds) {

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 #include <torch/torch.h>
 
+#include "muki/io/fingerprint.h"
 #ifdef MUKI_TORCH_SENTENCEPIECE
 #include "muki/text/sentencepiece_tokenizer.h"
 #endif
@@ -79,6 +80,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec, const fs::p
                         spec.type + "\"");
 }
 
+// The weights' checksum (a Fingerprint of the file) beside them: LibTorch loads an archive with
+// overwritten bytes inside a tensor without complaint.
+fs::path checksum_file(const fs::path& weights) { return weights.string() + ".checksum"; }
+
 void save_weights(torch::nn::Module& model, const fs::path& file) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : named_tensors(model))
@@ -88,11 +93,21 @@ void save_weights(torch::nn::Module& model, const fs::path& file) {
   } catch (const c10::Error& e) {
     throw CheckpointError(file.string() + ": cannot write the weights: " + torch_message(e));
   }
+  write_text(checksum_file(file), Fingerprint().add_path(file).hex() + "\n");
 }
 
 void load_weights(torch::nn::Module& model, const fs::path& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) throw CheckpointError(file.string() + ": no such file");
+  // Checkpoints from before muki 0.2, or made by hand, have no checksum: nothing to compare.
+  if (std::ifstream sum(checksum_file(file)); sum) {
+    std::string expected;
+    sum >> expected;
+    if (expected != Fingerprint().add_path(file).hex())
+      throw CheckpointError(file.string() + ": checksum mismatch: the file changed after muki wrote it "
+                            "(damaged or edited; " + checksum_file(file).filename().string() +
+                            " holds the original's); restore it or train it again");
+  }
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string(), torch::Device(torch::kCPU));

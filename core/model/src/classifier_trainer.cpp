@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -11,6 +13,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "muki/io/files.h"
+#include "muki/io/fingerprint.h"
 #include "muki/model/text_encoding.h"
 
 namespace muki::core {
@@ -128,6 +132,27 @@ std::vector<torch::Tensor> trainable_state(torch::nn::Module& model, const Featu
   return out;
 }
 
+// <state>.checksum: the fingerprints of the state files muki wrote, the newest first. LibTorch
+// reads an archive with overwritten bytes inside a tensor without complaint. The new fingerprint
+// is recorded before the new state is renamed into place and the previous one is kept, so a run
+// killed in between still finds its (old) state listed.
+std::filesystem::path checksum_file(const std::filesystem::path& state) { return state.string() + ".checksum"; }
+
+// Of the content alone: the state is checksummed under its temporary name.
+std::string content_checksum(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return Fingerprint().add(bytes).hex();
+}
+
+std::vector<std::string> recorded_checksums(const std::filesystem::path& state) {
+  std::vector<std::string> out;
+  std::ifstream in(checksum_file(state));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
 void save_state(const std::filesystem::path& file, const std::string& key, const TrainingState& st,
                 const std::vector<torch::Tensor>& current, const std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
@@ -152,6 +177,10 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   try {
     std::filesystem::create_directories(file.parent_path());
     archive.save_to(tmp.string());
+    std::vector<std::string> checksums = recorded_checksums(file);
+    checksums.insert(checksums.begin(), content_checksum(tmp));
+    checksums.resize(std::min<size_t>(checksums.size(), 2));
+    write_file_atomically(checksum_file(file), checksums[0] + "\n" + (checksums.size() > 1 ? checksums[1] + "\n" : ""));
     std::filesystem::rename(tmp, file);
   } catch (const std::exception& e) {
     throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what());
@@ -165,6 +194,12 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return false;
+  // A state written before muki 0.2 has no checksum file: nothing to compare.
+  if (const std::vector<std::string> checksums = recorded_checksums(file); !checksums.empty() &&
+      std::find(checksums.begin(), checksums.end(), content_checksum(file)) == checksums.end())
+    throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
+                             "wrote it (damaged); delete it (and " + checksum_file(file).filename().string() +
+                             ") to start afresh");
   torch::serialize::InputArchive archive;
   try {
     // On the training device, so the AdamW moments land next to the parameters.

@@ -7,6 +7,8 @@
 //   weights.pt         every parameter and buffer by its module path ("layers.0.query.weight"),
 //                      written as named tensors with torch::serialize::OutputArchive (a TorchScript
 //                      archive of plain tensors, not a pickled module: no Python class needed)
+//   weights.pt.checksum  a fingerprint of weights.pt, verified on load (muki 0.2; absent in older
+//                      checkpoints, which load unchecked)
 //   train_report.json  how it was trained and how well it did (written by the trainer; optional
 //                      for loading)
 #pragma once
@@ -43,12 +45,14 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec,
                                           const std::filesystem::path& folder);
 
 // Writes weights.pt-style archives: every named parameter and buffer of `model`, copied to the
-// CPU. Throws CheckpointError when the file cannot be written.
+// CPU, and the archive's checksum beside it (<file>.checksum). Throws CheckpointError when the
+// file cannot be written.
 void save_weights(torch::nn::Module& model, const std::filesystem::path& file);
 
 // Loads named tensors into `model`'s parameters and buffers (on whatever device they are). Every
 // tensor the model has must be in the file with the same shape; extra tensors in the file are an
-// error too (a different architecture). Throws CheckpointError naming the file and the tensor.
+// error too (a different architecture). When <file>.checksum exists, the file must match it.
+// Throws CheckpointError naming the file and the tensor, or the checksum mismatch.
 void load_weights(torch::nn::Module& model, const std::filesystem::path& file);
 
 // Writes a complete checkpoint folder (created if needed; existing files are replaced).
