@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's main command: installs, builds, runs configs/quickstart.toml (MUKI: MC dropout +
-# weighted + margin; its [prepare] trains the teachers when missing) and the settings the paper
-# compares it with, on the embedded dataset (Debian package descriptions, 8 sections), and prints
-# the comparison table. Teacher passes are cached in runs/cache, so the variants after the first
+# The README's main command: installs, builds, runs configs/quickstart.toml (MUKI: MC dropout,
+# calibrated per teacher, + weighted + margin; its [prepare] trains the teachers when missing), its
+# variants (kNN feature certainty), the baselines the paper compares it with (vanilla KD, UHC, DFA,
+# CFL) and the supervised upper bound, on the embedded dataset (Debian package descriptions, 8
+# sections), and prints the comparison table. Teacher passes are cached in runs/cache, so the variants after the first
 # cost only their student; a second invocation reuses every finished run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,10 @@ variants=(
   "mc-max|integration={strategy=\"max\",options={margin_reweighting=false}}"
   "mc-weighted|integration={strategy=\"weighted\",options={tau=0.2,margin_reweighting=false}}"
   "mc-weighted-margin"
+  "knn-max|uncertainty={strategy=\"knn\"}|integration={strategy=\"max\",options={margin_reweighting=false}}"
+  "knn-weighted-margin|uncertainty={strategy=\"knn\"}"
+  "dfa|integration={strategy=\"dfa\"}"
+  "cfl|integration={strategy=\"cfl\"}"
 )
 runs=()
 for variant in "${variants[@]}"; do
