@@ -149,9 +149,9 @@ pid_t spawn_muki(const std::vector<std::string>& args, const fs::path& log) {
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = -1;
-  posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  const int failed = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  return pid;
+  return failed != 0 ? -1 : pid;  // -1 would make waitpid() wait for any child
 }
 
 // Polls until `ready()` or the process ends; then SIGKILLs it. True when it was killed while
@@ -298,7 +298,9 @@ TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
 // holder's pid; the lock dies with its holder, so a killed run never blocks the next.
 TEST_F(RunTest, ASecondRunIntoTheSameFolderIsRefused) {
   const fs::path config = experiment("locked");
+  fs::create_directories(run_dir(""));  // for the log: this may be the process's first run
   const pid_t pid = spawn_muki({"run", config.string()}, run_dir("locked.log"));
+  ASSERT_GT(pid, 0);
   bool refused = false;
   const bool killed = kill_when(pid, [&] {
     if (!fs::exists(run_dir("locked") / "metrics.jsonl")) return false;

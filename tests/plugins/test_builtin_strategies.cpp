@@ -635,7 +635,7 @@ TEST(BuiltinStrategies, EveryPluginIsDescribed) {
   EXPECT_EQ(registry().names(Kind::Uncertainty),
             (std::vector<std::string>{"bald", "energy", "entropy", "knn", "mahalanobis", "mc_dropout"}));
   EXPECT_EQ(registry().names(Kind::Integration),
-            (std::vector<std::string>{"concat", "gold", "max", "oracle", "uhc", "weighted"}));
+            (std::vector<std::string>{"cfl", "concat", "dfa", "gold", "max", "oracle", "uhc", "weighted"}));
 }
 
 // ---- Feature-space certainty (ABI 1.1): fitted per teacher on reference data ----
