@@ -35,16 +35,21 @@ Fingerprint& Fingerprint::add_path(const fs::path& path) {
   } else {
     files.push_back(path);
   }
-  std::vector<char> buffer(1 << 16);
   for (const auto& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
+    if (!fs::exists(file)) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
     add(fs::relative(file, path.has_parent_path() ? path.parent_path() : path).string());
-    while (in) {
-      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      const auto n = static_cast<size_t>(in.gcount());
-      add(std::string_view(buffer.data(), n));
-    }
+    add_file_content(file);
+  }
+  return *this;
+}
+
+Fingerprint& Fingerprint::add_file_content(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    add(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
   }
   return *this;
 }

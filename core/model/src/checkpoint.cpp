@@ -93,7 +93,7 @@ void save_weights(torch::nn::Module& model, const fs::path& file) {
   } catch (const c10::Error& e) {
     throw CheckpointError(file.string() + ": cannot write the weights: " + torch_message(e));
   }
-  write_text(checksum_file(file), Fingerprint().add_path(file).hex() + "\n");
+  write_text(checksum_file(file), Fingerprint().add_file_content(file).hex() + "\n");
 }
 
 void load_weights(torch::nn::Module& model, const fs::path& file) {
@@ -103,7 +103,7 @@ void load_weights(torch::nn::Module& model, const fs::path& file) {
   if (std::ifstream sum(checksum_file(file)); sum) {
     std::string expected;
     sum >> expected;
-    if (expected != Fingerprint().add_path(file).hex())
+    if (expected != Fingerprint().add_file_content(file).hex())
       throw CheckpointError(file.string() + ": checksum mismatch: the file changed after muki wrote it "
                             "(damaged or edited; " + checksum_file(file).filename().string() +
                             " holds the original's); restore it or train it again");

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -140,9 +139,7 @@ std::filesystem::path checksum_file(const std::filesystem::path& state) { return
 
 // Of the content alone: the state is checksummed under its temporary name.
 std::string content_checksum(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return Fingerprint().add(bytes).hex();
+  return Fingerprint().add_file_content(file).hex();
 }
 
 std::vector<std::string> recorded_checksums(const std::filesystem::path& state) {

@@ -138,7 +138,7 @@ LabeledSplit read_labeled(const RunContext& run, const char* split, const LabelS
   run.dir.log_event("data", event);
   // An empty dev split used to select on nothing ("best dev accuracy 0.0000").
   if (out.gold.empty() && std::string(split) == "dev")
-    throw config_error(run.config, "data.dev (" + describe(dataset_specs(run.config, split)) + ") holds no "
+    throw config_error(run.config, "data.dev (" + event["path"].get<std::string>() + ") holds no "
                                    "example with a label the teachers know (" +
                                    std::to_string(data.report.rows_read) + " rows read): the student "
                                    "would be selected on nothing; give it labeled rows or remove [data.dev]");
@@ -529,6 +529,7 @@ struct TestResults {
   UnionEvaluation student;
   std::optional<SelectionMetrics> selection;  // when the strategies scored the teachers
   TargetMetrics targets;                      // the integrated targets against the gold labels
+  TeacherScores scores;                       // the certainty the run integrated with (the report's too)
 };
 
 // Stage 7: the test split: the student's predictions (predictions.tsv), teacher selection and the
@@ -539,9 +540,9 @@ TestResults evaluate_on_test(const RunContext& run, const Plugins& plugins, cons
   const LabelSpace& labels = plugins.labels;
   TestResults out;
   out.student = evaluate_union(test.gold, student.test_predicted, labels);
-  const TeacherScores scores = certainty(plugins, passes, passes.test);
-  if (plugins.scored) out.selection = selection_metrics(scores, labels, test.gold);
-  out.targets = target_metrics(integrate_teachers(*plugins.integration, passes.test, scores, labels, test.gold),
+  out.scores = certainty(plugins, passes, passes.test);
+  if (plugins.scored) out.selection = selection_metrics(out.scores, labels, test.gold);
+  out.targets = target_metrics(integrate_teachers(*plugins.integration, passes.test, out.scores, labels, test.gold),
                                test.gold);
   std::ostringstream predictions;
   predictions << "id\tgold\tpredicted\tprobability\n";
@@ -669,7 +670,7 @@ void write_run_report(const RunContext& run, const Plugins& plugins, const RunDa
     const bool shown_raw = plugins.uncertainty_name == "entropy" || plugins.uncertainty_name == "mc_dropout";
     if (plugins.scored && (passes.calibration || !shown_raw))
       report.uncertainties.push_back(uncertainty_panel(
-          plugins, data, certainty(plugins, passes, passes.test),
+          plugins, data, test.scores,
           plugins.uncertainty_name + (passes.calibration ? ", calibrated" : "") + " (rank)", true));
     for (const fs::path& other : config_paths(run.config, "report.compare")) {
       ReportData::Compared c{other.lexically_normal().string(), std::nullopt};

@@ -16,6 +16,9 @@ class Fingerprint {
   // Adds the content of a file, or of every regular file under a folder (sorted by relative
   // path, names included). Throws std::runtime_error naming the path if it cannot be read.
   Fingerprint& add_path(const std::filesystem::path& path);
+  // The bytes of one file, streamed, without its name (a checksum that survives a rename).
+  // Throws std::runtime_error naming the file when it cannot be read.
+  Fingerprint& add_file_content(const std::filesystem::path& file);
   uint64_t value() const { return hash_; }
   std::string hex() const;  // 16 lowercase hex digits
 
