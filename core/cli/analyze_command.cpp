@@ -16,6 +16,7 @@
 #include "muki/experiment/analysis.h"
 #include "muki/experiment/experiment.h"
 #include "muki/experiment/teacher_pass.h"
+#include "muki/io/files.h"
 #include "muki/io/json.h"
 #include "muki/model/device.h"
 #include "muki/report/report.h"
@@ -241,7 +242,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
 
   const fs::path json_file = json_path.empty() ? out_dir / ("analysis-" + split + ".json") : fs::path(json_path);
   if (json_file.has_parent_path()) fs::create_directories(json_file.parent_path());
-  std::ofstream(json_file) << core::json_line(json) << "\n";
+  core::write_file_atomically(json_file, core::json_line(json) + "\n");
   spdlog::info("wrote {}", json_file.string());
   return 0;
 }

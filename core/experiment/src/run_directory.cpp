@@ -34,11 +34,14 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
 
 constexpr const char* kLockFile = ".lock";
 
-// Whether `dir` holds anything besides the lock file a muki run leaves.
+// Whether `dir` holds anything besides the lock file a muki run leaves, and the temporary of its
+// first file (run.json) when it was killed while writing it.
 bool holds_more_than_a_lock(const fs::path& dir) {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.path().filename() != kLockFile) return true;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != kLockFile && name.rfind("run.json.tmp", 0) != 0) return true;
+  }
   return false;
 }
 
@@ -127,13 +130,14 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
       resumed_ = true;
     }
   }
-  if (!resumed_) {
-    write_file("config.toml", config_text);
+  // run.json first: it is what marks the folder as muki's, so a run killed before it is written
+  // leaves a folder the next run takes, and one killed after it finds config.toml missing.
+  if (!resumed_)
     write_file("run.json", json_line({{"fingerprint", fingerprint},
                                       {"config", fs::absolute(config.path()).lexically_normal().string()},
                                       {"muki_version", kMukiVersion}}) +
                                "\n");
-  }
+  if (!resumed_ || !fs::exists(dir_ / "config.toml", ec)) write_file("config.toml", config_text);
 }
 
 void RunDirectory::write_file(const std::string& name, const std::string& text) const {
@@ -144,9 +148,43 @@ void RunDirectory::log_event(const std::string& event, const Json& fields) const
   const auto now = std::chrono::system_clock::now();
   Json line = {{"event", event}, {"time", std::chrono::duration<double>(now.time_since_epoch()).count()}};
   line.update(fields);
-  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app | std::ios::binary);
-  out << json_line(line) << "\n" << std::flush;
-  if (!out) throw std::runtime_error((dir_ / "metrics.jsonl").string() + ": cannot be written");
+  const fs::path file = dir_ / "metrics.jsonl";
+  const std::string text = json_line(line) + "\n";
+  auto fail = [&file](int error) {
+    throw std::runtime_error(file.string() + ": cannot be written: " + std::strerror(error));
+  };
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail(errno);
+  // The event goes after the last whole line, and a failed write is cut off again: a line left
+  // half-written (by a full disk, or a kill in mid-write) would make the file unreadable as JSON
+  // lines.
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) {
+    const int error = errno;
+    ::close(fd);
+    fail(error);
+  }
+  off_t end = size;
+  char last = '\n';
+  if (size > 0 && ::pread(fd, &last, 1, size - 1) == 1 && last != '\n') {
+    std::string all(static_cast<size_t>(size), '\0');
+    const ssize_t got = ::pread(fd, all.data(), all.size(), 0);
+    const size_t cut = got == size ? all.rfind('\n') : std::string::npos;
+    end = cut == std::string::npos ? 0 : static_cast<off_t>(cut + 1);
+  }
+  off_t at = end;
+  int error = end < size && ::ftruncate(fd, end) != 0 ? errno : 0;
+  while (error == 0 && at < end + static_cast<off_t>(text.size())) {
+    const ssize_t n = ::pwrite(fd, text.data() + (at - end), text.size() - static_cast<size_t>(at - end), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) error = n == 0 ? EIO : errno;
+    else at += n;
+  }
+  if (error != 0 && ::ftruncate(fd, end) != 0) {
+    // The cut-off line is dropped by the next event instead.
+  }
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) fail(error);
 }
 
 std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins) {

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 #include <torch/torch.h>
 
+#include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 #ifdef MUKI_TORCH_SENTENCEPIECE
 #include "muki/text/sentencepiece_tokenizer.h"
@@ -44,9 +45,11 @@ std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Modu
 }
 
 void write_text(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out) throw CheckpointError(file.string() + ": cannot write");
+  try {
+    write_file_atomically(file, text);
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError(e.what());
+  }
 }
 
 }  // namespace
@@ -88,11 +91,19 @@ void save_weights(torch::nn::Module& model, const fs::path& file) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : named_tensors(model))
     archive.write(name, tensor.detach().to(torch::kCPU).contiguous());
+  // Into memory, then written by muki: LibTorch's own file writer calls std::terminate when a
+  // write fails (its destructor throws again while the first error unwinds), and never checks
+  // the final flush, so a full disk left a short archive with a checksum that matched it.
+  std::string bytes;
   try {
-    archive.save_to(file.string());
+    archive.save_to([&bytes](const void* data, size_t n) {
+      bytes.append(static_cast<const char*>(data), n);
+      return n;
+    });
   } catch (const c10::Error& e) {
     throw CheckpointError(file.string() + ": cannot write the weights: " + torch_message(e));
   }
+  write_text(file, bytes);
   write_text(checksum_file(file), Fingerprint().add_file_content(file).hex() + "\n");
 }
 

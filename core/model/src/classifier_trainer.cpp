@@ -173,12 +173,20 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   const std::filesystem::path tmp = file.string() + ".tmp";
   try {
     std::filesystem::create_directories(file.parent_path());
-    archive.save_to(tmp.string());
+    // Into memory, then written by muki (checkpoint.cpp's save_weights says why).
+    std::string bytes;
+    archive.save_to([&bytes](const void* data, size_t n) {
+      bytes.append(static_cast<const char*>(data), n);
+      return n;
+    });
+    write_file_durably(tmp, bytes);
     std::vector<std::string> checksums = recorded_checksums(file);
     checksums.insert(checksums.begin(), content_checksum(tmp));
     checksums.resize(std::min<size_t>(checksums.size(), 2));
     write_file_atomically(checksum_file(file), checksums[0] + "\n" + (checksums.size() > 1 ? checksums[1] + "\n" : ""));
     std::filesystem::rename(tmp, file);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what());
   }

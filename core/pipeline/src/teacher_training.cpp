@@ -71,6 +71,7 @@ void write_fasttext_file(const fs::path& file, const LabeledSplit& split, const 
     std::replace_if(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r' || c == '\v' || c == '\f'; }, ' ');
     out << "__label__" << labels[static_cast<size_t>(split.gold[i])] << " " << text << "\n";
   }
+  out.close();  // the last buffered lines are written here
   if (!out) throw CheckpointError(file.string() + ": cannot be written");
 }
 

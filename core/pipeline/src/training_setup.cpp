@@ -55,6 +55,7 @@ TrainingTokenizer make_training_tokenizer(const toml::table* table, const Config
     {
       std::ofstream corpus_out(corpus, std::ios::binary | std::ios::trunc);
       for (const std::string& t : texts) corpus_out << t << "\n";
+      corpus_out.close();  // the last buffered lines are written here
       if (!corpus_out) throw CheckpointError(corpus.string() + ": cannot write");
     }
     SentencePieceTrainOptions options;

@@ -89,7 +89,7 @@ std::vector<std::string> draw(const fs::path& folder, const std::vector<Figure>&
            << "set terminal pngcairo size " << f.width << "," << f.height << " font 'sans,10' background rgb 'white'\n"
            << "set output " << gp(png.string()) << "\n" << f.plot << "\nunset output\n";
     const fs::path script_file = folder / "figures" / (f.name + ".gp");
-    std::ofstream(script_file) << script.str();
+    write_file_atomically(script_file, script.str());
     run_program({"gnuplot", script_file.string()}, folder / "figures" / (f.name + ".log"));
     std::string text = read_text(svg);
     // Inline: drop the XML prolog and doctype, keep the <svg> element.

@@ -1,6 +1,8 @@
 #include <muki/text/wordpiece_tokenizer.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -252,7 +254,10 @@ void WordPieceTokenizer::write_vocabulary(const std::vector<std::string>& vocab,
                                           const std::filesystem::path& file) {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   for (const std::string& t : vocab) out << t << "\n";
-  if (!out) throw TokenizerError(file.string() + ": cannot write the vocabulary");
+  // The last buffered bytes are written by close(): unchecked, a full disk left a short
+  // vocabulary that was read back as the model's.
+  out.close();
+  if (!out) throw TokenizerError(file.string() + ": cannot write the vocabulary: " + std::strerror(errno));
 }
 
 }  // namespace muki::core

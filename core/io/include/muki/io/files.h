@@ -10,4 +10,9 @@ namespace muki::core {
 // naming the file.
 void write_file_atomically(const std::filesystem::path& file, std::string_view text);
 
+// Writes `text` to `file` in place, flushed to the disk (fsync) before it returns: every write,
+// the fsync and the close are checked, so a full disk is an error, never a short file. On error
+// the partial file is removed and std::runtime_error names the file and the reason.
+void write_file_durably(const std::filesystem::path& file, std::string_view text);
+
 }  // namespace muki::core
