@@ -162,37 +162,23 @@ constexpr uint32_t kMinApiSize[] = {offsetof(muki_teacher_api, predict_features)
                                     offsetof(muki_uncertainty_api, fit),
                                     sizeof(muki_integration_api)};
 constexpr uint32_t kMinParamSize = offsetof(muki_param_desc, flags);
+// Why an array of T strided by `size` cannot be read, or "" when it can. A stride that is not a
+// multiple of T's alignment puts elements at addresses no compiler gives a T (reading them is
+// undefined behaviour), so it is no struct's sizeof: the table is damaged.
+template <class T>
+std::string misaligned(const char* what, uint32_t size) {
+  if (size % alignof(T) == 0) return {};
+  return std::string(what) + " entries of " + std::to_string(size) + " bytes (struct_size), not a multiple of " +
+         std::to_string(alignof(T)) + ": no compiler lays out an array like that";
+}
 
-// Why `path` cannot be a complete 64-bit ELF shared object, or "" when its headers say it can.
-// dlopen maps the file's segments: one that ends past the end of a truncated file faults (SIGBUS)
-// inside the loader instead of failing, so that is checked before dlopen ever sees the file.
-std::string elf_problem(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::error_code ec;
-  const uint64_t size = fs::file_size(path, ec);
-  Elf64_Ehdr header{};
-  in.read(reinterpret_cast<char*>(&header), sizeof(header));
-  if (ec || in.gcount() < 4 || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
-    return "not a shared library (no ELF header)";
-  if (in.gcount() != sizeof(header)) return "a truncated ELF file (its header is cut off)";
-  if (header.e_ident[EI_CLASS] != ELFCLASS64) return "not a 64-bit ELF file";
-  if (header.e_type != ET_DYN) return "an ELF file, but not a shared library";
-  auto beyond = [size](uint64_t offset, uint64_t length) { return offset > size || length > size - offset; };
-  const uint64_t table = uint64_t{header.e_phnum} * header.e_phentsize;
-  if (header.e_phentsize != sizeof(Elf64_Phdr) || beyond(header.e_phoff, table))
-    return "a truncated or damaged shared library (its program headers lie outside the file)";
-  for (uint16_t i = 0; i < header.e_phnum; ++i) {
-    Elf64_Phdr segment{};
-    in.seekg(static_cast<std::streamoff>(header.e_phoff + uint64_t{i} * sizeof(Elf64_Phdr)));
-    in.read(reinterpret_cast<char*>(&segment), sizeof(segment));
-    if (!in) return "a truncated or damaged shared library (unreadable program header)";
-    if (segment.p_type == PT_LOAD && beyond(segment.p_offset, segment.p_filesz))
-      return "a truncated or damaged shared library (segment " + std::to_string(i) + " ends at byte " +
-             std::to_string(segment.p_offset + segment.p_filesz) + ", the file has " + std::to_string(size) + ")";
-  }
-  if (header.e_shoff != 0 && beyond(header.e_shoff, uint64_t{header.e_shnum} * header.e_shentsize))
-    return "a truncated or damaged shared library (its section headers lie outside the file)";
-  return "";
+// Why entry `i` of an array cannot be read as one of its entries, or "" when it can: the array is
+// strided by its first entry's struct_size, and a field that entry `i` claims beyond that size
+// would lie in the next entry, or past the array's end.
+std::string size_differs(const char* what, uint64_t i, uint32_t size, uint32_t first) {
+  if (size == first) return {};
+  return std::string(what) + " entry " + std::to_string(i) + " has struct_size " + std::to_string(size) +
+         ", the first has " + std::to_string(first) + " (every entry of an array has the same)";
 }
 
 // Element i of an array of versioned structs, strided by the writer's struct_size.
@@ -217,8 +203,13 @@ std::string check_plugin_desc(const muki_plugin_desc& d) {
     return std::string("plugin '") + d.name + "' declares parameters but has no table";
   if (d.num_params > 0 && d.params->struct_size < kMinParamSize)
     return std::string("plugin '") + d.name + "' has parameter entries smaller than ABI 1.0's";
+  if (d.num_params > 0)
+    if (std::string problem = misaligned<muki_param_desc>("parameter", d.params->struct_size); !problem.empty())
+      return std::string("plugin '") + d.name + "' has " + problem;
   for (uint64_t i = 0; i < d.num_params; ++i) {
     const muki_param_desc& p = at(d.params, i);
+    if (std::string problem = size_differs("parameter", i, p.struct_size, d.params->struct_size); !problem.empty())
+      return std::string("plugin '") + d.name + "': " + problem;
     if (p.name == nullptr || *p.name == '\0')
       return std::string("plugin '") + d.name + "' has a parameter without a name";
     if (p.type > MUKI_PARAM_STRING_ARRAY)
@@ -278,18 +269,18 @@ muki_create_args make_create_args(const CreateArgs& args, const std::string& con
 
 }  // namespace
 
-// A loaded shared object and its table. Unloaded (after shutdown) when the last holder goes.
+// A library's table and the shared object it came from (null for a table registered from
+// memory). When the last holder goes, the shutdown hook runs, then the object is unloaded.
 class LoadedLibrary {
  public:
-  LoadedLibrary(boost::dll::shared_library lib, const muki_library_desc* desc)
-      : lib_(std::move(lib)), desc_(desc) {}
+  LoadedLibrary(std::shared_ptr<void> object, const muki_library_desc* desc)
+      : object_(std::move(object)), desc_(desc) {}
   ~LoadedLibrary() {
     if (desc_ != nullptr && desc_->shutdown != nullptr) desc_->shutdown();
   }
-  const muki_library_desc& desc() const { return *desc_; }
 
  private:
-  boost::dll::shared_library lib_;
+  std::shared_ptr<void> object_;
   const muki_library_desc* desc_;
 };
 
@@ -328,6 +319,35 @@ std::string format_abi(uint32_t v) {
 }
 
 const muki_host_api* host_api() { return &kHostApi; }
+
+std::string elf_problem(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  Elf64_Ehdr header{};
+  in.read(reinterpret_cast<char*>(&header), sizeof(header));
+  if (ec || in.gcount() < 4 || std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0)
+    return "not a shared library (no ELF header)";
+  if (in.gcount() != sizeof(header)) return "a truncated ELF file (its header is cut off)";
+  if (header.e_ident[EI_CLASS] != ELFCLASS64) return "not a 64-bit ELF file";
+  if (header.e_type != ET_DYN) return "an ELF file, but not a shared library";
+  auto beyond = [size](uint64_t offset, uint64_t length) { return offset > size || length > size - offset; };
+  const uint64_t table = uint64_t{header.e_phnum} * header.e_phentsize;
+  if (header.e_phentsize != sizeof(Elf64_Phdr) || beyond(header.e_phoff, table))
+    return "a truncated or damaged shared library (its program headers lie outside the file)";
+  for (uint16_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    in.seekg(static_cast<std::streamoff>(header.e_phoff + uint64_t{i} * sizeof(Elf64_Phdr)));
+    in.read(reinterpret_cast<char*>(&segment), sizeof(segment));
+    if (!in) return "a truncated or damaged shared library (unreadable program header)";
+    if (segment.p_type == PT_LOAD && beyond(segment.p_offset, segment.p_filesz))
+      return "a truncated or damaged shared library (segment " + std::to_string(i) + " ends at byte " +
+             std::to_string(segment.p_offset + segment.p_filesz) + ", the file has " + std::to_string(size) + ")";
+  }
+  if (header.e_shoff != 0 && beyond(header.e_shoff, uint64_t{header.e_shnum} * header.e_shentsize))
+    return "a truncated or damaged shared library (its section headers lie outside the file)";
+  return "";
+}
 
 const ParamInfo* PluginInfo::find_param(std::string_view key) const {
   for (const auto& p : params)
@@ -584,36 +604,53 @@ void Registry::load_library(const fs::path& path) {
                                       "' symbol)");
   auto& entry = lib.get<const muki_library_desc*(uint32_t)>(MUKI_PLUGIN_ENTRY_SYMBOL);
   const muki_library_desc* desc = entry(host_abi_);
+  register_library(desc, path.string(), canonical,
+                   std::make_shared<boost::dll::shared_library>(std::move(lib)));
+  loaded_paths_.push_back(canonical);
+}
+
+void Registry::register_library(const muki_library_desc* desc, const fs::path& origin) {
+  register_library(desc, origin.string(), origin, nullptr);
+}
+
+void Registry::register_library(const muki_library_desc* desc, const std::string& where,
+                                const fs::path& library_path, std::shared_ptr<void> object) {
   if (desc == nullptr)
-    throw PluginError(path.string() + ": the library refused host ABI " + format_abi(host_abi_));
+    throw PluginError(where + ": the library refused host ABI " + format_abi(host_abi_));
   const uint32_t abi = desc->abi_version;
   if (MUKI_VERSION_MAJOR(abi) != MUKI_VERSION_MAJOR(host_abi_) ||
       MUKI_VERSION_MINOR(abi) > MUKI_VERSION_MINOR(host_abi_)) {
-    throw PluginError(path.string() + ": plugin ABI " + format_abi(abi) +
+    throw PluginError(where + ": plugin ABI " + format_abi(abi) +
                       " is incompatible with host ABI " + format_abi(host_abi_) +
                       " (the major versions must match and the plugin's minor must not exceed "
                       "the host's)");
   }
   if (desc->struct_size < sizeof(muki_library_desc))
-    throw PluginError(path.string() + ": library table is smaller than ABI 1.0's");
+    throw PluginError(where + ": library table is smaller than ABI 1.0's");
   if (desc->num_plugins > 0 && desc->plugins == nullptr)
-    throw PluginError(path.string() + ": library declares plugins but has no table");
+    throw PluginError(where + ": library declares plugins but has no table");
+  if (desc->num_plugins > 0)
+    if (std::string problem = misaligned<muki_plugin_desc>("plugin", desc->plugins->struct_size); !problem.empty())
+      throw PluginError(where + ": library has " + problem);
 
   // Check every entry and every name before anything is registered: all or nothing.
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
-    const std::string problem = check_plugin_desc(at(desc->plugins, i));
-    if (!problem.empty()) throw PluginError(path.string() + ": " + problem);
+    const muki_plugin_desc& d = at(desc->plugins, i);
+    if (std::string problem = size_differs("plugin", i, d.struct_size, desc->plugins->struct_size); !problem.empty())
+      throw PluginError(where + ": " + problem);
+    const std::string problem = check_plugin_desc(d);
+    if (!problem.empty()) throw PluginError(where + ": " + problem);
   }
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
     const auto& d = at(desc->plugins, i);
     const Kind kind = static_cast<Kind>(d.kind);
     if (auto existing = lookup(kind, d.name)) {
-      throw PluginError(path.string() + ": " + kind_noun(kind) + " '" + d.name +
+      throw PluginError(where + ": " + kind_noun(kind) + " '" + d.name +
                         "' is already provided by " + existing->library_path.string());
     }
     for (uint64_t j = 0; j < i; ++j)
       if (at(desc->plugins, j).kind == d.kind && lower(at(desc->plugins, j).name) == lower(d.name))
-        throw PluginError(path.string() + ": " + kind_noun(kind) + " '" + d.name +
+        throw PluginError(where + ": " + kind_noun(kind) + " '" + d.name +
                           "' appears twice in the library");
   }
 
@@ -621,10 +658,10 @@ void Registry::load_library(const fs::path& path) {
     muki_error error;
     const muki_status status = desc->init(&kHostApi, &error);
     if (status != MUKI_OK)
-      throw PluginError(path.string() + ": init failed: " + error_text(status, error));
+      throw PluginError(where + ": init failed: " + error_text(status, error));
   }
 
-  auto loaded = std::make_shared<LoadedLibrary>(std::move(lib), desc);
+  auto loaded = std::make_shared<LoadedLibrary>(std::move(object), desc);
   for (uint64_t i = 0; i < desc->num_plugins; ++i) {
     const auto& d = at(desc->plugins, i);
     auto info = std::make_shared<PluginInfo>();
@@ -648,7 +685,7 @@ void Registry::load_library(const fs::path& path) {
           MUKI_HAS_FIELD(muki_param_desc, &pd, flags) && (pd.flags & MUKI_PARAM_ALLOW_NON_FINITE);
       info->params.push_back(std::move(param));
     }
-    info->library_path = canonical;
+    info->library_path = library_path;
     info->library_name = str(desc->name);
     info->library_version = str(desc->version);
     info->abi_version = abi;
@@ -656,8 +693,7 @@ void Registry::load_library(const fs::path& path) {
     info->desc = &d;
     plugins_[{info->kind, lower(info->name)}] = std::move(info);
   }
-  loaded_paths_.push_back(canonical);
-  spdlog::debug("loaded {} ({} plugins, ABI {})", canonical.string(), desc->num_plugins,
+  spdlog::debug("loaded {} ({} plugins, ABI {})", library_path.string(), desc->num_plugins,
                 format_abi(abi));
 }
 

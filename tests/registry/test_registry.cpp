@@ -5,6 +5,8 @@
 
 #include <muki/registry/registry.h>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -238,4 +240,89 @@ TEST(RegistryInstances, InstanceKeepsItsLibraryLoaded) {
   strategy->score(logits.data(), 1, 1, 2, &score);
   EXPECT_FLOAT_EQ(score, 0.0f);  // a uniform distribution is maximally uncertain
   EXPECT_EQ(strategy->plugin().name, "entropy");
+}
+
+// Tables in memory (Registry::register_library), as muki_fuzz_plugin_tables feeds them: arrays a
+// compiler cannot have laid out are refused before an entry past the first is read.
+namespace {
+
+muki_status no_create(const muki_create_args*, void**, muki_error*) { return MUKI_ERR_UNSUPPORTED; }
+void no_destroy(void*) {}
+muki_status no_describe(void*, muki_uncertainty_info*, muki_error*) { return MUKI_ERR_INTERNAL; }
+muki_status no_score(void*, const DLTensor*, DLTensor*, muki_error*) { return MUKI_ERR_INTERNAL; }
+const muki_uncertainty_api kUncertaintyApi = {MUKI_ABI_VERSION, sizeof(muki_uncertainty_api), no_create,
+                                              no_destroy, no_describe, no_score, nullptr, nullptr};
+
+// `count` entries of `stride` bytes, each a copy of `entry` with the struct_size that `sizes`
+// gives it (the first's is the stride), in a buffer exactly that large.
+template <class T>
+std::vector<unsigned char> laid_out(const T& entry, uint32_t stride, std::vector<uint32_t> sizes) {
+  std::vector<unsigned char> out((sizes.size() - 1) * stride + std::max<size_t>(stride, sizeof(T)));
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    T copy = entry;
+    copy.struct_size = sizes[i];
+    std::memcpy(out.data() + i * stride, &copy, sizeof(T));
+  }
+  return out;
+}
+
+std::string register_error(const muki_plugin_desc* plugins, uint64_t count) {
+  const muki_library_desc library = {MUKI_ABI_VERSION, sizeof(muki_library_desc), "memory", "1.0", "",
+                                     plugins, count, nullptr, nullptr};
+  Registry registry;
+  try {
+    registry.register_library(&library, "memory.so");
+  } catch (const PluginError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(RegistryRefuses, ArraysStridedByASizeNoCompilerGives) {
+  muki_plugin_desc plugin = {MUKI_ABI_VERSION, sizeof(muki_plugin_desc), MUKI_KIND_UNCERTAINTY, "p",
+                             "1.0", "", nullptr, 0, &kUncertaintyApi};
+  const auto plugins = laid_out(plugin, 68, {68, 68});
+  EXPECT_EQ(register_error(reinterpret_cast<const muki_plugin_desc*>(plugins.data()), 2),
+            "memory.so: library has plugin entries of 68 bytes (struct_size), not a multiple of 8: no "
+            "compiler lays out an array like that");
+
+  const muki_param_desc param = {MUKI_ABI_VERSION, sizeof(muki_param_desc), "x", MUKI_PARAM_INT, 0,
+                                 nullptr, "", 1.0, 0.0, 0};
+  const auto params = laid_out(param, 60, {60, 60});
+  plugin.params = reinterpret_cast<const muki_param_desc*>(params.data());
+  plugin.num_params = 2;
+  EXPECT_EQ(register_error(&plugin, 1),
+            "memory.so: plugin 'p' has parameter entries of 60 bytes (struct_size), not a multiple of "
+            "8: no compiler lays out an array like that");
+}
+
+TEST(RegistryRefuses, AnArrayEntryLargerThanTheFirst) {
+  // A 1.0-sized array whose last entry claims the 1.1 flags field: that field would lie past the
+  // array (found by muki_fuzz_plugin_tables as a heap-buffer-overflow).
+  const muki_param_desc param = {MUKI_ABI_VERSION, sizeof(muki_param_desc), "x", MUKI_PARAM_INT, 0,
+                                 nullptr, "", 1.0, 0.0, MUKI_PARAM_ALLOW_NON_FINITE};
+  constexpr uint32_t v10 = offsetof(muki_param_desc, flags);
+  const auto params = laid_out(param, v10, {v10, sizeof(muki_param_desc)});
+  muki_plugin_desc plugin = {MUKI_ABI_VERSION, sizeof(muki_plugin_desc), MUKI_KIND_UNCERTAINTY, "p", "1.0",
+                             "", reinterpret_cast<const muki_param_desc*>(params.data()), 2, &kUncertaintyApi};
+  EXPECT_EQ(register_error(&plugin, 1),
+            "memory.so: plugin 'p': parameter entry 1 has struct_size 64, the first has 56 (every "
+            "entry of an array has the same)");
+
+  plugin.params = nullptr;
+  plugin.num_params = 0;
+  const auto plugins = laid_out(plugin, sizeof(muki_plugin_desc), {sizeof(muki_plugin_desc), 72});
+  EXPECT_EQ(register_error(reinterpret_cast<const muki_plugin_desc*>(plugins.data()), 2),
+            "memory.so: plugin entry 1 has struct_size 72, the first has 64 (every entry "
+            "of an array has the same)");
+}
+
+TEST(Registry, RegistersATableFromMemory) {
+  const muki_param_desc param = {MUKI_ABI_VERSION, sizeof(muki_param_desc), "x", MUKI_PARAM_INT, 0,
+                                 nullptr, "", 1.0, 0.0, 0};
+  const muki_plugin_desc plugin = {MUKI_ABI_VERSION, sizeof(muki_plugin_desc), MUKI_KIND_UNCERTAINTY, "p",
+                                   "1.0", "", &param, 1, &kUncertaintyApi};
+  EXPECT_EQ(register_error(&plugin, 1), "(no error)");
 }

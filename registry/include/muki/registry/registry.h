@@ -212,6 +212,14 @@ class Registry {
   // no-op.
   void load_library(const std::filesystem::path& path);
 
+  // What load_library does once it holds the library's table: checks it, calls its init and
+  // registers its plugins, with the same refusals. For a table already in memory (the registry
+  // tests; the descriptor fuzzer in tests/fuzz builds them from its input); `origin` stands for
+  // the file in messages and in PluginInfo::library_path. The table and what it points to must
+  // outlive every plugin and instance made from it; its shutdown hook runs when the last of them
+  // goes.
+  void register_library(const muki_library_desc* desc, const std::filesystem::path& origin);
+
   // Loads every lib*.so in each folder (not recursive). Failures are collected, not thrown; a
   // folder that does not exist is a failure too.
   std::vector<LoadFailure> scan(const std::vector<std::filesystem::path>& folders);
@@ -240,7 +248,15 @@ class Registry {
   std::map<std::pair<Kind, std::string>, std::shared_ptr<const PluginInfo>> plugins_;
   std::vector<std::filesystem::path> loaded_paths_;  // canonical
   std::shared_ptr<const PluginInfo> lookup(Kind kind, std::string_view name) const;
+  // `object` keeps the shared object loaded as long as a plugin of it lives (null: from memory).
+  void register_library(const muki_library_desc* desc, const std::string& where,
+                        const std::filesystem::path& library_path, std::shared_ptr<void> object);
 };
+
+// Why the file at `path` cannot be a complete 64-bit ELF shared object, or "" when its headers say
+// it can. load_library asks before dlopen: the loader maps segments that end past the end of a
+// truncated file and then faults (SIGBUS) instead of failing.
+std::string elf_problem(const std::filesystem::path& path);
 
 // The default plugin folders, in search order: $MUKI_PLUGIN_PATH (colon-separated), then the
 // folder where muki's own plugins live, <bin>/../lib/muki/plugins (the build tree mirrors the
