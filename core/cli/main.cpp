@@ -89,15 +89,21 @@ int cmd_validate(const std::vector<std::string>& args) {
 
   const auto config = load_config(cfg);
   Registry registry;
+  // The teachers are loaded too (their labels decide what the strategies can do), unless
+  // [prepare] has yet to make some of them.
+  const bool teachers_pending = muki::core::prepare_pending(config);
   try {
     load_plugins_and_validate(config, registry, common);
+    if (!teachers_pending) muki::core::create_experiment_plugins(config, registry);
   } catch (const muki::core::ConfigError& e) {
     const size_t n = e.problems().size();
     std::cerr << e.what() << "\n"
               << cfg.config << ": " << n << " problem" << (n == 1 ? "" : "s") << " found\n";
     return 1;
   }
-  std::cout << cfg.config << ": valid\n";
+  std::cout << cfg.config << ": valid"
+            << (teachers_pending ? " (the teachers [prepare] makes were not checked: they do not exist yet)" : "")
+            << "\n";
   return 0;
 }
 

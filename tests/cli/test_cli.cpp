@@ -77,7 +77,8 @@ TEST(Cli, PluginsPathAddsAFolder) {
 
 TEST(Cli, ValidateAcceptsAValidConfig) {
   TempDir dir;
-  const auto path = dir.write("exp.toml", experiment());
+  // Two teachers: margin re-weighting takes two (validate integrates one example to check).
+  const auto path = dir.write("exp.toml", experiment() + "[[teachers]]\nname = \"lengths2\"\nadapter = \"fixture_length\"\n");
   const Result r = run_muki("validate " + path.string());
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("exp.toml: valid"));

@@ -396,6 +396,31 @@ TEST_F(RunTest, ClearErrors) {
   EXPECT_THAT(r.output, HasSubstr("unknown key 'student.train.epoch' (did you mean 'epochs'?)"));
 }
 
+// What the integration strategy would refuse once the teacher pass is over, validate refuses
+// before it: validate loads the teachers and integrates one synthetic example with their labels.
+TEST_F(RunTest, ValidateRefusesCompositionsTheIntegrationStrategyRefuses) {
+  // UHC needs disjoint label sets; the media teacher twice overlaps in every label.
+  const fs::path overlapping = experiment("overlap", "[[teachers]]\nname = \"media2\"\nadapter = \"native\"\n"
+                                                     "options = { checkpoint = \"" + media_->string() + "\" }\n");
+  Result r = run_muki("validate " + overlapping.string() + " --set integration='{strategy=\"uhc\"}'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("these teachers cannot be integrated: integration strategy 'uhc' (uhc): "
+                                  "integrate failed: uhc: the teachers' label sets overlap (teachers 0 and 2 "
+                                  "both map a label to union index 0)"));
+  // Margin re-weighting takes the margin between the two most certain teachers: one is not enough.
+  r = run_muki("validate " + experiment("one").string() + " --set teachers='[{name=\"media\", adapter=\"native\", "
+               "options={checkpoint=\"" + media_->string() + "\"}}]'");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("margin re-weighting needs at least two teachers"));
+  r = run_muki("validate " + experiment("one").string() + " --set teachers='[{name=\"media\", adapter=\"native\", "
+               "options={checkpoint=\"" + media_->string() + "\"}}]' --set integration.options.margin_reweighting=false");
+  EXPECT_EQ(r.code, 0) << r.output;
+  // The same composition, disjoint: valid.
+  r = run_muki("validate " + experiment("disjoint").string() + " --set integration='{strategy=\"uhc\"}'");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(": valid\n"));
+}
+
 namespace {
 const fs::path kFrench = muki::test::source_dir() / "data" / "ddtp-fr";
 

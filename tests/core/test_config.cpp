@@ -400,3 +400,38 @@ TEST(ConfigValidate, NonFiniteFloatsAreRefusedUnlessTheSchemaAllowsThem) {
   for (const auto& p : muki::core::validate(probe, with_probe)) out.push_back(p.format());
   EXPECT_THAT(out, ElementsAre());
 }
+
+// Found by muki_fuzz_config: overrides that escaped as another exception or were taken as they
+// are, now refused with the --set they came from.
+TEST(ConfigOverrides, BytesNoTomlStringHoldsAndHugeIndicesAreRefused) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  EXPECT_EQ(override_error(config, "teache\xff.name=x"),
+            "--set teache\xff.name=x: the key is not valid UTF-8 (byte 7)");
+  // Found by the config fuzzer: toml++ prints a key holding a newline as it is, so print-config
+  // gave a file that read back with another key.
+  EXPECT_EQ(override_error(config, "experiment.\ninteg=cpu"),
+            "--set experiment.\ninteg=cpu: the key holds a control character (byte 12); a key is dotted "
+            "names, e.g. experiment.seed");
+  EXPECT_THAT(override_error(config, "experiment.name=a\x01z"),
+              HasSubstr("--set experiment.name=a\x01z: 'a\x01z' is neither a TOML value nor a plain word ("));
+  EXPECT_THAT(override_error(config, "experiment.name=\xff"),
+              HasSubstr("'\xff' is neither a TOML value nor a plain word ("));
+  EXPECT_EQ(override_error(config, "teachers.99999999999999999999999.name=x"),
+            "--set teachers.99999999999999999999999.name=x: 'teachers.99999999999999999999999' is out of "
+            "range (the array has 2 elements)");
+  EXPECT_EQ(override_error(config, "teachers.99999999999999999999999=x"),
+            "--set teachers.99999999999999999999999=x: '99999999999999999999999' is not an index of the array");
+}
+
+// A name holding "${name}" once looped for ever (and grew without bound) in output_dir, which
+// validate reaches through [prepare] runs files before their names are checked.
+TEST(ConfigValidate, ANameHoldingThePlaceholderIsSubstitutedOnce) {
+  Config config = Config::parse(kValid, "exp.toml", "/tmp");
+  config.apply_override("experiment.name=\"x${name}\"");
+  EXPECT_EQ(muki::core::output_dir(config), "runs/x${name}");
+  TempDir dir;
+  dir.write("stage1.toml", "[experiment]\nname = \"${name}\"\n");
+  const Config staged = Config::parse(std::string(kValid) + "[prepare]\nruns = \"stage1.toml\"\n", "exp.toml", dir.path());
+  EXPECT_THAT(muki::core::prepared_outputs(staged), ElementsAre(std::filesystem::absolute("runs/${name}")));
+  EXPECT_FALSE(muki::core::validate(staged, registry()).empty());
+}

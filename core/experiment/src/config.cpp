@@ -2,9 +2,11 @@
 
 #include "muki/experiment/experiment.h"
 #include "muki/io/number_text.h"
+#include "muki/text/utf8.h"
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -62,6 +64,11 @@ Config Config::parse(std::string_view text, std::string source_name, fs::path ba
 }
 
 Config Config::load(const fs::path& path) {
+  // A folder opens as an empty stream on Linux: without this it reads as an empty config and
+  // validate lists every required key as missing instead of naming the real mistake.
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw ConfigError({ConfigProblem{path.string(), 0, 0, "is a folder, not a config file"}});
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError({ConfigProblem{path.string(), 0, 0, "cannot open the config file"}});
   std::stringstream buffer;
@@ -89,8 +96,14 @@ std::vector<std::string> split_key(std::string_view key) {
   return parts;
 }
 
-bool is_index(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+// The array index `s` spells (digits only), or nullopt; SIZE_MAX (out of every array's range) when
+// it does not fit a size_t.
+std::optional<size_t> index_of(const std::string& s) {
+  if (s.empty() || !std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return std::nullopt;
+  size_t index = 0;
+  if (std::from_chars(s.data(), s.data() + s.size(), index).ec != std::errc()) return SIZE_MAX;
+  return index;
 }
 
 std::string toml_quote(std::string_view s) {
@@ -117,6 +130,15 @@ void Config::apply_override(std::string_view assignment) {
   if (key_text.front() == '.' || key_text.back() == '.' || key_text.find("..") != std::string_view::npos)
     fail("'" + std::string(key_text) + "' has an empty part; a key is dotted names, e.g. experiment.seed "
          "or teachers.0.name");
+  // Keys are TOML strings: UTF-8, or the config would print (print-config) with other keys.
+  if (const auto bad = utf8::find_invalid(key_text))
+    fail("the key is not valid UTF-8 (byte " + std::to_string(*bad + 1) + ")");
+  // No config file can hold such a key as it is, and toml++ prints it unquoted (a newline in a
+  // key printed as a line break reads back as another key).
+  for (size_t i = 0; i < key_text.size(); ++i)
+    if (static_cast<unsigned char>(key_text[i]) < 0x20 || key_text[i] == '\x7f')
+      fail("the key holds a control character (byte " + std::to_string(i + 1) +
+           "); a key is dotted names, e.g. experiment.seed");
   const std::string value_text(assignment.substr(eq + 1));
 
   // The value is TOML; a bare word that is not valid TOML is taken as a string.
@@ -126,7 +148,12 @@ void Config::apply_override(std::string_view assignment) {
   } catch (const toml::parse_error&) {
     if (value_text.find_first_of("\"'[]{}\n") != std::string::npos)
       fail("'" + value_text + "' is not a TOML value");
-    parsed = toml::parse("v = " + toml_quote(value_text), source);
+    try {
+      parsed = toml::parse("v = " + toml_quote(value_text), source);
+    } catch (const toml::parse_error& e) {
+      // Bytes that no TOML string holds as they are: control characters, invalid UTF-8.
+      fail("'" + value_text + "' is neither a TOML value nor a plain word (" + std::string(e.description()) + ")");
+    }
   }
   toml::node& value = *parsed.get("v");
 
@@ -139,12 +166,12 @@ void Config::apply_override(std::string_view assignment) {
       if (!table->contains(part)) table->insert(part, toml::table{});
       current = table->get(part);
     } else if (auto* array = current->as_array()) {
-      if (!is_index(part)) fail("'" + walked + "' indexes an array with a non-number");
-      const size_t index = std::stoul(part);
-      if (index >= array->size())
+      const auto index = index_of(part);
+      if (!index) fail("'" + walked + "' indexes an array with a non-number");
+      if (*index >= array->size())
         fail("'" + walked + "' is out of range (the array has " + std::to_string(array->size()) +
              " elements)");
-      current = array->get(index);
+      current = array->get(*index);
     } else {
       fail("'" + walked + "' is a value, not a table");
     }
@@ -153,9 +180,9 @@ void Config::apply_override(std::string_view assignment) {
   if (auto* table = current->as_table()) {
     table->insert_or_assign(last, std::move(value));
   } else if (auto* array = current->as_array()) {
-    if (!is_index(last) || std::stoul(last) >= array->size())
-      fail("'" + last + "' is not an index of the array");
-    array->replace(array->begin() + static_cast<std::ptrdiff_t>(std::stoul(last)), std::move(value));
+    const auto index = index_of(last);
+    if (!index || *index >= array->size()) fail("'" + last + "' is not an index of the array");
+    array->replace(array->begin() + static_cast<std::ptrdiff_t>(*index), std::move(value));
   } else {
     fail("'" + walked + "' is a value, not a table");
   }
@@ -170,7 +197,9 @@ std::string Config::to_toml() const {
 fs::path output_dir(const Config& config) {
   const std::string name = config.root().at_path("experiment.name").value_or<std::string>("experiment");
   std::string dir = config.root().at_path("experiment.output_dir").value_or<std::string>("runs/${name}");
-  for (size_t pos; (pos = dir.find("${name}")) != std::string::npos;) dir.replace(pos, 7, name);
+  // Past each substitution: a name that holds "${name}" itself must not be expanded again.
+  for (size_t pos = 0; (pos = dir.find("${name}", pos)) != std::string::npos; pos += name.size())
+    dir.replace(pos, 7, name);
   return dir;
 }
 
@@ -439,7 +468,7 @@ class Validator {
     for (const auto& f : fields) known.push_back(f.name);
     for (auto&& [key, node] : table) {
       auto it = std::find_if(fields.begin(), fields.end(),
-                             [&](const Field& f) { return f.name == key.str(); });
+                             [name = key.str()](const Field& f) { return f.name == name; });
       if (it == fields.end()) {
         // A key that --set added has no position of its own; its value's says which --set.
         problems_.push_back(problem_at(key.source().path ? key.source() : node.source(),
@@ -845,23 +874,40 @@ std::vector<ConfigProblem> validate_teacher_training(const Config& config) {
   return sorted_unique(v.run(teacher_training_schema(true)));
 }
 
-std::vector<fs::path> prepared_outputs(const Config& experiment) {
-  std::vector<fs::path> out;
+namespace {
+// What [prepare] makes: each output folder, with the file whose presence says it is complete (the
+// tests train_teachers and prepare_experiment make before skipping it).
+std::vector<std::pair<fs::path, const char*>> prepare_products(const Config& experiment) {
+  std::vector<std::pair<fs::path, const char*>> out;
   for (const fs::path& file : config_paths(experiment, "prepare.teachers")) {
     try {
       for (const Config& entry : teacher_entries(Config::load(file)))
         if (auto output = entry.root().at_path("teacher.output").value<std::string>())
-          out.push_back(fs::absolute(*output).lexically_normal());
+          out.emplace_back(fs::absolute(*output).lexically_normal(), "train_report.json");
     } catch (const ConfigError&) {
     }
   }
   for (const fs::path& file : config_paths(experiment, "prepare.runs")) {
     try {
-      out.push_back(fs::absolute(output_dir(Config::load(file))).lexically_normal());
+      out.emplace_back(fs::absolute(output_dir(Config::load(file))).lexically_normal(), "summary.json");
     } catch (const ConfigError&) {
     }
   }
   return out;
+}
+}  // namespace
+
+std::vector<fs::path> prepared_outputs(const Config& experiment) {
+  std::vector<fs::path> out;
+  for (const auto& [folder, marker] : prepare_products(experiment)) out.push_back(folder);
+  return out;
+}
+
+bool prepare_pending(const Config& experiment) {
+  std::error_code ec;
+  for (const auto& [folder, marker] : prepare_products(experiment))
+    if (!fs::exists(folder / marker, ec)) return true;
+  return false;
 }
 
 std::string plugin_options_toml(const toml::table* options, const Config& config,

@@ -118,12 +118,60 @@ void check_features(const Config& config, const registry::IntegrationInstance& s
     require_features(config, "integration strategy '" + strategy.plugin().name + "'", teachers);
 }
 
+void check_composition(const Config& config, const registry::UncertaintyInstance& uncertainty,
+                       const registry::IntegrationInstance& integration,
+                       const std::vector<TeacherSetup>& teachers, const LabelSpace& labels) {
+  if (!integration.ignores_scores()) check_features(config, uncertainty, teachers);
+  check_features(config, integration, teachers);
+
+  // Uniform logits and distinct certainties (teacher t scores -t), so a strategy that picks or
+  // weights teachers, or takes their margin, sees an ordinary example.
+  const int64_t union_size = static_cast<int64_t>(labels.size());
+  std::vector<std::vector<float>> logits(teachers.size());
+  std::vector<float> scores(teachers.size());
+  std::vector<registry::TeacherOutputsView> views;
+  for (size_t t = 0; t < teachers.size(); ++t) {
+    logits[t].assign(labels.label_map(t).size(), 0.0f);
+    scores[t] = -static_cast<float>(t);
+    views.push_back({logits[t].data(), &scores[t], &labels.label_map(t)});
+  }
+  const int64_t gold = 0;
+  std::vector<float> target(static_cast<size_t>(union_size)), weight(1);
+  try {
+    integration.integrate(views, 1, union_size, integration.needs_gold() ? &gold : nullptr,
+                          target.data(), weight.data());
+  } catch (const registry::PluginError& e) {
+    // Where the strategy was named: the file, or the --set that replaced it.
+    const toml::source_region& at = config.root().at_path("integration.strategy").node()->source();
+    throw ConfigError({ConfigProblem{at.path ? *at.path : config.path().string(), at.begin.line, at.begin.column,
+                                     std::string("these teachers cannot be integrated: ") + e.what()}});
+  }
+}
+
 std::unique_ptr<registry::IntegrationInstance> create_integration(
     const Config& config, const registry::Registry& registry, std::string_view strategy) {
   const std::string options =
       strategy_options(config, registry, Kind::Integration, "integration", strategy);
   return registry.create_integration(
       strategy, {std::string(strategy), options, config.base_dir(), experiment_seed(config)});
+}
+
+ExperimentPlugins create_experiment_plugins(const Config& config, const registry::Registry& registry) {
+  const toml::table& root = config.root();
+  ExperimentPlugins p{*root.at_path("uncertainty.strategy").value<std::string>(),
+                      *root.at_path("integration.strategy").value<std::string>(),
+                      nullptr, nullptr, {}, std::nullopt, LabelSpace({}), true};
+  p.uncertainty = create_uncertainty(config, registry, p.uncertainty_name);
+  p.integration = create_integration(config, registry, p.integration_name);
+  p.teachers = create_teachers(config, registry);
+  std::vector<std::vector<std::string>> teacher_labels;
+  for (const auto& t : p.teachers) teacher_labels.push_back(t.instance->labels());
+  p.labels = LabelSpace(teacher_labels);
+  if (const toml::table* ref = root["reference"].as_table())
+    p.reference = create_teacher(config, registry, *ref, "reference");
+  p.scored = !p.integration->ignores_scores();
+  check_composition(config, *p.uncertainty, *p.integration, p.teachers, p.labels);
+  return p;
 }
 
 void load_and_validate(const Config& config, registry::Registry& registry,

@@ -66,47 +66,20 @@ RunContext open_run(const Config& config, const registry::Registry& registry, co
   return run;
 }
 
-// The strategies and teachers of a run, and the union of the teachers' labels.
-struct Plugins {
-  std::string uncertainty_name, integration_name;
-  std::unique_ptr<registry::UncertaintyInstance> uncertainty;
-  std::unique_ptr<registry::IntegrationInstance> integration;
-  std::vector<TeacherSetup> teachers;
-  std::optional<TeacherSetup> reference;
-  LabelSpace labels;
-  // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
-  bool scored = true;
-};
-
 // Stage 2: the plugins, with labels.txt and plugins.lock.
-Plugins create_plugins(const RunContext& run) {
-  const toml::table& root = run.config.root();
-  const std::string uncertainty_name = *root.at_path("uncertainty.strategy").value<std::string>();
-  const std::string integration_name = *root.at_path("integration.strategy").value<std::string>();
-  auto uncertainty = create_uncertainty(run.config, run.registry, uncertainty_name);
-  auto integration = create_integration(run.config, run.registry, integration_name);
-  std::vector<TeacherSetup> teachers = create_teachers(run.config, run.registry);
-  std::vector<std::vector<std::string>> teacher_labels;
-  for (const auto& t : teachers) teacher_labels.push_back(t.instance->labels());
-  LabelSpace labels(teacher_labels);
+ExperimentPlugins create_plugins(const RunContext& run) {
+  ExperimentPlugins plugins = create_experiment_plugins(run.config, run.registry);
   std::string label_text;
-  for (const auto& name : labels.names()) label_text += name + "\n";
+  for (const auto& name : plugins.labels.names()) label_text += name + "\n";
   run.dir.write_file("labels.txt", label_text);
-  std::vector<const registry::PluginInfo*> used{&uncertainty->plugin(), &integration->plugin()};
-  for (const auto& t : teachers) used.push_back(&t.instance->plugin());
-  std::optional<TeacherSetup> reference;
-  if (const toml::table* ref = root["reference"].as_table()) {
-    reference = create_teacher(run.config, run.registry, *ref, "reference");
-    used.push_back(&reference->instance->plugin());
-  }
+  std::vector<const registry::PluginInfo*> used{&plugins.uncertainty->plugin(), &plugins.integration->plugin()};
+  for (const auto& t : plugins.teachers) used.push_back(&t.instance->plugin());
+  if (plugins.reference) used.push_back(&plugins.reference->instance->plugin());
   run.dir.write_file("plugins.lock", plugin_lock(used));
   spdlog::info("{} teachers, union of {} labels; uncertainty '{}' (K = {}), integration '{}'",
-               teachers.size(), labels.size(), uncertainty_name, uncertainty->samples(), integration_name);
-  const bool scored = !integration->ignores_scores();
-  if (scored) check_features(run.config, *uncertainty, teachers);
-  check_features(run.config, *integration, teachers);
-  return Plugins{uncertainty_name, integration_name, std::move(uncertainty), std::move(integration),
-                 std::move(teachers), std::move(reference), std::move(labels), scored};
+               plugins.teachers.size(), plugins.labels.size(), plugins.uncertainty_name,
+               plugins.uncertainty->samples(), plugins.integration_name);
+  return plugins;
 }
 
 // "a.tsv" or "a.tsv + b.tsv": what a split was read from, for messages and events.
@@ -153,7 +126,7 @@ struct RunData {
 };
 
 // Stage 3: the transfer set (its labels read only for a strategy that needs them), dev and test.
-RunData read_data(const RunContext& run, const Plugins& plugins) {
+RunData read_data(const RunContext& run, const ExperimentPlugins& plugins) {
   const Config& config = run.config;
   std::vector<DatasetSpec> transfer_specs = dataset_specs(config, "transfer");
   const bool needs_gold = plugins.integration->needs_gold();
@@ -166,6 +139,12 @@ RunData read_data(const RunContext& run, const Plugins& plugins) {
   Json event;
   const Dataset transfer = read_split("transfer", transfer_specs, event);
   run.dir.log_event("data", event);
+  // Caught here, before the teacher passes: the student used to refuse it much later, without
+  // naming the file.
+  if (transfer.examples.empty())
+    throw config_error(config, "data.transfer (" + describe(transfer_specs) + ") holds no example (" +
+                                   std::to_string(transfer.report.rows_skipped) +
+                                   " rows skipped): the student would have nothing to train on");
   RunData data;
   for (const Example& e : transfer.examples) data.transfer_texts.push_back(e.text);
   data.dev = read_labeled(run, "dev", plugins.labels);
@@ -227,7 +206,7 @@ constexpr const char* kLabelFree = "confident transfer predictions";
 // The label-free last resort: the transfer texts teacher `t` itself labels with probability >= 0.9,
 // with that label as gold. Weaker than held-out labeled texts (an over-confident teacher is
 // confident outside its labels too), so the log and the summary say when it was used.
-void confident_predictions(const Plugins& plugins, const RunData& data, const TeacherOutputs& out,
+void confident_predictions(const ExperimentPlugins& plugins, const RunData& data, const TeacherOutputs& out,
                            size_t t, std::vector<std::string>& texts, std::vector<int64_t>& gold) {
   const std::vector<int64_t> map = plugins.labels.label_map(t);
   for (int64_t i = 0; i < out.num_examples; ++i) {
@@ -253,7 +232,7 @@ struct References {
   }
 };
 
-References teacher_references(const RunContext& run, const Plugins& plugins, const RunData& data,
+References teacher_references(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                               const TeacherPasses& passes) {
   References out;
   for (size_t ti = 0; ti < plugins.teachers.size(); ++ti) {
@@ -283,11 +262,29 @@ References teacher_references(const RunContext& run, const Plugins& plugins, con
     out.gold.push_back(split.gold);
     out.source.push_back(describe(t.reference));
   }
+  // Fitting or calibrating needs a mean and a spread of each teacher's own texts. Said here, with
+  // where the texts came from; the teacher passes are cached, so a rerun after the fix is cheap.
+  const bool used = plugins.uncertainty->needs_reference() ||
+                    run.config.root().at_path("uncertainty.calibrate").value_or(true);
+  for (size_t ti = 0; used && ti < plugins.teachers.size(); ++ti) {
+    if (out.source[ti] == kLabelFree || out.source[ti].empty()) continue;  // handled by the callers
+    const auto own = std::count_if(out.gold[ti].begin(), out.gold[ti].end(), [&](int64_t g) {
+      return plugins.labels.local_index(ti, g) >= 0;
+    });
+    if (own < 2)
+      throw config_error(run.config, "teacher '" + plugins.teachers[ti].name + "' has " + std::to_string(own) +
+                                         " text(s) of its own labels in " +
+                                         (out.source[ti] == "dev" ? "data.dev (" + describe(dataset_specs(run.config, "dev")) + ")"
+                                                                  : "its reference (" + out.source[ti] + ")") +
+                                         "; uncertainty '" + plugins.uncertainty_name +
+                                         "' is fitted or calibrated on at least 2: add labeled texts of its labels, "
+                                         "give it a reference, or set uncertainty.calibrate = false");
+  }
   return out;
 }
 
 // Every teacher over its own reference texts (deterministic, or with `samples` passes).
-std::vector<TeacherOutputs> reference_passes(const RunContext& run, const Plugins& plugins,
+std::vector<TeacherOutputs> reference_passes(const RunContext& run, const ExperimentPlugins& plugins,
                                              const References& refs, TeacherPasses& passes, uint32_t samples) {
   TeacherPassOptions options = passes.options;
   options.samples = samples;
@@ -298,14 +295,14 @@ std::vector<TeacherOutputs> reference_passes(const RunContext& run, const Plugin
   return out;
 }
 
-std::vector<std::string> teacher_names(const Plugins& plugins) {
+std::vector<std::string> teacher_names(const ExperimentPlugins& plugins) {
   std::vector<std::string> names;
   for (const TeacherSetup& t : plugins.teachers) names.push_back(t.name);
   return names;
 }
 
 // A strategy that needs reference data is fitted on each teacher's reference texts.
-void fit_on_references(const RunContext& run, const Plugins& plugins, const References& refs,
+void fit_on_references(const RunContext& run, const ExperimentPlugins& plugins, const References& refs,
                        TeacherPasses& passes) {
   if (!refs.complete())
     throw config_error(run.config, "uncertainty strategy '" + plugins.uncertainty_name +
@@ -330,7 +327,7 @@ void fit_on_references(const RunContext& run, const Plugins& plugins, const Refe
 // muki/experiment/analysis.h), with the same K passes. A fitted strategy calibrates itself.
 // Without a reference for every teacher the run goes on uncalibrated, with a warning and a note
 // in the summary.
-void calibrate_on_references(const RunContext& run, const Plugins& plugins, const References& refs,
+void calibrate_on_references(const RunContext& run, const ExperimentPlugins& plugins, const References& refs,
                              TeacherPasses& passes) {
   if (plugins.uncertainty->needs_reference()) {
     const bool label_free = std::find(refs.source.begin(), refs.source.end(), kLabelFree) != refs.source.end();
@@ -372,7 +369,7 @@ void calibrate_on_references(const RunContext& run, const Plugins& plugins, cons
 // Stage 4: the teacher passes: one deterministic and K stochastic passes per teacher and text
 // (with the features a strategy or a feature objective reads), the fit of a strategy that needs
 // reference data, and the scores' calibration.
-TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, const RunData& data,
+TeacherPasses run_teacher_passes(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                                  int64_t batch_size) {
   TeacherPasses passes;
   passes.options.samples = plugins.scored ? plugins.uncertainty->samples() : 0;
@@ -397,7 +394,7 @@ TeacherPasses run_teacher_passes(const RunContext& run, const Plugins& plugins, 
 
 // The certainty of every teacher on every example, calibrated when the run calibrates; zeros for a
 // strategy that promised not to read them.
-TeacherScores certainty(const Plugins& plugins, const TeacherPasses& passes,
+TeacherScores certainty(const ExperimentPlugins& plugins, const TeacherPasses& passes,
                         const std::vector<TeacherOutputs>& outputs) {
   if (plugins.scored) {
     TeacherScores scores = score_teachers(*plugins.uncertainty, outputs);
@@ -449,7 +446,7 @@ struct Integration {
 
 // Stage 5: certainty scores and integrated targets over the transfer set; with a reference
 // teacher, how far the targets are from its distribution (its pass counts in `passes.stats`).
-Integration integrate(const RunContext& run, const Plugins& plugins, const RunData& data,
+Integration integrate(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                       TeacherPasses& passes) {
   Integration out;
   out.targets = integrate_teachers(*plugins.integration, passes.transfer, certainty(plugins, passes, passes.transfer),
@@ -478,7 +475,7 @@ std::string fingerprint_floats(const std::vector<float>& v) {
 
 // Stage 6: the student, trained on the targets (and, for DFA and CFL, the teachers' features) and
 // selected on dev, resumable.
-StudentResult train(const RunContext& run, const Plugins& plugins, const RunData& data,
+StudentResult train(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                     const TeacherPasses& passes, const Integration& integration) {
   StudentSetup student;
   student.config = &run.config;
@@ -534,7 +531,7 @@ struct TestResults {
 
 // Stage 7: the test split: the student's predictions (predictions.tsv), teacher selection and the
 // integrated targets.
-TestResults evaluate_on_test(const RunContext& run, const Plugins& plugins, const RunData& data,
+TestResults evaluate_on_test(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                  const TeacherPasses& passes, const StudentResult& student) {
   const LabeledSplit& test = data.test;
   const LabelSpace& labels = plugins.labels;
@@ -573,7 +570,7 @@ void add_effective_options(RunSummary& summary, const std::string& section,
 }
 
 // Stage 8: summary.json.
-RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunData& data,
+RunSummary summarize(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                      const TeacherPasses& passes, const Integration& integration,
                      const StudentResult& student, const TestResults& test) {
   const Config& config = run.config;
@@ -623,7 +620,7 @@ RunSummary summarize(const RunContext& run, const Plugins& plugins, const RunDat
 
 // One panel of the report's uncertainty figure (the paper's Figure 2) under certainty scores `s`
 // of the test split (uncertainty_distribution in muki/experiment/analysis.h).
-ReportData::Uncertainty uncertainty_panel(const Plugins& plugins, const RunData& data,
+ReportData::Uncertainty uncertainty_panel(const ExperimentPlugins& plugins, const RunData& data,
                                           const TeacherScores& s, const std::string& name, bool by_rank) {
   const std::vector<int64_t>& gold = data.test.gold;
   UncertaintyDistribution d = uncertainty_distribution(s, plugins.labels, gold, by_rank);
@@ -648,7 +645,7 @@ std::optional<TeacherScores> builtin_scores(const RunContext& run, const Teacher
 
 // Stage 9: report/report.html. The results are written by now: a report that fails is a warning,
 // not a failed run.
-void write_run_report(const RunContext& run, const Plugins& plugins, const RunData& data,
+void write_run_report(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                       const TeacherPasses& passes, const StudentResult& student, const TestResults& test,
                       const RunSummary& summary) {
   try {
@@ -709,7 +706,7 @@ void prepare_experiment(const Config& config, registry::Registry& registry, cons
 RunResult run_experiment(const Config& config, const registry::Registry& registry,
                          const RunOptions& options) {
   const RunContext run = open_run(config, registry, options);
-  const Plugins plugins = create_plugins(run);
+  const ExperimentPlugins plugins = create_plugins(run);
   const RunData data = read_data(run, plugins);
   TeacherPasses passes = run_teacher_passes(run, plugins, data, options.batch_size);
   const Integration integration = integrate(run, plugins, data, passes);

@@ -97,6 +97,9 @@ std::vector<std::filesystem::path> config_paths(const Config& config, const std:
 // its `runs` files (relative to the working folder, as muki resolves them). Files that cannot be
 // read are left out (validate reports them).
 std::vector<std::filesystem::path> prepared_outputs(const Config& experiment);
+// True while [prepare] still has something to make: a teacher without the train_report.json
+// `muki teacher train` writes last, or an experiment without its summary.json.
+bool prepare_pending(const Config& experiment);
 
 // [experiment].output_dir with ${name} replaced by [experiment].name; default "runs/${name}".
 // Relative to the working folder, like every output path a user types.

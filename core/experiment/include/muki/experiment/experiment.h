@@ -3,11 +3,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <muki/data/dataset.h>
+#include <muki/data/label_space.h>
 #include <muki/experiment/config.h>
 #include <muki/registry/registry.h>
 
@@ -56,6 +58,32 @@ void check_features(const Config& config, const registry::UncertaintyInstance& s
 // The same for an integration strategy with a feature objective (DFA, CFL).
 void check_features(const Config& config, const registry::IntegrationInstance& strategy,
                     const std::vector<TeacherSetup>& teachers);
+
+// Everything about how the plugins fit together that is known before any teacher runs: the
+// features above, and the integration strategy's own refusals of these teachers (UHC of
+// overlapping label sets, margin re-weighting of a single teacher, or a third party's rule),
+// found by integrating one synthetic example with the teachers' real label maps. Throws
+// ConfigError at [integration] strategy with the strategy's message. `muki validate` and
+// `muki run` both call it, so validate cannot pass a composition that run then refuses.
+void check_composition(const Config& config, const registry::UncertaintyInstance& uncertainty,
+                       const registry::IntegrationInstance& integration,
+                       const std::vector<TeacherSetup>& teachers, const LabelSpace& labels);
+
+// The strategies and teachers of an experiment, and the union of the teachers' labels.
+struct ExperimentPlugins {
+  std::string uncertainty_name, integration_name;
+  std::unique_ptr<registry::UncertaintyInstance> uncertainty;
+  std::unique_ptr<registry::IntegrationInstance> integration;
+  std::vector<TeacherSetup> teachers;
+  std::optional<TeacherSetup> reference;  // [reference]: the teacher the targets are compared with
+  LabelSpace labels;
+  // A strategy that ignores the scores needs no stochastic passes (and no uncertainty figures).
+  bool scored = true;
+};
+
+// Creates the config's strategies and teachers (loading the teachers' models) and checks their
+// composition (check_composition). Throws ConfigError or registry::PluginError.
+ExperimentPlugins create_experiment_plugins(const Config& config, const registry::Registry& registry);
 
 // Loads plugin folders (config paths, extra paths, defaults) and validates the config; throws
 // ConfigError listing every problem (a library that failed to load is one of them).
