@@ -16,6 +16,7 @@ packages=(
   python3-torch   # TorchScript teacher tests: the fixture generator exports models like a third party
   gnuplot-nox     # the figures of each run's report
   chromium        # the report test renders report.html headless
+  clang-14 libclang-rt-14-dev   # the fuzzers (scripts/fuzz.sh): libFuzzer and clang's sanitizer runtimes
 )
 
 missing=()
