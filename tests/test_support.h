@@ -53,6 +53,16 @@ inline std::string python_with_torch() {
 }
 
 // `muki ARGS` from the build tree, with only its own plugin folders.
+// How many times `needle` occurs in `text` (a message printed once per line: its lines).
+inline size_t count_lines_with(const std::string& text, const std::string& needle) {
+  size_t count = 0, pos = 0;
+  while ((pos = text.find(needle, pos)) != std::string::npos) {
+    ++count;
+    pos += needle.size();
+  }
+  return count;
+}
+
 inline CommandResult run_muki(const std::string& args) {
   return run_command("env -u MUKI_PLUGIN_PATH " + (build_dir() / "bin" / "muki").string() + " " + args);
 }

@@ -18,14 +18,7 @@ namespace {
 using Result = muki::test::CommandResult;
 using muki::test::run_muki;
 
-size_t count_lines_with(const std::string& text, const std::string& needle) {
-  size_t count = 0, pos = 0;
-  while ((pos = text.find(needle, pos)) != std::string::npos) {
-    ++count;
-    pos += needle.size();
-  }
-  return count;
-}
+using muki::test::count_lines_with;
 
 const char* kExperiment = R"([experiment]
 name = "cli"

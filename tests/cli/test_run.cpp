@@ -601,6 +601,15 @@ TEST_F(RunTest, SweepRunsTheGridWithEverySeedAndAveragesThem) {
   const Result bad = run_muki("sweep " + experiment("sw").string() + " --grid 'integration={strategy=\"max\"'");
   EXPECT_EQ(bad.code, 1);
   EXPECT_THAT(bad.output, HasSubstr("unbalanced quotes or brackets"));
+  // So is a grid key no run can take, before any run (it used to fail every run in turn): once
+  // per value, not once per seed.
+  const Result typo = run_muki("sweep " + experiment("sw").string() + " --grid 'integration.options.tauu=0.1,0.2'" +
+                               " --seeds 1,2 --output " + run_dir("sweep-typo").string());
+  EXPECT_EQ(typo.code, 1) << typo.output;
+  EXPECT_THAT(typo.output, HasSubstr("--set integration.options.tauu=0.1:1:5: unknown key 'integration.options.tauu' "
+                                     "(did you mean 'tau'?)\n--set integration.options.tauu=0.2:1:5: unknown key"));
+  EXPECT_EQ(muki::test::count_lines_with(typo.output, "unknown key 'integration.options.tauu'"), 2u) << typo.output;
+  EXPECT_FALSE(fs::exists(run_dir("sweep-typo")));
 }
 
 TEST_F(RunTest, TheReportOpensInChromiumWithTheUncertaintyFigure) {

@@ -765,7 +765,6 @@ std::vector<fs::path> config_paths(const Config& config, const std::string& dott
   return paths;
 }
 
-namespace {
 std::vector<ConfigProblem> sorted_unique(std::vector<ConfigProblem> problems) {
   std::stable_sort(problems.begin(), problems.end(),
                    [](const ConfigProblem& a, const ConfigProblem& b) {
@@ -779,6 +778,7 @@ std::vector<ConfigProblem> sorted_unique(std::vector<ConfigProblem> problems) {
   return problems;
 }
 
+namespace {
 std::vector<ConfigProblem> validate_experiment(const Config& config, const registry::Registry& registry,
                                                int depth) {
   Validator v(config, registry);

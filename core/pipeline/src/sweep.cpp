@@ -143,22 +143,38 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   std::vector<Combination> combinations;
   for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, 0, {}});
 
+  // Every run's config, validated before any runs: a grid key or value that no run can take (a
+  // typo) is refused at once, not after the runs before it have spent their hours.
+  std::vector<std::vector<Config>> configs;
+  std::vector<ConfigProblem> problems;
+  for (const Combination& c : combinations) {
+    configs.emplace_back();
+    for (int64_t seed : options.seeds) {
+      Config config = base;
+      for (size_t a = 0; a < options.grid.size(); ++a)
+        config.apply_override(options.grid[a].key + "=" + c.point.values[a]);
+      config.apply_override("experiment.seed=" + std::to_string(seed));
+      const fs::path dir = result.folder / c.point.label / ("seed-" + std::to_string(seed));
+      config.apply_override("experiment.output_dir=" + json_quote(dir.string()));
+      config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
+      const auto invalid = validate(config, registry);
+      problems.insert(problems.end(), invalid.begin(), invalid.end());
+      configs.back().push_back(std::move(config));
+    }
+  }
+  if (!problems.empty()) throw ConfigError(sorted_unique(std::move(problems)));
+
   // The accuracies over the union, then each teacher's, in the order the runs first report them.
   std::vector<Column> columns;
   for (const SummaryFigure& f : accuracy_figures(RunSummary{})) columns.push_back({f.key, f.column});
-  for (Combination& c : combinations) {
-    for (int64_t seed : options.seeds) {
+  for (size_t ci = 0; ci < combinations.size(); ++ci) {
+    Combination& c = combinations[ci];
+    for (size_t si = 0; si < options.seeds.size(); ++si) {
+      const int64_t seed = options.seeds[si];
+      const Config& config = configs[ci][si];
       ++result.runs;
-      const fs::path dir = result.folder / c.point.label / ("seed-" + std::to_string(seed));
       try {
-        Config config = base;
-        for (size_t a = 0; a < options.grid.size(); ++a)
-          config.apply_override(options.grid[a].key + "=" + c.point.values[a]);
-        config.apply_override("experiment.seed=" + std::to_string(seed));
-        config.apply_override("experiment.output_dir=" + json_quote(dir.string()));
-        config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
-        if (auto problems = validate(config, registry); !problems.empty()) throw ConfigError(std::move(problems));
-        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, dir.string());
+        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, output_dir(config).string());
         prepare_experiment(config, registry, options.run);
         const RunResult run = run_experiment(config, registry, options.run);
         for (const SummaryFigure& f : accuracy_figures(run.summary)) {

@@ -75,6 +75,10 @@ class Config {
 // every problem found; empty means valid.
 std::vector<ConfigProblem> validate(const Config& config, const registry::Registry& registry);
 
+// Problems sorted by source and position, each reported once (a problem found by several checks,
+// or in several configs made from one file, such as a sweep's runs).
+std::vector<ConfigProblem> sorted_unique(std::vector<ConfigProblem> problems);
+
 // The teachers of a `muki teacher train` file, one single-teacher config each. The file holds one
 // [teacher] table, or several [[teacher]] entries that share its [data], [tokenizer], [model] and
 // [train] tables; an entry may override keys of those tables (`model = { type = "cnn" }`), which
