@@ -56,6 +56,7 @@ int cmd_compare(const std::vector<std::string>& args) {
       if (std::find(teachers.begin(), teachers.end(), t.teacher) == teachers.end()) teachers.push_back(t.teacher);
     rows.emplace_back(run, std::move(s));
   }
+  if (rows.empty()) return 1;  // nothing to tabulate: the reasons are above
 
   // Strategy options shown are those whose values differ between the runs compared.
   auto option_of = [](const core::RunSummary& s, const std::string& key) -> const std::string* {
