@@ -55,8 +55,13 @@ Config Config::parse(std::string_view text, std::string source_name, fs::path ba
     config.root_ = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
     // toml++'s words, with what they are about: the file is not TOML at that position.
-    throw ConfigError({problem_at(e.source(), "not valid TOML here (" + std::string(e.description()) + ")",
-                                  source_name)});
+    std::string message = "not valid TOML here (" + std::string(e.description()) + ")";
+    // What toml++ says of a string whose closing quote is missing: it meets the line's end.
+    const std::string_view description = e.description();
+    if (description.find("parsing string") != std::string_view::npos &&
+        description.find("control characters") != std::string_view::npos)
+      message += "; is a closing quote missing? A \"string\" ends on the line it starts on (\"\"\" strings may span lines)";
+    throw ConfigError({problem_at(e.source(), message, source_name)});
   }
   config.path_ = source_name;
   config.base_dir_ = fs::absolute(base_dir).lexically_normal();
