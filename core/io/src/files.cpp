@@ -12,19 +12,21 @@
 namespace muki::core {
 namespace fs = std::filesystem;
 
-void write_file_durably(const fs::path& file, std::string_view text) {
+namespace {
+// write_file_durably, with errors reported under `shown` (the name a user knows, for a temporary).
+void write_durably_as(const fs::path& file, std::string_view text, const fs::path& shown) {
   // POSIX calls rather than an ofstream: a stream reports a failed final flush only through a
   // close() nobody checks, and the errno (EFBIG, ENOSPC) is what tells a user why.
-  auto fail = [&file](const char* what, int fd) {
+  auto fail = [&](const char* what, int fd) {
     const int error = errno;
     if (fd >= 0) ::close(fd);
     ::unlink(file.c_str());
-    throw std::runtime_error(file.string() + ": cannot be written (" + what + "): " + std::strerror(error));
+    throw std::runtime_error(shown.string() + ": cannot be written (" + what + "): " + std::strerror(error));
   };
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int error = errno;
-    throw std::runtime_error(file.string() + ": cannot be written (open): " + std::strerror(error));
+    throw std::runtime_error(shown.string() + ": cannot be written (open): " + std::strerror(error));
   }
   const char* data = text.data();
   size_t left = text.size();
@@ -43,18 +45,15 @@ void write_file_durably(const fs::path& file, std::string_view text) {
   if (::fsync(fd) != 0) fail("fsync", fd);
   if (::close(fd) != 0) fail("close", -1);
 }
+}  // namespace
+
+void write_file_durably(const fs::path& file, std::string_view text) { write_durably_as(file, text, file); }
 
 void write_file_atomically(const fs::path& file, std::string_view text) {
   // Per process: two processes writing the same file (a shared cache chunk) must not share a
   // temporary; the last rename wins with a complete file either way.
   const fs::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
-  try {
-    write_file_durably(tmp, text);
-  } catch (const std::runtime_error& e) {
-    // The reason, under the name a user knows (the temporary is gone).
-    const std::string what = e.what();
-    throw std::runtime_error(file.string() + what.substr(what.find(": cannot be written")));
-  }
+  write_durably_as(tmp, text, file);  // on error the temporary is gone: name the real file
   std::error_code ec;
   fs::rename(tmp, file, ec);
   if (ec) {

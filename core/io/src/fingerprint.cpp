@@ -26,6 +26,12 @@ Fingerprint& Fingerprint::add(uint64_t value) {
   return *this;
 }
 
+namespace {
+// Files are hashed in pieces of this size, the last one short (possibly empty): add() marks each
+// piece's length, so the piece size is part of every checksum ever written.
+constexpr size_t kPiece = 1 << 16;
+}  // namespace
+
 Fingerprint& Fingerprint::add_path(const fs::path& path) {
   std::vector<fs::path> files;
   if (fs::is_directory(path)) {
@@ -36,7 +42,6 @@ Fingerprint& Fingerprint::add_path(const fs::path& path) {
     files.push_back(path);
   }
   for (const auto& file : files) {
-    if (!fs::exists(file)) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
     add(fs::relative(file, path.has_parent_path() ? path.parent_path() : path).string());
     add_file_content(file);
   }
@@ -46,12 +51,20 @@ Fingerprint& Fingerprint::add_path(const fs::path& path) {
 Fingerprint& Fingerprint::add_file_content(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error(file.string() + ": cannot be read for fingerprinting");
-  std::vector<char> buffer(1 << 16);
+  std::vector<char> buffer(kPiece);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     add(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
   }
   return *this;
+}
+
+Fingerprint& Fingerprint::add_file_bytes(std::string_view content) {
+  for (size_t at = 0;; at += kPiece) {
+    const std::string_view piece = content.substr(at, kPiece);
+    add(piece);
+    if (piece.size() < kPiece) return *this;
+  }
 }
 
 std::string Fingerprint::hex() const {

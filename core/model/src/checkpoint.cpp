@@ -87,24 +87,27 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec, const fs::p
 // overwritten bytes inside a tensor without complaint.
 fs::path checksum_file(const fs::path& weights) { return weights.string() + ".checksum"; }
 
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  return bytes;
+}
+
 void save_weights(torch::nn::Module& model, const fs::path& file) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : named_tensors(model))
     archive.write(name, tensor.detach().to(torch::kCPU).contiguous());
-  // Into memory, then written by muki: LibTorch's own file writer calls std::terminate when a
-  // write fails (its destructor throws again while the first error unwinds), and never checks
-  // the final flush, so a full disk left a short archive with a checksum that matched it.
   std::string bytes;
   try {
-    archive.save_to([&bytes](const void* data, size_t n) {
-      bytes.append(static_cast<const char*>(data), n);
-      return n;
-    });
+    bytes = archive_bytes(archive);
   } catch (const c10::Error& e) {
     throw CheckpointError(file.string() + ": cannot write the weights: " + torch_message(e));
   }
   write_text(file, bytes);
-  write_text(checksum_file(file), Fingerprint().add_file_content(file).hex() + "\n");
+  write_text(checksum_file(file), Fingerprint().add_file_bytes(bytes).hex() + "\n");
 }
 
 void load_weights(torch::nn::Module& model, const fs::path& file) {

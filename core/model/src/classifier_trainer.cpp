@@ -14,6 +14,7 @@
 
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
+#include "muki/model/checkpoint.h"
 #include "muki/model/text_encoding.h"
 
 namespace muki::core {
@@ -137,11 +138,6 @@ std::vector<torch::Tensor> trainable_state(torch::nn::Module& model, const Featu
 // killed in between still finds its (old) state listed.
 std::filesystem::path checksum_file(const std::filesystem::path& state) { return state.string() + ".checksum"; }
 
-// Of the content alone: the state is checksummed under its temporary name.
-std::string content_checksum(const std::filesystem::path& file) {
-  return Fingerprint().add_file_content(file).hex();
-}
-
 std::vector<std::string> recorded_checksums(const std::filesystem::path& state) {
   std::vector<std::string> out;
   std::ifstream in(checksum_file(state));
@@ -173,15 +169,10 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   const std::filesystem::path tmp = file.string() + ".tmp";
   try {
     std::filesystem::create_directories(file.parent_path());
-    // Into memory, then written by muki (checkpoint.cpp's save_weights says why).
-    std::string bytes;
-    archive.save_to([&bytes](const void* data, size_t n) {
-      bytes.append(static_cast<const char*>(data), n);
-      return n;
-    });
+    const std::string bytes = archive_bytes(archive);
     write_file_durably(tmp, bytes);
     std::vector<std::string> checksums = recorded_checksums(file);
-    checksums.insert(checksums.begin(), content_checksum(tmp));
+    checksums.insert(checksums.begin(), Fingerprint().add_file_bytes(bytes).hex());
     checksums.resize(std::min<size_t>(checksums.size(), 2));
     write_file_atomically(checksum_file(file), checksums[0] + "\n" + (checksums.size() > 1 ? checksums[1] + "\n" : ""));
     std::filesystem::rename(tmp, file);
@@ -201,7 +192,7 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
   if (!std::filesystem::is_regular_file(file, ec)) return false;
   // A state written before muki 0.2 has no checksum file: nothing to compare.
   if (const std::vector<std::string> checksums = recorded_checksums(file); !checksums.empty() &&
-      std::find(checksums.begin(), checksums.end(), content_checksum(file)) == checksums.end())
+      std::find(checksums.begin(), checksums.end(), Fingerprint().add_file_content(file).hex()) == checksums.end())
     throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
                              "wrote it (damaged); delete it (and " + checksum_file(file).filename().string() +
                              ") to start afresh");

@@ -113,6 +113,7 @@ namespace {
 
 struct Combination {
   GridPoint point;
+  std::vector<Config> configs;  // one run's config per seed, in the order of the seeds
   std::map<std::string, std::vector<double>> metrics;  // summary key -> one value per seed
   int64_t runs_done = 0;
   std::vector<std::string> errors;
@@ -141,14 +142,12 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   const fs::path cache = cache_dir(base);
 
   std::vector<Combination> combinations;
-  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, 0, {}});
+  for (GridPoint& p : grid_points(options.grid)) combinations.push_back({std::move(p), {}, {}, 0, {}});
 
   // Every run's config, validated before any runs: a grid key or value that no run can take (a
   // typo) is refused at once, not after the runs before it have spent their hours.
-  std::vector<std::vector<Config>> configs;
   std::vector<ConfigProblem> problems;
-  for (const Combination& c : combinations) {
-    configs.emplace_back();
+  for (Combination& c : combinations) {
     for (int64_t seed : options.seeds) {
       Config config = base;
       for (size_t a = 0; a < options.grid.size(); ++a)
@@ -159,7 +158,7 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
       config.apply_override("experiment.cache_dir=" + json_quote(cache.string()));
       const auto invalid = validate(config, registry);
       problems.insert(problems.end(), invalid.begin(), invalid.end());
-      configs.back().push_back(std::move(config));
+      c.configs.push_back(std::move(config));
     }
   }
   if (!problems.empty()) throw ConfigError(sorted_unique(std::move(problems)));
@@ -167,11 +166,10 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   // The accuracies over the union, then each teacher's, in the order the runs first report them.
   std::vector<Column> columns;
   for (const SummaryFigure& f : accuracy_figures(RunSummary{})) columns.push_back({f.key, f.column});
-  for (size_t ci = 0; ci < combinations.size(); ++ci) {
-    Combination& c = combinations[ci];
+  for (Combination& c : combinations) {
     for (size_t si = 0; si < options.seeds.size(); ++si) {
       const int64_t seed = options.seeds[si];
-      const Config& config = configs[ci][si];
+      const Config& config = c.configs[si];
       ++result.runs;
       try {
         spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, output_dir(config).string());

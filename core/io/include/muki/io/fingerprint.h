@@ -19,6 +19,9 @@ class Fingerprint {
   // The bytes of one file, streamed, without its name (a checksum that survives a rename).
   // Throws std::runtime_error naming the file when it cannot be read.
   Fingerprint& add_file_content(const std::filesystem::path& file);
+  // What add_file_content gives for a file holding `content`, without the file (for bytes about
+  // to be written, or just written).
+  Fingerprint& add_file_bytes(std::string_view content);
   uint64_t value() const { return hash_; }
   std::string hex() const;  // 16 lowercase hex digits
 

@@ -21,6 +21,10 @@
 
 #include <torch/types.h>
 
+namespace torch::serialize {
+class OutputArchive;
+}
+
 #include <muki/model/models.h>
 #include <muki/text/tokenizer.h>
 
@@ -43,6 +47,11 @@ struct TokenizerSpec {
 // Loads the tokenizer `spec` describes from `folder`. Throws CheckpointError naming the file.
 std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec,
                                           const std::filesystem::path& folder);
+
+// The serialized bytes of `archive`, for muki to write: LibTorch's own file writer calls
+// std::terminate when a write fails (its destructor throws again while the first error unwinds)
+// and never checks its final flush, so a full disk left a short archive behind.
+std::string archive_bytes(torch::serialize::OutputArchive& archive);
 
 // Writes weights.pt-style archives: every named parameter and buffer of `model`, copied to the
 // CPU, and the archive's checksum beside it (<file>.checksum). Throws CheckpointError when the
