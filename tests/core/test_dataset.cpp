@@ -195,7 +195,7 @@ TEST_F(Dataset_, TsvErrorMessages) {
   spec.path = write("data.csv", "text\nx\n");
   EXPECT_EQ(error_of(spec), spec.path.string() +
                                 ": cannot tell the format from the extension '.csv' (set format = "
-                                "\"tsv\" or \"jsonl\")");
+                                "\"tsv\", \"jsonl\" or \"text\")");
   spec.format = "tsv";  // an explicit format wins over the extension
   spec.label_field.clear();
   spec.group_field.clear();
@@ -359,4 +359,25 @@ TEST(DatasetReal, ReadsDdtpEnglishTrainSplit) {
     ASSERT_FALSE(e.label->empty()) << p << ":" << e.line;
     ASSERT_EQ(e.text.find('\t'), std::string::npos);
   }
+}
+
+TEST_F(Dataset_, TextFilesHoldOneTextALine) {
+  // Tabs are text here, blank lines are skipped, the id is the line number; a .txt is text.
+  const fs::path p = write("corpus.txt", "\xEF\xBB\xBF" "first text\tstill first\r\n\n   \nsecond\n");
+  DatasetSpec spec;
+  spec.path = p;
+  const Dataset data = read_all(spec);
+  ASSERT_EQ(data.examples.size(), 2u);
+  EXPECT_EQ(data.examples[0].text, "first text\tstill first");
+  EXPECT_EQ(data.examples[0].id, "1");
+  EXPECT_EQ(data.examples[1].text, "second");
+  EXPECT_EQ(data.examples[1].id, "4");
+  EXPECT_EQ(data.report.blank_lines, 2u);
+  // Bad bytes are reported at their line; a text file has no label to read.
+  spec.path = write("bad.txt", "good\nbad \xFF byte\n");
+  EXPECT_EQ(error_of(spec), spec.path.string() + ":2: invalid UTF-8 at byte 5 (field 'text')");
+  spec.path = p;
+  spec.label_field = "label";
+  EXPECT_EQ(error_of(spec), p.string() + ": format \"text\" (one text a line) has no field 'label'; use tsv "
+                                         "or jsonl for labeled data");
 }

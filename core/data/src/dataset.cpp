@@ -12,7 +12,7 @@
 namespace muki::core {
 namespace {
 
-enum class Format { Tsv, Jsonl };
+enum class Format { Tsv, Jsonl, Text };
 
 // A problem with one row: `what`, and the field it concerns (may be empty).
 struct RowProblem {
@@ -49,12 +49,14 @@ Format format_of(const DatasetSpec& spec) {
     const std::string ext = spec.path.extension().string();
     if (ext == ".tsv") return Format::Tsv;
     if (ext == ".jsonl" || ext == ".ndjson") return Format::Jsonl;
+    if (ext == ".txt") return Format::Text;
     throw DataError(spec.path.string() + ": cannot tell the format from the extension '" + ext +
-                    "' (set format = \"tsv\" or \"jsonl\")");
+                    "' (set format = \"tsv\", \"jsonl\" or \"text\")");
   }
   if (f == "tsv") return Format::Tsv;
   if (f == "jsonl") return Format::Jsonl;
-  throw DataError(spec.path.string() + ": unknown format '" + f + "' (expected tsv or jsonl)");
+  if (f == "text") return Format::Text;
+  throw DataError(spec.path.string() + ": unknown format '" + f + "' (expected tsv, jsonl or text)");
 }
 
 std::vector<std::string_view> split_tabs(std::string_view line) {
@@ -203,7 +205,16 @@ struct DatasetReader::State {
     return std::nullopt;
   }
 
-  // Checks common to both formats.
+  // A text file: the line is the text, its number the id.
+  std::optional<RowProblem> parse_text(Example& ex) const {
+    if (const auto bad = utf8::find_invalid(line))
+      return RowProblem{"invalid UTF-8 at byte " + std::to_string(*bad + 1), spec.text_field};
+    ex.text = line;
+    ex.id = std::to_string(line_no);
+    return std::nullopt;
+  }
+
+  // Checks common to every format.
   std::optional<RowProblem> check(const Example& ex) const {
     if (is_blank_text(ex.text)) return RowProblem{"empty text", spec.text_field};
     if (ex.label) {
@@ -225,6 +236,13 @@ DatasetReader::DatasetReader(DatasetSpec spec) : state_(std::make_unique<State>(
   s.in.open(s.spec.path, std::ios::binary);
   if (!s.in) throw DataError(s.spec.path.string() + ": cannot open data file");
   if (s.format == Format::Tsv) s.read_header();
+  // A text file has one column: labels, groups and named ids have nowhere to come from.
+  if (s.format == Format::Text) {
+    for (const std::string* field : {&s.spec.label_field, &s.spec.group_field, &s.spec.id_field})
+      if (!field->empty())
+        throw DataError(s.spec.path.string() + ": format \"text\" (one text a line) has no field '" +
+                        *field + "'; use tsv or jsonl for labeled data");
+  }
 }
 
 DatasetReader::DatasetReader(DatasetReader&&) noexcept = default;
@@ -243,7 +261,9 @@ bool DatasetReader::next(Example& example) {
     }
     Example ex;
     ex.line = s.line_no;
-    std::optional<RowProblem> problem = s.format == Format::Tsv ? s.parse_tsv(ex) : s.parse_jsonl(ex);
+    std::optional<RowProblem> problem = s.format == Format::Tsv     ? s.parse_tsv(ex)
+                                        : s.format == Format::Jsonl ? s.parse_jsonl(ex)
+                                                                    : s.parse_text(ex);
     if (!problem) problem = s.check(ex);
     if (problem) {
       std::string message = s.where() + ": " + describe(*problem);

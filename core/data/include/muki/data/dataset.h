@@ -6,7 +6,8 @@
 // object per line (see jsonl_row.h); keys other than the requested fields are ignored, but
 // their values must be scalars too (the whole line is parsed strictly). Both: UTF-8
 // (a leading byte-order mark is skipped), LF or CRLF line ends; blank lines are skipped and
-// counted (ReadReport::blank_lines).
+// counted (ReadReport::blank_lines). Text (since muki 0.3, for `muki pretrain`'s corpora): one
+// text a line, its line number as the id; no labels, groups or id fields.
 //
 // Problems in a row (bad UTF-8, wrong TSV field count, JSON syntax, a missing or null field,
 // empty text, an empty or unknown label) follow DatasetSpec::on_error: Fail throws DataError;
@@ -35,7 +36,7 @@ enum class OnError { Fail, Skip };
 
 struct DatasetSpec {
   std::filesystem::path path;
-  // "tsv" or "jsonl"; empty: from the extension (.tsv; .jsonl or .ndjson).
+  // "tsv", "jsonl" or "text"; empty: from the extension (.tsv; .jsonl or .ndjson; .txt).
   std::string format;
   std::string text_field = "text";
   // Empty: unlabeled; the label column, if any, is never read (a transfer set).
