@@ -20,6 +20,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kFormat = "muki-classifier";
+constexpr const char* kEncoderFormat = "muki-encoder";
+// The classification layer's tensors, which an encoder leaves out.
+constexpr const char* kClassifierPrefix = "classifier.";
 constexpr int64_t kFormatVersion = 1;
 
 // torch's errors carry a C++ backtrace in what(); the first part is what a user needs.
@@ -49,6 +52,36 @@ void write_text(const fs::path& file, const std::string& text) {
     write_file_atomically(file, text);
   } catch (const std::runtime_error& e) {
     throw CheckpointError(e.what());
+  }
+}
+
+// config.toml (format, [model], [tokenizer]; an encoder has no num_labels) and the tokenizer
+// file, copied in unless it is already there.
+void write_config_and_tokenizer(const fs::path& folder, const std::string& format, const ModelConfig& m,
+                                const TokenizerSpec& spec, const fs::path& tokenizer_file) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) throw CheckpointError(folder.string() + ": cannot create the folder: " + ec.message());
+  toml::table model_table{{"type", m.type},         {"vocab_size", m.vocab_size}, {"hidden", m.hidden},
+                          {"layers", m.layers},     {"heads", m.heads},           {"ffn", m.ffn},
+                          {"max_length", m.max_length}, {"dropout", m.dropout},   {"pooling", m.pooling},
+                          {"filters", m.filters}};
+  if (format == kFormat) model_table.insert("num_labels", m.num_labels);
+  toml::table tokenizer_table{{"type", spec.type}, {"file", spec.file}, {"lowercase", spec.lowercase}};
+  toml::table root{{"format", format},
+                   {"format_version", kFormatVersion},
+                   {"model", model_table},
+                   {"tokenizer", tokenizer_table}};
+  std::ostringstream config_text;
+  config_text << "# muki " << (format == kFormat ? "classifier checkpoint" : "pre-trained encoder")
+              << " (see core/model/include/muki/model/checkpoint.h)\n" << root << "\n";
+  write_text(folder / "config.toml", config_text.str());
+  const fs::path tokenizer_target = folder / spec.file;
+  if (fs::weakly_canonical(tokenizer_file, ec) != fs::weakly_canonical(tokenizer_target, ec)) {
+    fs::copy_file(tokenizer_file, tokenizer_target, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+      throw CheckpointError(tokenizer_file.string() + ": cannot copy the tokenizer into " +
+                            folder.string() + ": " + ec.message());
   }
 }
 
@@ -96,10 +129,11 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive) {
   return bytes;
 }
 
-void save_weights(torch::nn::Module& model, const fs::path& file) {
+void save_weights(torch::nn::Module& model, const fs::path& file, const std::string& skip_prefix) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : named_tensors(model))
-    archive.write(name, tensor.detach().to(torch::kCPU).contiguous());
+    if (skip_prefix.empty() || name.rfind(skip_prefix, 0) != 0)
+      archive.write(name, tensor.detach().to(torch::kCPU).contiguous());
   std::string bytes;
   try {
     bytes = archive_bytes(archive);
@@ -110,7 +144,7 @@ void save_weights(torch::nn::Module& model, const fs::path& file) {
   write_text(checksum_file(file), Fingerprint().add_file_bytes(bytes).hex() + "\n");
 }
 
-void load_weights(torch::nn::Module& model, const fs::path& file) {
+void load_weights(torch::nn::Module& model, const fs::path& file, const std::string& skip_prefix) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) throw CheckpointError(file.string() + ": no such file");
   // Checkpoints from before muki 0.2, or made by hand, have no checksum: nothing to compare.
@@ -131,6 +165,7 @@ void load_weights(torch::nn::Module& model, const fs::path& file) {
   std::set<std::string> expected;
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : named_tensors(model)) {
+    if (!skip_prefix.empty() && name.rfind(skip_prefix, 0) == 0) continue;
     expected.insert(name);
     torch::Tensor stored;
     bool found = false;
@@ -188,48 +223,18 @@ void save_checkpoint(const fs::path& folder, ClassifierImpl& model, const Tokeni
     throw std::invalid_argument("save_checkpoint: " + std::to_string(labels.size()) +
                                 " labels for a model with " + std::to_string(m.num_labels) +
                                 " outputs");
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  if (ec) throw CheckpointError(folder.string() + ": cannot create the folder: " + ec.message());
-
-  toml::table model_table{{"type", m.type},
-                          {"vocab_size", m.vocab_size},
-                          {"num_labels", m.num_labels},
-                          {"hidden", m.hidden},
-                          {"layers", m.layers},
-                          {"heads", m.heads},
-                          {"ffn", m.ffn},
-                          {"max_length", m.max_length},
-                          {"dropout", m.dropout},
-                          {"pooling", m.pooling},
-                          {"filters", m.filters}};
-  toml::table tokenizer_table{
-      {"type", spec.type}, {"file", spec.file}, {"lowercase", spec.lowercase}};
-  toml::table root{{"format", kFormat},
-                   {"format_version", kFormatVersion},
-                   {"model", model_table},
-                   {"tokenizer", tokenizer_table}};
-  std::ostringstream config_text;
-  config_text << "# muki classifier checkpoint (see core/model/include/muki/model/checkpoint.h)\n"
-              << root << "\n";
-  write_text(folder / "config.toml", config_text.str());
-
+  write_config_and_tokenizer(folder, kFormat, m, spec, tokenizer_file);
   std::string label_text;
   for (const auto& l : labels) label_text += l + "\n";
   write_text(folder / "labels.txt", label_text);
-
-  const fs::path tokenizer_target = folder / spec.file;
-  if (fs::weakly_canonical(tokenizer_file, ec) != fs::weakly_canonical(tokenizer_target, ec)) {
-    fs::copy_file(tokenizer_file, tokenizer_target, fs::copy_options::overwrite_existing, ec);
-    if (ec)
-      throw CheckpointError(tokenizer_file.string() + ": cannot copy the tokenizer into " +
-                            folder.string() + ": " + ec.message());
-  }
   save_weights(model, folder / "weights.pt");
   if (!train_report_json.empty()) write_text(folder / "train_report.json", train_report_json);
 }
 
-std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& folder) {
+namespace {
+
+// config.toml of a folder written in `format`.
+std::pair<ModelConfig, TokenizerSpec> read_folder_config(const fs::path& folder, const std::string& format) {
   const fs::path file = folder / "config.toml";
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
@@ -242,8 +247,11 @@ std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& fol
     throw CheckpointError(file.string() + ":" + std::to_string(e.source().begin.line) + ": " +
                           std::string(e.description()));
   }
-  if (root["format"].value_or(std::string()) != kFormat)
-    throw CheckpointError(file.string() + ": format is not \"" + kFormat + "\"");
+  if (const std::string found = root["format"].value_or(std::string()); found != format)
+    throw CheckpointError(file.string() + ": format is \"" + found + "\", not \"" + format + "\"" +
+                          (found == kEncoderFormat ? " (a pre-trained encoder: name it as model.init to fine-tune from it)"
+                           : found == kFormat      ? " (a classifier checkpoint, not a pre-trained encoder)"
+                                                   : ""));
   const int64_t version = root["format_version"].value_or(int64_t{0});
   if (version < 1 || version > kFormatVersion)
     throw CheckpointError(file.string() + ": format_version " + std::to_string(version) +
@@ -263,7 +271,7 @@ std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& fol
   ModelConfig m;
   m.type = need_string("model", "type");
   m.vocab_size = need_int("vocab_size");
-  m.num_labels = need_int("num_labels");
+  m.num_labels = format == kFormat ? need_int("num_labels") : 1;  // validate() wants one
   m.hidden = need_int("hidden");
   m.layers = need_int("layers");
   m.heads = need_int("heads");
@@ -283,7 +291,37 @@ std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& fol
   t.type = need_string("tokenizer", "type");
   t.file = need_string("tokenizer", "file");
   t.lowercase = root["tokenizer"]["lowercase"].value_or(true);
+  if (format != kFormat) m.num_labels = 0;
   return {m, t};
+}
+
+}  // namespace
+
+std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const fs::path& folder) {
+  return read_folder_config(folder, kFormat);
+}
+
+void save_encoder(const fs::path& folder, TransformerClassifierImpl& model, torch::nn::Module& head,
+                  const TokenizerSpec& spec, const fs::path& tokenizer_file) {
+  write_config_and_tokenizer(folder, kEncoderFormat, model.config(), spec, tokenizer_file);
+  save_weights(model, folder / "encoder.pt", kClassifierPrefix);
+  save_weights(head, folder / "mlm_head.pt");
+}
+
+std::pair<ModelConfig, TokenizerSpec> read_encoder_config(const fs::path& folder) {
+  return read_folder_config(folder, kEncoderFormat);
+}
+
+void load_encoder_weights(ClassifierImpl& model, const fs::path& folder) {
+  const auto [encoder, spec] = read_encoder_config(folder);
+  const ModelConfig& m = model.config();
+  if (m.type != encoder.type || m.vocab_size != encoder.vocab_size || m.hidden != encoder.hidden ||
+      m.layers != encoder.layers || m.heads != encoder.heads || m.ffn != encoder.ffn ||
+      m.max_length != encoder.max_length)
+    throw CheckpointError((folder / "config.toml").string() +
+                          ": the encoder's [model] sizes differ from the model being initialised "
+                          "(take them from the encoder: model_config_from_encoder)");
+  load_weights(model, folder / "encoder.pt", kClassifierPrefix);
 }
 
 LoadedCheckpoint load_checkpoint(const fs::path& folder, const torch::Device& device) {

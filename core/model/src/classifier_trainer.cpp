@@ -52,13 +52,6 @@ void check_options(const TrainerOptions& o) {
   if (o.eval_batch_size < 1) fail("eval_batch_size must be >= 1");
 }
 
-// Linear warmup to `lr` over `warmup_steps`, then linear decay to 0 at `total` (step is 1-based).
-double scheduled_lr(double lr, int64_t step, int64_t warmup_steps, int64_t total) {
-  if (warmup_steps > 0 && step <= warmup_steps)
-    return lr * static_cast<double>(step) / static_cast<double>(warmup_steps);
-  const int64_t decay = std::max<int64_t>(1, total - warmup_steps);
-  return lr * std::max(0.0, static_cast<double>(total - step) / static_cast<double>(decay));
-}
 
 std::vector<std::pair<std::string, torch::Tensor>> state_tensors(torch::nn::Module& model) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -394,6 +387,13 @@ bool evaluate_and_select(ClassifierImpl& model, const EvalSet& dev, EvalRecord r
 }
 
 }  // namespace
+
+double scheduled_lr(double lr, int64_t step, int64_t warmup_steps, int64_t total) {
+  if (warmup_steps > 0 && step <= warmup_steps)
+    return lr * static_cast<double>(step) / static_cast<double>(warmup_steps);
+  const int64_t decay = std::max<int64_t>(1, total - warmup_steps);
+  return lr * std::max(0.0, static_cast<double>(total - step) / static_cast<double>(decay));
+}
 
 LossFn cross_entropy_loss(torch::Tensor labels) {
   return [labels = std::move(labels)](const torch::Tensor& logits, const torch::Tensor& indices) {

@@ -127,8 +127,8 @@ TransformerClassifierImpl::TransformerClassifierImpl(const ModelConfig& config)
   }
 }
 
-torch::Tensor TransformerClassifierImpl::pooled_features(const torch::Tensor& input_ids,
-                                                         const torch::Tensor& attention_mask) {
+torch::Tensor TransformerClassifierImpl::hidden_states(const torch::Tensor& input_ids,
+                                                       const torch::Tensor& attention_mask) {
   check_inputs(input_ids, attention_mask, config().max_length);
   const int64_t l = input_ids.size(1);
   const torch::Tensor positions =
@@ -137,6 +137,12 @@ torch::Tensor TransformerClassifierImpl::pooled_features(const torch::Tensor& in
   x = embedding_dropout_(embedding_norm_(x));
   const torch::Tensor key_padding = attention_mask == 0;
   for (auto& layer : layer_list_) x = layer(x, key_padding);
+  return x;
+}
+
+torch::Tensor TransformerClassifierImpl::pooled_features(const torch::Tensor& input_ids,
+                                                         const torch::Tensor& attention_mask) {
+  const torch::Tensor x = hidden_states(input_ids, attention_mask);
   return config().pooling == "mean" ? masked_mean(x, attention_mask) : x.select(1, 0);
 }
 

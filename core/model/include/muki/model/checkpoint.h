@@ -53,16 +53,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec,
 // and never checks its final flush, so a full disk left a short archive behind.
 std::string archive_bytes(torch::serialize::OutputArchive& archive);
 
-// Writes weights.pt-style archives: every named parameter and buffer of `model`, copied to the
-// CPU, and the archive's checksum beside it (<file>.checksum). Throws CheckpointError when the
-// file cannot be written.
-void save_weights(torch::nn::Module& model, const std::filesystem::path& file);
+// Writes weights.pt-style archives: every named parameter and buffer of `model` (but those whose
+// name starts with a non-empty `skip_prefix`), copied to the CPU, and the archive's checksum
+// beside it (<file>.checksum). Throws CheckpointError when the file cannot be written.
+void save_weights(torch::nn::Module& model, const std::filesystem::path& file,
+                  const std::string& skip_prefix = {});
 
 // Loads named tensors into `model`'s parameters and buffers (on whatever device they are). Every
 // tensor the model has must be in the file with the same shape; extra tensors in the file are an
 // error too (a different architecture). When <file>.checksum exists, the file must match it.
-// Throws CheckpointError naming the file and the tensor, or the checksum mismatch.
-void load_weights(torch::nn::Module& model, const std::filesystem::path& file);
+// Throws CheckpointError naming the file and the tensor, or the checksum mismatch. Tensors whose
+// name starts with a non-empty `skip_prefix` are neither looked for nor changed.
+void load_weights(torch::nn::Module& model, const std::filesystem::path& file,
+                  const std::string& skip_prefix = {});
 
 // Writes a complete checkpoint folder (created if needed; existing files are replaced).
 // `tokenizer_file` is copied in as spec.file unless it already is that file. `train_report_json`
@@ -91,6 +94,29 @@ LoadedCheckpoint load_checkpoint(const std::filesystem::path& folder,
 // Reads only config.toml's [model] and [tokenizer] tables (cheap; for listings and checks).
 // Throws CheckpointError.
 std::pair<ModelConfig, TokenizerSpec> read_checkpoint_config(const std::filesystem::path& folder);
+
+// A pre-trained encoder folder (`muki pretrain`; muki 0.3), what `model.init` names:
+//
+//   config.toml        format = "muki-encoder", format_version, [model] (a transformer's sizes;
+//                      no num_labels), [tokenizer]
+//   vocab.txt          the tokenizer file (the shared vocabulary every model fine-tuned from it uses)
+//   encoder.pt (+ .checksum)   the Transformer's tensors by module path, without the
+//                      classification layer (classifier.*)
+//   mlm_head.pt (+ .checksum)  the masked-LM output layer (masked_lm.h), for continued pre-training
+//   pretrain_report.json       corpus, sizes, schedule, held-out loss; written last, so its
+//                      presence marks a finished encoder
+//
+// Writes config.toml, the tokenizer file, encoder.pt and mlm_head.pt. Throws CheckpointError.
+void save_encoder(const std::filesystem::path& folder, TransformerClassifierImpl& model,
+                  torch::nn::Module& head, const TokenizerSpec& spec,
+                  const std::filesystem::path& tokenizer_file);
+// Reads an encoder's config.toml: its ModelConfig (num_labels 0) and tokenizer. Throws
+// CheckpointError naming the file and key (also when the folder is a classifier checkpoint).
+std::pair<ModelConfig, TokenizerSpec> read_encoder_config(const std::filesystem::path& folder);
+// Copies an encoder's tensors into `model` (built with the encoder's sizes and any num_labels);
+// the classification layer keeps its fresh initialisation. Throws CheckpointError naming the
+// file and the tensor (missing, wrong shape, checksum mismatch, sizes that differ).
+void load_encoder_weights(ClassifierImpl& model, const std::filesystem::path& folder);
 
 // Reads labels.txt of a checkpoint folder. Throws CheckpointError on a missing file, an empty or
 // duplicate label.

@@ -72,6 +72,10 @@ struct EvalSet {
 // own per-example targets). Returns a scalar tensor to minimise.
 using LossFn = std::function<torch::Tensor(const torch::Tensor& logits, const torch::Tensor& indices)>;
 
+// The learning rate at optimiser step `step` (1-based): linear warmup to `lr` over
+// `warmup_steps`, then linear decay to 0 at step `total`. Also `muki pretrain`'s schedule.
+double scheduled_lr(double lr, int64_t step, int64_t warmup_steps, int64_t total);
+
 // Mean cross-entropy against gold class ids `labels` [N] int64 (CPU), indexed by the batch rows.
 LossFn cross_entropy_loss(torch::Tensor labels);
 

@@ -88,6 +88,11 @@ TORCH_MODULE(EncoderLayer);
 class TransformerClassifierImpl : public ClassifierImpl {
  public:
   explicit TransformerClassifierImpl(const ModelConfig& config);
+  // The last encoder layer's output [B, L, H], every position (padded ones too: ignore them).
+  // What pooled_features pools and masked-language-model pre-training predicts from.
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  // The token embedding matrix [vocab_size, H], which a pre-training output layer is tied to.
+  const torch::Tensor& token_embedding_weight() const { return token_embedding_->weight; }
   torch::Tensor pooled_features(const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask) override;
   torch::Tensor classify(const torch::Tensor& pooled) override;
