@@ -52,6 +52,7 @@ void load_plugins_and_validate(const core::Config& config, registry::Registry& r
 
 int cmd_analyze(const std::vector<std::string>& args);
 int cmd_teacher_train(const std::vector<std::string>& args);
+int cmd_pretrain(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);

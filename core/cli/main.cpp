@@ -30,6 +30,7 @@ const char* kUsage =
     "  print-config   print an experiment config with --set overrides applied\n"
     "  analyze        run the teachers on a labeled split and measure the integrated supervision\n"
     "  teacher train  train a teacher on a label subset; writes a checkpoint folder\n"
+    "  pretrain       pre-train an encoder (masked language model) for teachers and students\n"
     "\n"
     "Run `muki <command> --help` for a command's options.\n"
     "Plugins are searched in: --path folders, [plugins].paths of the config, $MUKI_PLUGIN_PATH,\n"
@@ -144,7 +145,8 @@ int main(int argc, char** argv) {
       {"validate", &cmd_validate},
       {"print-config", &cmd_print_config},
       {"analyze", &cmd_analyze},
-      {"teacher", &cmd_teacher_train}};
+      {"teacher", &cmd_teacher_train},
+      {"pretrain", &cmd_pretrain}};
   const auto it = commands.find(all[0]);
   if (it == commands.end()) {
     std::cerr << "muki: unknown command '" << all[0] << "'\n\n" << kUsage;

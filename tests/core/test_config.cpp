@@ -435,3 +435,44 @@ TEST(ConfigValidate, ANameHoldingThePlaceholderIsSubstitutedOnce) {
   EXPECT_THAT(muki::core::prepared_outputs(staged), ElementsAre(std::filesystem::absolute("runs/${name}")));
   EXPECT_FALSE(muki::core::validate(staged, registry()).empty());
 }
+
+TEST(TeacherFile, AModelFineTunedFromAnEncoderTakesItsSizesAndTokenizer) {
+  TempDir dir;
+  for (const char* f : {"train.tsv", "dev.tsv", "other.tsv"}) dir.write(f, "");
+  dir.write("encoder/config.toml", "");
+  const std::string text = std::string(kTeacherFile) + "init = \"encoder\"\n[tokenizer]\nvocab_size = 100\n";
+  EXPECT_THAT(teacher_problems(Config::parse(text, "t.toml", dir.path())),
+              ElementsAre("t.toml:10:18: 'model.type' comes from the pre-trained encoder 'model.init'; leave it out "
+                          "(only dropout and pooling may be set)",
+                          "t.toml:10:35: 'model.filters' comes from the pre-trained encoder 'model.init'; leave it "
+                          "out (only dropout and pooling may be set)",
+                          "t.toml:18:8: 'model.type' comes from the pre-trained encoder 'model.init'; leave it out "
+                          "(only dropout and pooling may be set)",
+                          "t.toml:19:10: 'model.hidden' comes from the pre-trained encoder 'model.init'; leave it "
+                          "out (only dropout and pooling may be set)",
+                          "t.toml:20:9: 'model.heads' comes from the pre-trained encoder 'model.init'; leave it out "
+                          "(only dropout and pooling may be set)",
+                          "t.toml:23:14: 'tokenizer.vocab_size': a model fine-tuned from 'model.init' uses the "
+                          "encoder's own tokenizer; leave the tokenizer table out"));
+  // The student's table the same way; a folder that is not there is named.
+  EXPECT_THAT(problems_of(std::string(kValid) + "[student]\nmodel = { init = \"nowhere\", hidden = 8 }\n"),
+              ElementsAre(HasSubstr("nowhere does not exist"),
+                          HasSubstr("'student.model.hidden' comes from the pre-trained encoder 'student.model.init'")));
+}
+
+TEST(PretrainFile, ProblemsComeWithPositions) {
+  TempDir dir;
+  dir.write("corpus.txt", "a text\n");
+  const std::string text = "[pretrain]\noutput = \"out\"\nmask_probability = 0.9\n"
+                           "[data]\ntrain = { path = \"corpus.txt\", format = \"text\" }\n"
+                           "heldout = { path = \"corpus.txt\" }\nheldout_fraction = 0.1\n"
+                           "[model]\ntype = \"cnn\"\n\n\n"
+                           "[train]\nbatch_size = 8\n";
+  std::vector<std::string> found;
+  for (const auto& p : muki::core::validate_pretraining(Config::parse(text, "p.toml", dir.path())))
+    found.push_back(p.format());
+  EXPECT_THAT(found, ElementsAre("p.toml:3:20: 'pretrain.mask_probability' is 0.9; it must lie in [0.01, 0.5]",
+                                 "p.toml:7:20: 'data.heldout_fraction' applies only without a [data.heldout] corpus",
+                                 "p.toml:9:8: 'model.type' is \"cnn\"; expected one of: transformer",
+                                 "p.toml:12:1: missing required key 'train.steps'"));
+}

@@ -282,7 +282,7 @@ std::vector<Field> dataset_fields(bool needs_label) {
   Field label = leaf("label", Type::String);
   label.required = needs_label;
   return {req(leaf("path", Type::Paths)),
-          choice("format", {"tsv", "jsonl"}),
+          choice("format", {"tsv", "jsonl", "text"}),
           leaf("text", Type::String),
           label,
           leaf("id", Type::String),
@@ -307,7 +307,8 @@ std::vector<Field> model_fields(bool teacher = false) {
           leaf("layers", Type::Int, 1, 64), leaf("hidden", Type::Int, 1, 65536),
           leaf("heads", Type::Int, 1, 256), leaf("ffn", Type::Int, 1, 1e6),
           leaf("max_length", Type::Int, 4, 1e6), leaf("dropout", Type::Float, 0, 0.99),
-          choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5)};
+          choice("pooling", {"cls", "mean"}), leaf("filters", Type::Int, 1, 1e5),
+          leaf("init", Type::Path)};
   if (teacher) fields.push_back(leaf("word_ngrams", Type::Int, 1, 5));
   return fields;
 }
@@ -382,6 +383,29 @@ const std::vector<Field>& teacher_training_schema(bool several) {
   };
   static const std::vector<Field> one = make(false), many = make(true);
   return several ? many : one;
+}
+
+// `muki pretrain`'s file (configs/pretrain/): the corpus, the vocabulary, the encoder's sizes and
+// the schedule. The encoder is muki's Transformer; pooling is saved with it as the default of the
+// models fine-tuned from it.
+const std::vector<Field>& pretraining_schema() {
+  static const std::vector<Field> schema = {
+      req(table("pretrain", {req(leaf("output", Type::String)), leaf("seed", Type::Int, 0, 9.2e18),
+                             leaf("device", Type::Device), leaf("threads", Type::Int, 0, 4096),
+                             leaf("mask_probability", Type::Float, 0.01, 0.5)})),
+      req(table("data", {req(table("train", dataset_fields(false))), table("heldout", dataset_fields(false)),
+                         leaf("heldout_fraction", Type::Float, 0, 0.5)})),
+      table("tokenizer", {choice("type", {"wordpiece"}), leaf("vocab", Type::Path), leaf("lowercase", Type::Bool),
+                          leaf("vocab_size", Type::Int, 16, 1e7)}),
+      table("model", {choice("type", {"transformer"}), leaf("layers", Type::Int, 1, 64),
+                      leaf("hidden", Type::Int, 1, 65536), leaf("heads", Type::Int, 1, 256),
+                      leaf("ffn", Type::Int, 1, 1e6), leaf("max_length", Type::Int, 4, 1e6),
+                      leaf("dropout", Type::Float, 0, 0.99), choice("pooling", {"cls", "mean"})}),
+      req(table("train", {req(leaf("steps", Type::Int, 1, 1e9)), leaf("batch_size", Type::Int, 1, 1e6),
+                          leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
+                          leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 1, 1e9),
+                          leaf("grad_clip", Type::Float, 0, 1e6), leaf("eval_batch_size", Type::Int, 1, 1e6)}))};
+  return schema;
 }
 
 size_t edit_distance(std::string_view a, std::string_view b) {
@@ -673,8 +697,6 @@ class Validator {
   std::vector<fs::path> prepared_;  // absolute, normalised
 };
 
-// Rules that tie two keys of a [tokenizer] / [model] pair together, reported at the key a user
-// would edit. `prefix` is "" (teacher training) or "student." (an experiment's student).
 // Looks a key of the "tokenizer" or "model" section up.
 using Lookup = std::function<const toml::node*(const char* section, const char* key)>;
 
@@ -718,6 +740,18 @@ void check_run_rules(Validator& v, const Config& config, const registry::Registr
 }
 
 void check_training_rules(Validator& v, const Lookup& get, const std::string& prefix) {
+  // A model fine-tuned from a pre-trained encoder has the encoder's tokenizer and sizes.
+  if (const toml::node* init = get("model", "init"); init != nullptr) {
+    for (const char* key : {"type", "vocab", "lowercase", "model", "vocab_size", "model_type"})
+      if (const toml::node* n = get("tokenizer", key))
+        v.add(*n, "'" + prefix + "tokenizer." + key + "': a model fine-tuned from '" + prefix +
+                      "model.init' uses the encoder's own tokenizer; leave the tokenizer table out");
+    for (const char* key : {"type", "layers", "hidden", "heads", "ffn", "max_length", "filters", "word_ngrams"})
+      if (const toml::node* n = get("model", key))
+        v.add(*n, "'" + prefix + "model." + key + "' comes from the pre-trained encoder '" + prefix +
+                      "model.init'; leave it out (only dropout and pooling may be set)");
+    return;
+  }
   auto text = [&](const char* section, const char* key, const char* fallback) {
     const toml::node* n = get(section, key);
     return n != nullptr ? n->value_or(std::string(fallback)) : std::string(fallback);
@@ -845,6 +879,17 @@ std::vector<Config> teacher_entries(const Config& file) {
     out.push_back(file.with_root(std::move(root)));
   }
   return out;
+}
+
+std::vector<ConfigProblem> validate_pretraining(const Config& config) {
+  const registry::Registry no_plugins;
+  Validator v(config, no_plugins);
+  const toml::table& root = config.root();
+  check_training_rules(v, tables_lookup(root.get_as<toml::table>("tokenizer"), root.get_as<toml::table>("model")), "");
+  if (const toml::node* fraction = root.at_path("data.heldout_fraction").node();
+      fraction != nullptr && root.at_path("data.heldout").node() != nullptr)
+    v.add(*fraction, "'data.heldout_fraction' applies only without a [data.heldout] corpus");
+  return sorted_unique(v.run(pretraining_schema()));
 }
 
 std::vector<ConfigProblem> validate_teacher_training(const Config& config) {

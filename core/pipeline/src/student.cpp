@@ -85,13 +85,13 @@ StudentResult train_student(const StudentSetup& s) {
     return student != nullptr ? (*student)[key].as_table() : nullptr;
   };
 
-  // The student's vocabulary comes from the unlabeled transfer texts: it is deterministic, so a
-  // resumed run rebuilds exactly the same one.
-  TrainingTokenizer tok =
-      make_training_tokenizer(table("tokenizer"), config, "student.tokenizer", s.transfer_texts, s.folder);
-  const ModelConfig mc = model_config_from(table("model"), tok.tokenizer->vocab_size(), c);
-  torch::manual_seed(seed);  // the initial weights
-  Classifier model = make_classifier(mc);
+  // The student's vocabulary comes from the unlabeled transfer texts (or the pre-trained encoder
+  // it starts from): it is deterministic, so a resumed run rebuilds exactly the same one.
+  TrainingModel built = make_training_model(table("tokenizer"), table("model"), config, "student.",
+                                            s.transfer_texts, s.folder, c, seed);
+  const TrainingTokenizer& tok = built.tokenizer;
+  const ModelConfig& mc = built.config;
+  Classifier model = built.model;
   model->to(device);
 
   TrainerOptions options = trainer_options_from(table("train"));

@@ -245,14 +245,14 @@ TeacherTrainingResult train_teacher(const Config& config) {
   }
 
   // --- tokenizer, model, trainer -------------------------------------------------------------
-  TrainingTokenizer tok = make_training_tokenizer(root["tokenizer"].as_table(), config,
-                                                  "tokenizer", train.texts, result.output);
+  TrainingModel built = make_training_model(root["tokenizer"].as_table(), root["model"].as_table(), config, "",
+                                            train.texts, result.output,
+                                            static_cast<int64_t>(result.labels.size()), seed);
+  const TrainingTokenizer& tok = built.tokenizer;
   const Tokenizer* tokenizer = tok.tokenizer.get();
   const TokenizerSpec& spec = tok.spec;
-  const ModelConfig mc = model_config_from(root["model"].as_table(), tokenizer->vocab_size(),
-                                           static_cast<int64_t>(result.labels.size()));
-  torch::manual_seed(seed);  // the initial weights
-  Classifier model = make_classifier(mc);
+  const ModelConfig& mc = built.config;
+  Classifier model = built.model;
   model->to(device);
   TrainerOptions to = trainer_options_from(root["train"].as_table());
   to.seed = seed;
@@ -293,6 +293,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
                   {"max_length", mc.max_length}, {"dropout", mc.dropout}, {"pooling", mc.pooling},
                   {"filters", mc.filters}, {"parameters", parameters}}},
        {"tokenizer", {{"type", spec.type}, {"vocab_size", tokenizer->vocab_size()}}},
+       {"init", built.init.empty() ? Json() : Json(built.init.string())},
        {"data", split_counts(result)},
        {"train", {{"epochs", to.epochs}, {"batch_size", to.batch_size}, {"lr", to.lr},
                   {"steps", result.steps}, {"planned_steps", trained.planned_steps},

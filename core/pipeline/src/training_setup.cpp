@@ -1,6 +1,9 @@
 #include "training_setup.h"
 
 #include <fstream>
+#include <tuple>
+
+#include <torch/torch.h>
 
 #include <spdlog/spdlog.h>
 
@@ -99,6 +102,33 @@ ModelConfig model_config_from(const toml::table* table, int64_t vocab_size, int6
   mc.pooling = m["pooling"].value_or(mc.pooling);
   mc.filters = m["filters"].value_or(mc.filters);
   return mc;
+}
+
+TrainingModel make_training_model(const toml::table* tokenizer, const toml::table* model, const Config& config,
+                                  const std::string& prefix, const std::vector<std::string>& texts,
+                                  const fs::path& folder, int64_t num_labels, uint64_t seed) {
+  TrainingModel out;
+  const auto init = model != nullptr ? (*model)["init"].value<std::string>() : std::nullopt;
+  if (!init) {
+    out.tokenizer = make_training_tokenizer(tokenizer, config, prefix + "tokenizer", texts, folder);
+    out.config = model_config_from(model, out.tokenizer.tokenizer->vocab_size(), num_labels);
+    torch::manual_seed(seed);  // the initial weights
+    out.model = make_classifier(out.config);
+    return out;
+  }
+  out.init = (config.base_dir() / *init).lexically_normal();
+  std::tie(out.config, out.tokenizer.spec) = read_encoder_config(out.init);
+  out.tokenizer.file = out.init / out.tokenizer.spec.file;
+  out.tokenizer.tokenizer = load_tokenizer(out.tokenizer.spec, out.init);
+  out.config.num_labels = num_labels;
+  out.config.dropout = (*model)["dropout"].value_or(out.config.dropout);
+  out.config.pooling = (*model)["pooling"].value_or(out.config.pooling);
+  torch::manual_seed(seed);  // the classification layer
+  out.model = make_classifier(out.config);
+  load_encoder_weights(*out.model, out.init);
+  spdlog::info("{}model: fine-tuned from the pre-trained encoder {} ({} layers, hidden {}, {} tokens)", prefix,
+               out.init.string(), out.config.layers, out.config.hidden, out.config.vocab_size);
+  return out;
 }
 
 TrainerOptions trainer_options_from(const toml::table* table) {

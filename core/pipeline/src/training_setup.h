@@ -40,6 +40,26 @@ TrainingTokenizer make_training_tokenizer(const toml::table* table, const Config
 // ModelConfig from a [model] table (null: every default), with the sizes the data decide.
 ModelConfig model_config_from(const toml::table* table, int64_t vocab_size, int64_t num_labels);
 
+// A classifier ready to train, with its tokenizer.
+struct TrainingModel {
+  TrainingTokenizer tokenizer;
+  ModelConfig config;
+  Classifier model;             // on the CPU, in training mode
+  std::filesystem::path init;   // the pre-trained encoder it starts from; empty: from scratch
+};
+
+// The classifier [tokenizer] and [model] describe (either may be null), with `num_labels` outputs.
+// From scratch: the tokenizer of make_training_tokenizer (over `texts`, into `folder`) and
+// weights drawn from torch's generator seeded with `seed`. With [model] init = PATH (muki 0.3; a
+// `muki pretrain` encoder, relative to the config file): the encoder's tokenizer and sizes
+// ([model] dropout and pooling may still be set; config validation refuses the other keys and a
+// [tokenizer] table) and its weights; only the classification layer is drawn from `seed`.
+// `prefix` names the tables in messages ("", "student."). Throws what make_training_tokenizer
+// throws and CheckpointError (the encoder folder).
+TrainingModel make_training_model(const toml::table* tokenizer, const toml::table* model, const Config& config,
+                                  const std::string& prefix, const std::vector<std::string>& texts,
+                                  const std::filesystem::path& folder, int64_t num_labels, uint64_t seed);
+
 // TrainerOptions from a [train] table (null: every default); seed and name are the caller's.
 TrainerOptions trainer_options_from(const toml::table* table);
 

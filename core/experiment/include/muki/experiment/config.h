@@ -92,6 +92,11 @@ std::vector<Config> teacher_entries(const Config& file);
 // as file:line:col, sorted by position; empty means valid. Does not read the data files.
 std::vector<ConfigProblem> validate_teacher_training(const Config& config);
 
+// Checks a `muki pretrain` file (muki 0.3; configs/pretrain/): [pretrain], [data] (train, heldout
+// or heldout_fraction), [tokenizer], [model], [train] (steps required). Returns every problem as
+// file:line:col, sorted; empty means valid. Does not read the corpus.
+std::vector<ConfigProblem> validate_pretraining(const Config& config);
+
 // The paths a key holds ("prepare.teachers", "report.compare": one path string or an array of
 // them), resolved against the config's folder; empty when the key is absent.
 std::vector<std::filesystem::path> config_paths(const Config& config, const std::string& dotted_key);
