@@ -82,7 +82,7 @@ def main():
             return 1
         expected = (straight / "encoder.pt.checksum").read_text()
         print(f"straight run: {duration:.1f} s, encoder {expected.strip()}", flush=True)
-        for trial, fraction in enumerate((0.0, 0.05, 0.2, 0.45)):
+        for trial, fraction in enumerate((0.0, 0.05, 0.15, 0.3)):
             out = work / f"killed{trial}"
             code, first = pretrain(muki, config, out, kill_after=fraction * duration)
             killed = code == -signal.SIGKILL
