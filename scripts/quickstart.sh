@@ -5,8 +5,13 @@
 # CFL) and the supervised upper bound, on the embedded dataset (Debian package descriptions, 8
 # sections), and prints the comparison table. Teacher passes are cached in runs/cache, so the variants after the first
 # cost only their student; a second invocation reuses every finished run.
+#   scripts/quickstart.sh [CONFIG]   another experiment over data/ddtp-en, such as
+#                                    configs/pretrained/quickstart.toml (pre-trained teachers and
+#                                    student); runs are named <its experiment.name>-<variant>
 set -euo pipefail
 cd "$(dirname "$0")/.."
+config=${1:-configs/quickstart.toml}
+prefix=$(sed -n 's/^name = "\(.*\)"/\1/p' "$config" | head -1)
 
 bash scripts/install-deps.sh
 cmake --preset default > /dev/null
@@ -30,11 +35,11 @@ variants=(
 runs=()
 for variant in "${variants[@]}"; do
   IFS='|' read -r name overrides <<< "$variant"
-  args=(--set "experiment.name=\"quickstart-$name\"")
+  args=(--set "experiment.name=\"$prefix-$name\"")
   IFS='|' read -ra sets <<< "$overrides"
   for s in "${sets[@]}"; do [ -n "$s" ] && args+=(--set "$s"); done
-  "$muki" run configs/quickstart.toml "${args[@]}"
-  runs+=("runs/quickstart-$name")
+  "$muki" run "$config" "${args[@]}"
+  runs+=("runs/$prefix-$name")
 done
 
 echo

@@ -1,6 +1,7 @@
 // Masked-language-model pre-training (`muki pretrain`) and fine-tuning from its encoder
 // (model.init): BERT's masking proportions, the tied output layer, the encoder folder, a run
 // that is deterministic, and teachers that start from the encoder's weights and tokenizer.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -235,4 +236,14 @@ TEST(Pretrain, LearnsIsDeterministicAndTeachersFineTuneFromIt) {
   EXPECT_EQ(loaded.model_config.hidden, 16);
   EXPECT_EQ(loaded.model_config.dropout, 0.0);
   EXPECT_NE(r.report_json.find("\"init\": \"" + a.output.string() + "\""), std::string::npos) << r.report_json;
+}
+
+TEST(RepositoryConfigs, ThePretrainingFileIsValidButForItsBuiltCorpus) {
+  // Its corpus is built in .cache/ (scripts/pretrain-encoder.sh), not committed: the only
+  // problems a fresh clone may have are those two files.
+  const fs::path file = muki::test::source_dir() / "configs/pretrain/ddtp-multilingual.toml";
+  for (const auto& p : validate_pretraining(Config::load(file)))
+    EXPECT_THAT(p.message, testing::AnyOf(testing::HasSubstr("corpus.txt does not exist"),
+                                            testing::HasSubstr("heldout.txt does not exist")))
+        << p.format();
 }
