@@ -320,7 +320,7 @@ void load_encoder_weights(ClassifierImpl& model, const fs::path& folder) {
       m.max_length != encoder.max_length)
     throw CheckpointError((folder / "config.toml").string() +
                           ": the encoder's [model] sizes differ from the model being initialised "
-                          "(take them from the encoder: model_config_from_encoder)");
+                          "(model.init takes them from the encoder)");
   load_weights(model, folder / "encoder.pt", kClassifierPrefix);
 }
 
