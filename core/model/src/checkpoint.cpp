@@ -1,5 +1,6 @@
 #include "muki/model/checkpoint.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -127,6 +128,40 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive) {
     return n;
   });
   return bytes;
+}
+
+namespace {
+std::vector<std::string> recorded_checksums(const fs::path& state) {
+  std::vector<std::string> out;
+  std::ifstream in(checksum_file(state));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+}  // namespace
+
+void write_state_archive(torch::serialize::OutputArchive& archive, const fs::path& file) {
+  const fs::path tmp = file.string() + ".tmp";
+  try {
+    fs::create_directories(file.parent_path());
+    const std::string bytes = archive_bytes(archive);
+    write_file_durably(tmp, bytes);
+    std::vector<std::string> checksums = recorded_checksums(file);
+    checksums.insert(checksums.begin(), Fingerprint().add_file_bytes(bytes).hex());
+    checksums.resize(std::min<size_t>(checksums.size(), 2));
+    write_file_atomically(checksum_file(file), checksums[0] + "\n" + (checksums.size() > 1 ? checksums[1] + "\n" : ""));
+    fs::rename(tmp, file);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what());
+  }
+}
+
+bool state_file_intact(const fs::path& file) {
+  const std::vector<std::string> checksums = recorded_checksums(file);
+  return checksums.empty() ||
+         std::find(checksums.begin(), checksums.end(), Fingerprint().add_file_content(file).hex()) != checksums.end();
 }
 
 void save_weights(torch::nn::Module& model, const fs::path& file, const std::string& skip_prefix) {

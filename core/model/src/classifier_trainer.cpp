@@ -125,20 +125,6 @@ std::vector<torch::Tensor> trainable_state(torch::nn::Module& model, const Featu
   return out;
 }
 
-// <state>.checksum: the fingerprints of the state files muki wrote, the newest first. LibTorch
-// reads an archive with overwritten bytes inside a tensor without complaint. The new fingerprint
-// is recorded before the new state is renamed into place and the previous one is kept, so a run
-// killed in between still finds its (old) state listed.
-std::filesystem::path checksum_file(const std::filesystem::path& state) { return state.string() + ".checksum"; }
-
-std::vector<std::string> recorded_checksums(const std::filesystem::path& state) {
-  std::vector<std::string> out;
-  std::ifstream in(checksum_file(state));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
 void save_state(const std::filesystem::path& file, const std::string& key, const TrainingState& st,
                 const std::vector<torch::Tensor>& current, const std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
@@ -159,21 +145,7 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   archive.write("rng.cpu", generator_state(at::detail::getDefaultCPUGenerator()));
   if (!device.is_cpu())
     archive.write("rng.device", generator_state(at::globalContext().defaultGenerator(device)));
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  try {
-    std::filesystem::create_directories(file.parent_path());
-    const std::string bytes = archive_bytes(archive);
-    write_file_durably(tmp, bytes);
-    std::vector<std::string> checksums = recorded_checksums(file);
-    checksums.insert(checksums.begin(), Fingerprint().add_file_bytes(bytes).hex());
-    checksums.resize(std::min<size_t>(checksums.size(), 2));
-    write_file_atomically(checksum_file(file), checksums[0] + "\n" + (checksums.size() > 1 ? checksums[1] + "\n" : ""));
-    std::filesystem::rename(tmp, file);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(file.string() + ": cannot write the training state: " + e.what());
-  }
+  write_state_archive(archive, file);
 }
 
 // Loads the state into `model`, `best` and `optimizer`; false (nothing changed) when there is no
@@ -183,12 +155,10 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
                 torch::optim::Optimizer& optimizer, const torch::Device& device) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return false;
-  // A state written before muki 0.2 has no checksum file: nothing to compare.
-  if (const std::vector<std::string> checksums = recorded_checksums(file); !checksums.empty() &&
-      std::find(checksums.begin(), checksums.end(), Fingerprint().add_file_content(file).hex()) == checksums.end())
+  if (!state_file_intact(file))
     throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
-                             "wrote it (damaged); delete it (and " + checksum_file(file).filename().string() +
-                             ") to start afresh");
+                             "wrote it (damaged); delete it (and " + file.filename().string() +
+                             ".checksum) to start afresh");
   torch::serialize::InputArchive archive;
   try {
     // On the training device, so the AdamW moments land next to the parameters.

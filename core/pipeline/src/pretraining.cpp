@@ -66,33 +66,32 @@ Corpus read_corpus(const Config& config) {
 }
 
 // The WordPiece vocabulary: the given file (which must hold [MASK]) or one built over the
-// training texts with [MASK] right after the other special tokens.
+// training texts, one entry short, with [MASK] put right after the other special tokens.
 TrainingTokenizer pretraining_tokenizer(const Config& config, const std::vector<std::string>& texts,
                                         const fs::path& folder) {
   const toml::table* table = config.root()["tokenizer"].as_table();
-  const bool given = table != nullptr && (*table)["vocab"];
-  std::optional<toml::table> adjusted;
-  if (!given) {
-    // Built one entry short, so the vocabulary has vocab_size entries with [MASK] added.
-    adjusted = table != nullptr ? *table : toml::table{};
-    adjusted->insert_or_assign("vocab_size", adjusted->get("vocab_size") ? *(*adjusted)["vocab_size"].value<int64_t>() - 1
-                                                                          : int64_t{8000 - 1});
+  if (table != nullptr && (*table)["vocab"]) {
+    TrainingTokenizer tok = make_training_tokenizer(table, config, "tokenizer", texts, folder);
+    if (!tok.tokenizer->token_to_id(kMaskToken))
+      throw CheckpointError(tok.file.string() + ": the vocabulary has no " + kMaskToken +
+                            " token, which masked-language-model pre-training needs");
+    return tok;
   }
-  TrainingTokenizer tok = make_training_tokenizer(given ? table : &*adjusted, config, "tokenizer", texts, folder);
-  if (tok.tokenizer->token_to_id(kMaskToken)) return tok;
-  if (given)
-    throw CheckpointError(tok.file.string() + ": the vocabulary has no " + kMaskToken +
-                          " token, which masked-language-model pre-training needs");
-  std::vector<std::string> vocab;
-  for (int64_t i = 0; i < tok.tokenizer->vocab_size(); ++i) vocab.push_back(tok.tokenizer->id_to_token(i));
-  const auto first_ordinary = std::find_if(vocab.begin(), vocab.end(), [](const std::string& t) {
-    return !(t.size() > 2 && t.front() == '[' && t.back() == ']');
-  });
-  vocab.insert(first_ordinary, kMaskToken);
-  WordPieceTokenizer::write_vocabulary(vocab, tok.file);
+  TrainingTokenizer tok;
+  tok.spec = {"wordpiece", "vocab.txt", table != nullptr ? (*table)["lowercase"].value_or(true) : true};
   WordPieceOptions options;
   options.lower_case = tok.spec.lowercase;
+  const int64_t size = table != nullptr ? (*table)["vocab_size"].value_or(int64_t{8000}) : 8000;
+  std::vector<std::string> vocab = WordPieceTokenizer::build_vocabulary(texts, size - 1, options);
+  vocab.insert(std::find_if(vocab.begin(), vocab.end(),
+                            [](const std::string& t) { return !(t.size() > 2 && t.front() == '[' && t.back() == ']'); }),
+               kMaskToken);
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  tok.file = folder / tok.spec.file;
+  WordPieceTokenizer::write_vocabulary(vocab, tok.file);
   tok.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(tok.file, options));
+  spdlog::info("tokenizer: WordPiece, {} tokens built from the training texts ([MASK] included)", vocab.size());
   return tok;
 }
 
@@ -112,7 +111,6 @@ struct State {
 };
 
 fs::path state_file(const fs::path& output) { return output / "state" / "pretrain_state.pt"; }
-fs::path state_checksum(const fs::path& output) { return output / "state" / "pretrain_state.pt.checksum"; }
 
 void save_state(const fs::path& output, const std::string& key, const State& st,
                 const std::vector<std::pair<std::string, torch::Tensor>>& params, torch::optim::Optimizer& optimizer) {
@@ -126,14 +124,7 @@ void save_state(const fs::path& output, const std::string& key, const State& st,
   torch::serialize::OutputArchive optimizer_archive;
   optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
-  const fs::path file = state_file(output), tmp = file.string() + ".tmp";
-  fs::create_directories(file.parent_path());
-  const std::string bytes = archive_bytes(archive);
-  write_file_durably(tmp, bytes);
-  // The checksum first: a run killed between the two writes finds a state that does not match
-  // and starts afresh, never resumes from a file it cannot trust.
-  write_file_atomically(state_checksum(output), Fingerprint().add_file_bytes(bytes).hex() + "\n");
-  fs::rename(tmp, file);
+  write_state_archive(archive, state_file(output));
 }
 
 // False (nothing changed) without a state, or with one written for another key or damaged.
@@ -143,10 +134,8 @@ bool load_state(const fs::path& output, const std::string& key, State& st,
   const fs::path file = state_file(output);
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return false;
-  std::string expected;
-  if (std::ifstream sum(state_checksum(output)); sum) sum >> expected;
-  if (expected != Fingerprint().add_file_content(file).hex()) {
-    spdlog::warn("{}: does not match its checksum (damaged, or the run was killed while writing it); "
+  if (!state_file_intact(file)) {
+    spdlog::warn("{}: does not match its checksum (damaged after muki wrote it); "
                  "starting afresh", file.string());
     return false;
   }
@@ -227,12 +216,7 @@ PretrainResult pretrain(const Config& config) {
   result.output = fs::absolute(*root.at_path("pretrain.output").value<std::string>()).lexically_normal();
   const uint64_t seed = static_cast<uint64_t>(root.at_path("pretrain.seed").value_or(int64_t{1}));
   const int threads = configure_threads(root.at_path("pretrain.threads").value_or(int64_t{0}));
-  torch::Device device = torch::kCPU;
-  try {
-    device = resolve_device(root.at_path("pretrain.device").value_or(std::string("auto")));
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError({ConfigProblem{config.path().string(), 0, 0, std::string("pretrain.device: ") + e.what()}});
-  }
+  const torch::Device device = device_from(config, "pretrain.device");
   // A finished encoder is recognised by its report; a rerun writes it again (from the final state).
   std::error_code gone;
   fs::remove(result.output / "pretrain_report.json", gone);

@@ -73,12 +73,7 @@ StudentResult train_student(const StudentSetup& s) {
   if (s.dev_gold.size() != s.dev_texts.size())
     throw std::invalid_argument("student: dev texts and labels differ in number");
 
-  torch::Device device = torch::kCPU;
-  try {
-    device = resolve_device(root.at_path("experiment.device").value_or(std::string("auto")));
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError({ConfigProblem{config.path().string(), 0, 0, std::string("experiment.device: ") + e.what()}});
-  }
+  const torch::Device device = device_from(config, "experiment.device");
   const uint64_t seed = static_cast<uint64_t>(root.at_path("experiment.seed").value_or(int64_t{0}));
   const toml::table* student = root["student"].as_table();
   auto table = [&](const char* key) {

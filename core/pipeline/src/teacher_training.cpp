@@ -197,12 +197,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
   fs::remove(result.output / "train_report.json", gone);
   const uint64_t seed = static_cast<uint64_t>(root.at_path("teacher.seed").value_or(int64_t{1}));
   const int threads = configure_threads(root.at_path("teacher.threads").value_or(int64_t{0}));
-  torch::Device device = torch::kCPU;
-  try {
-    device = resolve_device(root.at_path("teacher.device").value_or(std::string("auto")));
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError({ConfigProblem{config.path().string(), 0, 0, std::string("teacher.device: ") + e.what()}});
-  }
+  const torch::Device device = device_from(config, "teacher.device");
   spdlog::info("teacher '{}': device {}, {} threads, output {}", name, device.str(), threads,
                result.output.string());
 

@@ -10,6 +10,7 @@
 #ifdef MUKI_TORCH_SENTENCEPIECE
 #include "muki/text/sentencepiece_tokenizer.h"
 #endif
+#include "muki/model/device.h"
 #include "muki/text/wordpiece_tokenizer.h"
 
 namespace muki::core {
@@ -129,6 +130,14 @@ TrainingModel make_training_model(const toml::table* tokenizer, const toml::tabl
   spdlog::info("{}model: fine-tuned from the pre-trained encoder {} ({} layers, hidden {}, {} tokens)", prefix,
                out.init.string(), out.config.layers, out.config.hidden, out.config.vocab_size);
   return out;
+}
+
+torch::Device device_from(const Config& config, const std::string& key) {
+  try {
+    return resolve_device(config.root().at_path(key).value_or(std::string("auto")));
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError({ConfigProblem{config.path().string(), 0, 0, key + ": " + e.what()}});
+  }
 }
 
 TrainerOptions trainer_options_from(const toml::table* table) {

@@ -60,6 +60,10 @@ TrainingModel make_training_model(const toml::table* tokenizer, const toml::tabl
                                   const std::string& prefix, const std::vector<std::string>& texts,
                                   const std::filesystem::path& folder, int64_t num_labels, uint64_t seed);
 
+// The device the config's `key` ("teacher.device", ...) names; "auto" when absent. Throws
+// ConfigError naming the key when no such device can be used.
+torch::Device device_from(const Config& config, const std::string& key);
+
 // TrainerOptions from a [train] table (null: every default); seed and name are the caller's.
 TrainerOptions trainer_options_from(const toml::table* table);
 

@@ -53,6 +53,17 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerSpec& spec,
 // and never checks its final flush, so a full disk left a short archive behind.
 std::string archive_bytes(torch::serialize::OutputArchive& archive);
 
+// A resumable training state (the trainer's, `muki pretrain`'s; muki 0.3 shares this): the
+// archive's bytes written to a temporary file durably and renamed over `file`, after
+// <file>.checksum has recorded their fingerprint ahead of the previous one (two are kept), so a
+// run killed between the two steps still finds its older state listed. LibTorch reads an archive
+// with overwritten bytes inside a tensor without complaint: the checksum is what catches it.
+// Throws std::runtime_error naming the file.
+void write_state_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& file);
+// Whether `file` is one of the versions its <file>.checksum lists (true without a checksum file: a
+// state from before muki 0.2).
+bool state_file_intact(const std::filesystem::path& file);
+
 // Writes weights.pt-style archives: every named parameter and buffer of `model` (but those whose
 // name starts with a non-empty `skip_prefix`), copied to the CPU, and the archive's checksum
 // beside it (<file>.checksum). Throws CheckpointError when the file cannot be written.
