@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <muki/data/dataset.h>
 #include <muki/model/checkpoint.h>
@@ -95,5 +96,18 @@ inline core::EncodedTexts write_ids(const core::LoadedCheckpoint& checkpoint,
   if (!out) throw std::runtime_error(file.string() + ": cannot be written");
   return enc;
 }
+
+// LibTorch's operator profiler over a scope when --profile FILE is given (a Chrome trace that
+// bench/profile.py turns into a table of where the time goes); nothing otherwise. The profiler
+// adds a few microseconds per operator, so a profiled run's total time is not a benchmark figure.
+class Profile {
+ public:
+  explicit Profile(const std::string& file) {
+    if (!file.empty()) guard_ = std::make_unique<torch::autograd::profiler::RecordProfile>(file);
+  }
+
+ private:
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> guard_;
+};
 
 }  // namespace muki::bench

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs muki's benchmarks beside the PyTorch reference (bench/reference.py: the same models,
-# weights and token ids, run the way the authors' scripts run them) and writes
-# build/bench/results.json with both and their ratio. Needs a build (scripts/test.sh or the
+# Runs muki's benchmarks beside two PyTorch references (bench/reference.py: the same models,
+# weights and token ids, run the way the authors' scripts run them, and the best plain-PyTorch
+# version of the same work) and writes build/bench/results.json with all and their ratios. Needs a build (scripts/test.sh or the
 # quickstart) and Debian's python3-torch. Trains the teachers it measures when missing.
 #   bench/run.sh            EXAMPLES=512 THREADS=2 by default
 set -euo pipefail
@@ -19,9 +19,18 @@ media=runs/teachers/quickstart/media
 science=runs/teachers/quickstart/science
 cnn=runs/teachers/heterogeneous/cnn
 
-build/bin/muki_bench_teacher_pass --checkpoint "$media" --checkpoint "$science" \
-  --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
-  > "$out/teacher_pass.muki.json"
+# The teacher pass: muki (fp32 and bf16), the authors'-style loop, and the best plain-PyTorch
+# version (fp32 and bf16). The best version runs with the allocator settings muki sets in-process
+# (core::tune_allocator), so that its ratio compares code, not malloc tuning.
+for precision in fp32 bf16; do
+  build/bin/muki_bench_teacher_pass --checkpoint "$media" --checkpoint "$science" --precision "$precision" \
+    --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
+    > "$out/teacher_pass.muki.$precision.json"
+  MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 \
+    "$python" bench/reference.py teacher_pass_best --checkpoint "$media" --checkpoint "$science" \
+    --precision "$precision" --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" \
+    > "$out/teacher_pass.best.$precision.json"
+done
 "$python" bench/reference.py teacher_pass --checkpoint "$media" --checkpoint "$science" \
   --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
 for model in transformer cnn; do
@@ -36,25 +45,35 @@ done
 import json, os, sys
 out = sys.argv[1]
 load = lambda name: json.load(open(os.path.join(out, name)))
-tp_muki, tp_ref = load("teacher_pass.muki.json"), load("teacher_pass.reference.json")
+tp_ref = load("teacher_pass.reference.json")
 rows = []
-for m, r in zip(tp_muki["results"], tp_ref["results"]):
-    assert (m["teachers"], m["samples"]) == (r["teachers"], r["samples"])
-    rows.append({"teachers": m["teachers"], "samples": m["samples"], "muki_examples_per_s": m["examples_per_s"],
-                 "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
+for precision in ("fp32", "bf16"):
+    tp_muki, tp_best = load(f"teacher_pass.muki.{precision}.json"), load(f"teacher_pass.best.{precision}.json")
+    for m, b, r in zip(tp_muki["results"], tp_best["results"], tp_ref["results"]):
+        assert (m["teachers"], m["samples"]) == (r["teachers"], r["samples"]) == (b["teachers"], b["samples"])
+        rows.append({"precision": precision, "teachers": m["teachers"], "samples": m["samples"],
+                     "muki_examples_per_s": m["examples_per_s"], "best_examples_per_s": b["examples_per_s"],
+                     "reference_examples_per_s": r["examples_per_s"],
+                     "speedup_vs_reference": m["examples_per_s"] / r["examples_per_s"],
+                     "speedup_vs_best": m["examples_per_s"] / b["examples_per_s"]})
 students = []
 for model in ("transformer", "cnn"):
     m, r = load(f"student_{model}.muki.json"), load(f"student_{model}.reference.json")
     students.append({"model": m["model"], "muki_examples_per_s": m["examples_per_s"],
                      "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
-results = {"machine": {"cpus": os.cpu_count(), "threads": tp_muki["threads"]}, "examples": tp_muki["examples"],
-           "teacher_pass": {"muki": tp_muki, "reference": tp_ref, "table": rows},
+results = {"machine": {"cpus": os.cpu_count(), "threads": tp_ref["threads"],
+                       "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(auto)")},
+           "examples": tp_ref["examples"],
+           "teacher_pass": {"reference": tp_ref, "table": rows},
            "student": {"table": students}}
 json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
 print("teacher pass (examples/s; K stochastic passes + 1 deterministic, per example, all teachers)")
-print("| teachers | K | muki | PyTorch reference | speed-up |\n|---:|---:|---:|---:|---:|")
+print("| precision | teachers | K | muki | best PyTorch | authors'-style (fp32) | vs best | vs authors' |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for row in rows:
-    print(f"| {row['teachers']} | {row['samples']} | {row['muki_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | {row['speedup']:.2f}x |")
+    print(f"| {row['precision']} | {row['teachers']} | {row['samples']} | {row['muki_examples_per_s']:.1f} | "
+          f"{row['best_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | "
+          f"{row['speedup_vs_best']:.2f}x | {row['speedup_vs_reference']:.2f}x |")
 print("\nstudent training (examples/s, batch 32, AdamW, weighted KL)")
 print("| model | muki | PyTorch reference | speed-up |\n|---|---:|---:|---:|")
 for row in students:

@@ -2,7 +2,7 @@
 // gradient clipping, weighted KL to soft targets: MUKI step 5) on real texts, for a model with
 // the architecture of a checkpoint (freshly initialised), batch 32, no evaluation.
 //   muki_bench_student --checkpoint DIR --data TSV [--examples 1024] [--epochs 1] [--threads 2]
-//       [--ids-out FILE]
+//       [--ids-out FILE] [--profile TRACE (LibTorch's operator profiler; bench/profile.sh)]
 // Prints one JSON object. --ids-out writes the token ids for bench/reference.py.
 #include <chrono>
 #include <iostream>
@@ -14,6 +14,7 @@
 
 int main(int argc, char** argv) try {
   using namespace muki;
+  core::tune_allocator();  // as muki does
   bench::log_to_stderr();
   const bench::Args args(argc, argv);
   const int64_t n = args.get_int("examples", 1024), epochs = args.get_int("epochs", 1);
@@ -34,6 +35,8 @@ int main(int argc, char** argv) try {
   o.eval_every = 0;
   o.log_interval_s = 1e9;
   const auto start = std::chrono::steady_clock::now();
+  const auto trace = args.all("profile");
+  const bench::Profile profile(trace.empty() ? "" : trace.back());
   const core::TrainResult r =
       core::train_classifier(*model, {enc.input_ids, enc.attention_mask},
                              core::weighted_kl_loss(targets, weights), nullptr, o, torch::kCPU);

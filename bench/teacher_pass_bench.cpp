@@ -4,6 +4,8 @@
 // number of teachers. No cache.
 //   muki_bench_teacher_pass --checkpoint DIR [--checkpoint DIR]... --data TSV [--examples 512]
 //       [--samples 1,4,16] [--batch-size ROWS (0 = the adapter's default)] [--threads 2] [--ids-out FILE]
+//       [--texts-per-call 256] [--precision fp32|bf16]
+//       [--profile TRACE (LibTorch's operator profiler over the timed passes; bench/profile.sh)]
 // Prints one JSON object. --ids-out writes the first checkpoint's token ids for bench/reference.py.
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 int main(int argc, char** argv) try {
   using namespace muki;
+  core::tune_allocator();  // as muki does
   bench::log_to_stderr();
   const bench::Args args(argc, argv);
   const auto checkpoints = args.all("checkpoint");
@@ -34,7 +37,8 @@ int main(int argc, char** argv) try {
     teachers.push_back(registry.create_teacher(
         "native", {"t" + std::to_string(i),
                    "checkpoint = \"" + checkpoints[i] + "\"\ndevice = \"cpu\"\nthreads = " +
-                       std::to_string(threads) + "\nbatch_size = " + std::to_string(batch) + "\n",
+                       std::to_string(threads) + "\nbatch_size = " + std::to_string(batch) +
+                       "\nprecision = \"" + args.get("precision", "fp32") + "\"\n",
                    ".", 1}));
   if (auto ids = args.all("ids-out"); !ids.empty())
     bench::write_ids(core::load_checkpoint(checkpoints[0]), texts, ids.back());
@@ -43,16 +47,20 @@ int main(int argc, char** argv) try {
   std::vector<float> scratch(4 * 8 * teachers[0]->labels().size());
   teachers[0]->predict(std::vector<std::string>(texts.begin(), texts.begin() + 8), 4, 1, scratch.data());
 
+  const int64_t texts_per_call = args.get_int("texts-per-call", 256);  // as `muki run`
   std::ostringstream out;
   out << "{\"bench\": \"teacher_pass\", \"implementation\": \"muki\", \"threads\": " << threads
-      << ", \"examples\": " << n << ", \"rows_per_forward\": " << (batch == 0 ? std::string("\"auto\"") : std::to_string(batch))
+      << ", \"examples\": " << n << ", \"precision\": \"" << args.get("precision", "fp32")
+      << "\", \"texts_per_call\": " << texts_per_call << ", \"rows_per_forward\": " << (batch == 0 ? std::string("\"auto\"") : std::to_string(batch))
       << ", \"note\": \"tokenization included; K passes as one forward over rows_per_forward rows "
          "(texts x K), plus the deterministic pass\", \"results\": [";
   bool first = true;
+  const auto trace = args.all("profile");
+  const bench::Profile profile(trace.empty() ? "" : trace.back());
   for (int64_t k : args.get_ints("samples", "1,4,16")) {
     core::TeacherPassOptions options;
     options.samples = static_cast<uint32_t>(k);
-    options.batch_size = 64;  // texts per predict() call; the adapter splits them by batch_size
+    options.batch_size = texts_per_call;  // the adapter buckets and splits them by batch_size
     for (size_t count = 1; count <= teachers.size(); ++count) {
       const auto start = std::chrono::steady_clock::now();
       for (size_t t = 0; t < count; ++t) core::run_teacher_pass(*teachers[t], texts, "t" + std::to_string(t), options);

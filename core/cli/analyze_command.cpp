@@ -60,7 +60,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
   CommonOptions common;
   ConfigOptions cfg;
   std::string split = "test", uncertainty_list, integration_list, json_path;
-  int64_t batch_size = 64;
+  int64_t batch_size = 256;
   po::options_description desc("options");
   add_config(desc, cfg);
   desc.add_options()("split", po::value(&split)->default_value("test"),
@@ -69,7 +69,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
       "comma-separated uncertainty strategies to compare (default: the config's)")(
       "integration", po::value(&integration_list),
       "comma-separated integration strategies to compare (default: the config's)")(
-      "batch-size", po::value(&batch_size)->default_value(64), "texts per teacher call")(
+      "batch-size", po::value(&batch_size)->default_value(256), "texts per teacher call (the run's, to share its cache)")(
       "json", po::value(&json_path), "also write the results as JSON to this file "
                                      "(default: <output_dir>/analysis-<split>.json)");
   if (!parse_config_command(

@@ -124,6 +124,7 @@ int cmd_print_config(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  muki::core::tune_allocator();
   // The host's own seeded passes take the lock its plugins take (SDK 1.1's process-state lock).
   muki::core::share_process_state_lock(muki::registry::host_api()->lock_process_state,
                                        muki::registry::host_api()->unlock_process_state);

@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 #include <c10/util/Exception.h>
 #include <muki/model/device.h>
@@ -20,21 +22,27 @@ inline std::string torch_message(const c10::Error& e) {
   return msg;
 }
 
-// Copies one forward call's outputs for texts start..start+b into `out`. `t` holds the passes one
-// after the other, b rows each ([b, W] for a deterministic pass, k = 0; [k, b, W] or [k * b, W]
-// for k stochastic passes), on any device and in any float type; `out` is the host's [B, W] or
-// [k, B, W].
-inline void copy_passes(const torch::Tensor& t, sdk::Tensor& out, int64_t start, int64_t b,
+// Copies one forward call's outputs into the host's `out`: row i of each pass of `t` goes to
+// example rows[i]. `t` holds the passes one after the other, rows.size() rows each ([b, W] for a
+// deterministic pass, k = 0; [k, b, W] or [k * b, W] for k stochastic passes), on any device and
+// in any float type; `out` is the host's [B, W] or [k, B, W].
+inline void copy_passes(const torch::Tensor& t, sdk::Tensor& out, const std::vector<int64_t>& rows,
                         int64_t k) {
-  const torch::Tensor rows = t.to(torch::kCPU, torch::kFloat).contiguous();
-  const float* src = rows.data_ptr<float>();
-  const int64_t w = rows.size(-1);
-  const size_t bytes = sizeof(float) * static_cast<size_t>(b * w);
-  if (k == 0) {
-    std::memcpy(&out(start, 0), src, bytes);
-    return;
-  }
-  for (int64_t s = 0; s < k; ++s) std::memcpy(&out(s, start, 0), src + s * b * w, bytes);
+  const torch::Tensor values = t.to(torch::kCPU, torch::kFloat).contiguous();
+  const float* src = values.data_ptr<float>();
+  const int64_t w = values.size(-1), b = static_cast<int64_t>(rows.size());
+  const size_t bytes = sizeof(float) * static_cast<size_t>(w);
+  for (int64_t s = 0; s < std::max<int64_t>(k, 1); ++s)
+    for (int64_t i = 0; i < b; ++i)
+      std::memcpy(k == 0 ? &out(rows[static_cast<size_t>(i)], 0) : &out(s, rows[static_cast<size_t>(i)], 0),
+                  src + (s * b + i) * w, bytes);
+}
+
+// The same for the texts start..start+b, in order.
+inline void copy_passes(const torch::Tensor& t, sdk::Tensor& out, int64_t start, int64_t b, int64_t k) {
+  std::vector<int64_t> rows(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i) rows[static_cast<size_t>(i)] = start + i;
+  copy_passes(t, out, rows, k);
 }
 
 // The library init hook (MUKI_PLUGIN_LIBRARY_WITH_HOOKS): every plugin library has its own copy of

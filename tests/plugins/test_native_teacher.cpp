@@ -112,6 +112,51 @@ TEST(NativeTeacher, SamplesDifferAndAreReproduciblePerSeed) {
   EXPECT_FALSE(zero->can_sample());
 }
 
+TEST(NativeTeacher, ATextsOutputsDoNotDependOnHowTheRequestIsBucketed) {
+  // batch_size 1, 4 (2 texts per call at K = 2) and 64 (one call): the request is cut into
+  // length-sorted calls differently each time, and each text keeps its outputs, deterministic
+  // and sampled (keyed by its position in the request), to float rounding.
+  TempDir dir;
+  const fs::path folder = make_checkpoint(dir);
+  const auto one = make_teacher(folder, "batch_size = 1\n");
+  const auto four = make_teacher(folder, "batch_size = 4\n");
+  const auto all = make_teacher(folder, "batch_size = 64\n");
+  for (uint32_t k : {0u, 2u}) {
+    const std::vector<float> a = predict(*one, kTexts, k, 5), b = predict(*four, kTexts, k, 5);
+    const std::vector<float> c = predict(*all, kTexts, k, 5);
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_NEAR(a[i], b[i], 1e-5) << "K " << k << " value " << i;
+      EXPECT_NEAR(a[i], c[i], 1e-5) << "K " << k << " value " << i;
+    }
+  }
+}
+
+TEST(NativeTeacher, Bf16PassesStayCloseToFp32) {
+  // precision = "bf16" runs the matrix products in bfloat16 (8 significant bits): the
+  // distributions move by a few thousandths, not more. Both the deterministic pass and sampled
+  // ones (the same keyed masks).
+  TempDir dir;
+  const fs::path folder = make_checkpoint(dir);
+  const auto fp32 = make_teacher(folder);
+  const auto bf16 = make_teacher(folder, "precision = \"bf16\"\n");
+  for (uint32_t k : {0u, 3u}) {
+    const std::vector<float> a = predict(*fp32, kTexts, k, 5), b = predict(*bf16, kTexts, k, 5);
+    const auto probs = [](const std::vector<float>& logits) {
+      return torch::softmax(torch::tensor(logits).view({-1, 3}), 1);
+    };
+    const double worst = (probs(a) - probs(b)).abs().max().item<double>();
+    EXPECT_LT(worst, 0.02) << "K " << k;
+    EXPECT_NE(a, b) << "K " << k;  // bf16 really ran
+  }
+  try {
+    make_teacher(folder, "precision = \"fp16\"\n");
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("option 'precision' must be \"fp32\" or \"bf16\", not \"fp16\""),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(NativeTeacher, RefusesABrokenCheckpointWithTheFileName) {
   TempDir dir;
   const fs::path folder = make_checkpoint(dir);

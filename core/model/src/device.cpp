@@ -1,5 +1,9 @@
 #include "muki/model/device.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -9,6 +13,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
@@ -64,6 +70,49 @@ int configure_threads(int64_t threads) {
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(n);
   return n;
+}
+
+void tune_allocator() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum (half its 64 MiB heap size)
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+namespace {
+// LibTorch 2.4 replaced the per-device autocast calls by ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_enabled(bool cuda) { return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU); }
+void set_autocast(bool cuda, bool on) { at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, on); }
+c10::ScalarType autocast_dtype(bool cuda) { return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU); }
+void set_autocast_dtype(bool cuda, c10::ScalarType t) { at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, t); }
+#else
+bool autocast_enabled(bool cuda) { return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
+void set_autocast(bool cuda, bool on) { cuda ? at::autocast::set_enabled(on) : at::autocast::set_cpu_enabled(on); }
+c10::ScalarType autocast_dtype(bool cuda) {
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void set_autocast_dtype(bool cuda, c10::ScalarType t) {
+  cuda ? at::autocast::set_autocast_gpu_dtype(t) : at::autocast::set_autocast_cpu_dtype(t);
+}
+#endif
+}  // namespace
+
+Bf16Autocast::Bf16Autocast(const torch::Device& device, bool bf16) : active_(bf16), cuda_(device.is_cuda()) {
+  if (!active_) return;
+  was_enabled_ = autocast_enabled(cuda_);
+  was_dtype_ = autocast_dtype(cuda_);
+  set_autocast(cuda_, true);
+  set_autocast_dtype(cuda_, c10::ScalarType::BFloat16);
+  at::autocast::increment_nesting();
+}
+
+Bf16Autocast::~Bf16Autocast() {
+  if (!active_) return;
+  // Leaving the outermost autocast region drops the casts of the weights it cached.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  set_autocast(cuda_, was_enabled_);
+  set_autocast_dtype(cuda_, was_dtype_);
 }
 
 void configure_determinism(bool on) {

@@ -65,10 +65,22 @@ void set_dropout_rate(torch::nn::Module& module, double p) {
 
 torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask, int64_t samples,
-                                uint64_t seed, torch::Tensor* features) {
+                                uint64_t seed, torch::Tensor* features,
+                                const std::vector<int64_t>& positions) {
   if (samples < 1)
     throw std::invalid_argument("MC dropout needs samples >= 1, got " + std::to_string(samples));
   const int64_t b = input_ids.size(0), l = input_ids.size(1);
+  if (!positions.empty() && static_cast<int64_t>(positions.size()) != b)
+    throw std::invalid_argument("MC dropout: " + std::to_string(positions.size()) +
+                                " positions for " + std::to_string(b) + " examples");
+  std::vector<uint64_t> keys(static_cast<size_t>(samples * b));
+  for (int64_t i = 0; i < b; ++i) {
+    const uint64_t example = mix_seed(
+        seed, static_cast<uint64_t>(positions.empty() ? i : positions[static_cast<size_t>(i)]));
+    for (int64_t k = 0; k < samples; ++k)
+      keys[static_cast<size_t>(k * b + i)] = mix_seed(example, static_cast<uint64_t>(k));
+  }
+  const DropoutKeyScope keyed(std::move(keys));
   EvalOnExit restore{model};
   model.eval();
   set_dropout_active(model, true);
@@ -91,13 +103,6 @@ torch::Tensor predict_deterministic(ClassifierImpl& model, const torch::Tensor& 
   const torch::Tensor pooled = model.pooled_features(input_ids, attention_mask);
   if (features != nullptr) *features = pooled;
   return model.classify(pooled);
-}
-
-uint64_t mix_seed(uint64_t seed, uint64_t index) {
-  uint64_t x = seed + 0x9e3779b97f4a7c15ULL * (index + 1);
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 }  // namespace muki::core

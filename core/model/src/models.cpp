@@ -60,21 +60,22 @@ torch::Tensor masked_mean(const torch::Tensor& x, const torch::Tensor& mask) {
 // Transformer
 // ---------------------------------------------------------------------------------------------
 
-EncoderLayerImpl::EncoderLayerImpl(int64_t hidden, int64_t heads, int64_t ffn, double dropout)
+EncoderLayerImpl::EncoderLayerImpl(int64_t hidden, int64_t heads, int64_t ffn, double dropout,
+                                   uint64_t first_dropout, int64_t max_length)
     : heads_(heads) {
   // Names follow BERT's modules so a reader can map them; "norm" in a name keeps it out of weight
   // decay (classifier_trainer.cpp).
   query_ = register_module("query", torch::nn::Linear(hidden, hidden));
   key_ = register_module("key", torch::nn::Linear(hidden, hidden));
   value_ = register_module("value", torch::nn::Linear(hidden, hidden));
-  attention_dropout_ = register_module("attention_dropout", torch::nn::Dropout(dropout));
+  attention_dropout_ = register_module("attention_dropout", KeyedDropout(dropout, first_dropout, max_length));
   attention_out_ = register_module("attention_out", torch::nn::Linear(hidden, hidden));
-  attention_out_dropout_ = register_module("attention_out_dropout", torch::nn::Dropout(dropout));
+  attention_out_dropout_ = register_module("attention_out_dropout", KeyedDropout(dropout, first_dropout + 1));
   attention_norm_ = register_module(
       "attention_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden}).eps(1e-12)));
   ffn_in_ = register_module("ffn_in", torch::nn::Linear(hidden, ffn));
   ffn_out_ = register_module("ffn_out", torch::nn::Linear(ffn, hidden));
-  ffn_dropout_ = register_module("ffn_dropout", torch::nn::Dropout(dropout));
+  ffn_dropout_ = register_module("ffn_dropout", KeyedDropout(dropout, first_dropout + 2));
   ffn_norm_ = register_module(
       "ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden}).eps(1e-12)));
 }
@@ -105,13 +106,16 @@ TransformerClassifierImpl::TransformerClassifierImpl(const ModelConfig& config)
   embedding_norm_ = register_module(
       "embedding_norm",
       torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden}).eps(1e-12)));
-  embedding_dropout_ = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
+  // Dropout layer keys: 0 the embeddings, 1 + 3i .. 3 + 3i encoder layer i, then the classifier.
+  embedding_dropout_ = register_module("embedding_dropout", KeyedDropout(config.dropout, 0));
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.layers; ++i) {
-    layer_list_.emplace_back(config.hidden, config.heads, config.ffn, config.dropout);
+    layer_list_.emplace_back(config.hidden, config.heads, config.ffn, config.dropout,
+                             1 + 3 * static_cast<uint64_t>(i), config.max_length);
     layers_->push_back(layer_list_.back());
   }
-  classifier_dropout_ = register_module("classifier_dropout", torch::nn::Dropout(config.dropout));
+  classifier_dropout_ = register_module(
+      "classifier_dropout", KeyedDropout(config.dropout, 1 + 3 * static_cast<uint64_t>(config.layers)));
   classifier_ =
       register_module("classifier", torch::nn::Linear(config.hidden, config.num_labels));
   // BERT's initialisation: N(0, 0.02) for embeddings and projections, zero biases. LibTorch's
@@ -161,7 +165,7 @@ BagOfEmbeddingsClassifierImpl::BagOfEmbeddingsClassifierImpl(const ModelConfig& 
   config.validate();
   token_embedding_ =
       register_module("token_embedding", torch::nn::Embedding(config.vocab_size, config.hidden));
-  dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
+  dropout_ = register_module("dropout", KeyedDropout(config.dropout, 0));
   classifier_ =
       register_module("classifier", torch::nn::Linear(config.hidden, config.num_labels));
   // Small embeddings: the mean of N(0, 1) vectors is a poor starting point for a linear layer.
@@ -189,12 +193,12 @@ CnnClassifierImpl::CnnClassifierImpl(const ModelConfig& config) : ClassifierImpl
   config.validate();
   token_embedding_ =
       register_module("token_embedding", torch::nn::Embedding(config.vocab_size, config.hidden));
-  embedding_dropout_ = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
+  embedding_dropout_ = register_module("embedding_dropout", KeyedDropout(config.dropout, 0));
   for (int64_t k : kKernelSizes)
     convs_.push_back(register_module(
         "conv" + std::to_string(k),
         torch::nn::Conv1d(torch::nn::Conv1dOptions(config.hidden, config.filters, k))));
-  dropout_ = register_module("dropout", torch::nn::Dropout(config.dropout));
+  dropout_ = register_module("dropout", KeyedDropout(config.dropout, 1));
   classifier_ = register_module(
       "classifier",
       torch::nn::Linear(config.filters * static_cast<int64_t>(std::size(kKernelSizes)),

@@ -13,13 +13,17 @@
 //               256-row ones (the activations stay in cache).
 //   dropout     FLOAT, optional: the p of every dropout module during the stochastic passes;
 //               default the checkpoint's own rate (the rate it was trained with).
+//   precision   "fp32" (default) | "bf16": bf16 runs the passes' matrix products in bfloat16
+//               (torch autocast; normalisations and softmax stay float32), a speed option. Its
+//               cost in teacher selection and student accuracy is measured in bench/README.md.
 //
 // Deterministic pass (samples = 0): eval mode, torch::InferenceMode.
 // Stochastic passes (samples = K): only the dropout modules go to train mode (the models have no
 // BatchNorm, and LayerNorm has no mode), the micro-batch is replicated K times in one forward
-// call, and torch's default generator is seeded with mix_seed(request seed, micro-batch index)
-// for it (see mc_dropout.h: saved and restored on CPU). The same (texts, K, seed, batch_size,
-// device) gives the same output. Results are copied to the host's CPU float32 tensor.
+// call, and each text's masks are keyed by (request seed, its position in the request, k)
+// (mc_dropout.h). Texts are bucketed by length within the request. The same (texts, K, seed)
+// gives the same output whatever batch_size, to float rounding (the matrix products' blocking
+// follows the call's shape). Results are copied to the host's CPU float32 tensor.
 // Features (SDK 1.1): the model's pooled representation, the input of its classification layer
 // ([CLS] or mean for the Transformer, the mean embedding, the CNN's max-pooled filters).
 #include <muki/plugin.hpp>
@@ -78,6 +82,10 @@ class NativeTeacher : public muki::sdk::Teacher {
         throw Error(MUKI_ERR_CONFIG, std::string("option 'dropout': ") + e.what());
       }
     }
+    const std::string precision = ctx.options.get_string("precision", "fp32");
+    if (precision != "fp32" && precision != "bf16")
+      throw Error(MUKI_ERR_CONFIG, "option 'precision' must be \"fp32\" or \"bf16\", not \"" + precision + "\"");
+    bf16_ = precision == "bf16";
     const int64_t layers = muki::core::count_dropout_modules(model);
     can_sample_ = layers > 0 && p > 0;
     std::ostringstream note;
@@ -106,21 +114,26 @@ class NativeTeacher : public muki::sdk::Teacher {
     auto& model = *checkpoint_.model;
     const int64_t texts_per_call = std::max<int64_t>(1, batch_size_ / std::max<int64_t>(1, k));
     try {
-      for (int64_t start = 0, index = 0; start < n; start += texts_per_call, ++index) {
-        const int64_t b = std::min(texts_per_call, n - start);
-        const std::vector<std::string_view> chunk(texts.begin() + start, texts.begin() + start + b);
-        muki::core::EncodedTexts enc = muki::core::encode_texts(
-            *checkpoint_.tokenizer, chunk, checkpoint_.model_config.max_length);
+      // Length bucketing: the request is tokenized once and cut into calls of texts of similar
+      // length, so each call is padded little. A text's outputs do not depend on its call: its
+      // dropout masks are keyed by its position in the request (mc_dropout.h) and attention and
+      // pooling ignore padding.
+      const muki::core::Bf16Autocast autocast(device_, bf16_);
+      const muki::core::EncodedTexts all = muki::core::encode_texts(
+          *checkpoint_.tokenizer, texts, checkpoint_.model_config.max_length);
+      const std::vector<int64_t> order = muki::core::order_by_length(all.attention_mask);
+      for (int64_t start = 0; start < n; start += texts_per_call) {
+        const std::vector<int64_t> rows(order.begin() + start,
+                                        order.begin() + std::min(n, start + texts_per_call));
+        const muki::core::EncodedTexts enc = muki::core::select_rows(all, rows);
         const torch::Tensor ids = enc.input_ids.to(device_), mask = enc.attention_mask.to(device_);
         torch::Tensor pooled;
         torch::Tensor* pooled_out = features != nullptr ? &pooled : nullptr;
         const torch::Tensor logits =
             k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
-                   : muki::core::mc_dropout_sample(
-                         model, ids, mask, k,
-                         muki::core::mix_seed(seed, static_cast<uint64_t>(index)), pooled_out);
-        muki::plugins::copy_passes(logits, out, start, b, k);
-        if (features != nullptr) muki::plugins::copy_passes(pooled, *features, start, b, k);
+                   : muki::core::mc_dropout_sample(model, ids, mask, k, seed, pooled_out, rows);
+        muki::plugins::copy_passes(logits, out, rows, k);
+        if (features != nullptr) muki::plugins::copy_passes(pooled, *features, rows, k);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
@@ -132,6 +145,7 @@ class NativeTeacher : public muki::sdk::Teacher {
   muki::core::LoadedCheckpoint checkpoint_;
   int64_t batch_size_ = 0;  // rows per forward call
   bool can_sample_ = false;
+  bool bf16_ = false;  // precision = "bf16"
   std::string note_;
 };
 
@@ -147,13 +161,15 @@ const muki_param_desc kParams[] = {
                      "512 on CUDA)", 0, 1e6),
     muki::sdk::param("dropout", MUKI_PARAM_FLOAT, nullptr,
                      "MC-dropout rate override (default: the checkpoint's)", 0, 0.99),
+    muki::sdk::param("precision", MUKI_PARAM_STRING, "\"fp32\"",
+                     "fp32 | bf16 (matrix products in bfloat16: faster, see bench/README.md)"),
 };
 
 }  // namespace
 
-MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.1.0",
+MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.2.0",
                                "muki's own LibTorch classifier checkpoints", muki::plugins::share_host_lock, nullptr,
-                               MUKI_TEACHER(NativeTeacher, "native", "0.1.0",
+                               MUKI_TEACHER(NativeTeacher, "native", "0.2.0",
                                  "a `muki teacher train` checkpoint folder (Transformer, CNN or "
                                  "bag of embeddings); MC dropout for the stochastic passes",
                                  kParams))

@@ -35,7 +35,7 @@ struct TeacherPassOptions {
   uint32_t samples = 0;        // K stochastic passes per example (0: deterministic only)
   bool features = false;       // keep the deterministic pass's features (the teacher must have them)
   uint64_t seed = 0;           // the experiment's seed; each chunk derives its own
-  int64_t batch_size = 64;     // texts per predict() call
+  int64_t batch_size = 256;    // texts per predict() call (an adapter buckets by length within one)
   int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
   std::filesystem::path cache_dir;  // empty: no cache
   std::string split;                // names the texts in messages ("transfer"); not part of the key

@@ -24,6 +24,33 @@ torch::Device resolve_device(const std::string& spec);
 // runs models calls this explicitly.
 int configure_threads(int64_t threads);
 
+// Keeps the memory of freed tensors in the process (glibc's allocator; elsewhere a no-op): large
+// blocks come from the heap rather than one mmap each (up to glibc's 32 MiB limit), and the heap
+// is not handed back to the kernel while it is below 1 GiB. A forward pass frees and allocates
+// the same few-MB activations hundreds of times a second; with glibc's defaults each one can be
+// an mmap/munmap or a trim and, on first touch, page faults. Measured on the 2-core machine
+// (bench/README.md): the quickstart teacher's deterministic pass 362 -> 1,266 texts/s. Call it
+// once, first thing in main(), before any thread starts; process-wide.
+void tune_allocator();
+
+// Mixed precision for inference passes, for the lifetime of the guard, on this thread: when `bf16`,
+// torch's autocast for `device` runs matrix products (linear, matmul, convolutions) in bfloat16 and
+// keeps reductions and normalisations in float32; otherwise nothing changes. The previous state
+// comes back when the guard goes. Covers LibTorch 1.13's per-device calls and 2.x's.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(const torch::Device& device, bool bf16);
+  ~Bf16Autocast();
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool active_ = false;
+  bool cuda_ = false;
+  bool was_enabled_ = false;
+  c10::ScalarType was_dtype_ = c10::ScalarType::Float;
+};
+
 // The deterministic switch ([experiment].deterministic): torch's deterministic algorithms (an op
 // without a deterministic implementation then throws instead of varying), and the cuBLAS workspace
 // setting they need on CUDA (set before cuBLAS starts, unless the environment already has one).

@@ -1,12 +1,15 @@
 // Monte-Carlo dropout for muki's own models: dropout modules on, everything else in eval mode,
 // K stochastic passes as ONE forward call over the batch replicated K times.
 //
-// Seeding: torch::nn::Dropout draws from torch's process-wide default generator (the functional
-// dropout op takes no generator), so a seeded pass holds a SeededGeneratorGuard (device.h) for
-// its forward call. The same (model, inputs, K, seed, device) gives the same samples.
+// Seeding: muki's models drop with KeyedDropout (keyed_dropout.h), keyed per row: sample k of the
+// example at position q is keyed mix_seed(mix_seed(seed, q), k). A text's samples therefore
+// depend on (seed, its position, k) and its own tokens only: not on K, on the other texts of the
+// call or on their padding. A plain torch dropout module, were a model to have one, draws from
+// torch's default generator, seeded for the call by a SeededGeneratorGuard (device.h).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -33,19 +36,19 @@ void set_dropout_rate(torch::nn::Module& module, double p);
 // torch::InferenceMode with the default generator seeded by `seed`, and the result is reshaped to
 // [K, B, C] (on the model's device). The model is back in eval mode (dropout off) afterwards, also
 // when the forward throws. input_ids / attention_mask must be on the model's device. When
-// `features` is not null it receives the same passes' pooled features, [K, B, H]. Throws
-// std::invalid_argument when samples < 1, and what forward() throws.
+// `features` is not null it receives the same passes' pooled features, [K, B, H]. `positions`
+// gives each example's position (its key, above); empty means 0..B-1. Throws
+// std::invalid_argument when samples < 1 or positions has a size other than B, and what
+// forward() throws.
 torch::Tensor mc_dropout_sample(ClassifierImpl& model, const torch::Tensor& input_ids,
                                 const torch::Tensor& attention_mask, int64_t samples,
-                                uint64_t seed, torch::Tensor* features = nullptr);
+                                uint64_t seed, torch::Tensor* features = nullptr,
+                                const std::vector<int64_t>& positions = {});
 
 // One deterministic pass: eval mode (dropout off), torch::InferenceMode. Returns [B, C]; when
 // `features` is not null it receives the pooled features, [B, H].
 torch::Tensor predict_deterministic(ClassifierImpl& model, const torch::Tensor& input_ids,
                                     const torch::Tensor& attention_mask,
                                     torch::Tensor* features = nullptr);
-
-// A well-mixed 64-bit hash (splitmix64) for deriving per-micro-batch seeds from a request seed.
-uint64_t mix_seed(uint64_t seed, uint64_t index);
 
 }  // namespace muki::core

@@ -1,7 +1,7 @@
 // Text classifiers built with LibTorch's C++ API (muki_model): the architectures muki trains as
 // teachers and, later, as students. Every model maps
 //     forward(input_ids [B, L] int64, attention_mask [B, L] (1 = token, 0 = padding)) -> logits [B, C]
-// and puts a torch::nn::Dropout wherever BERT has dropout, so MC dropout (mc_dropout.h) can switch
+// and puts a KeyedDropout wherever BERT has dropout, so MC dropout (mc_dropout.h) can switch
 // exactly those modules on. Only the stable C++ API is used (no batch_first / norm_first options
 // of torch::nn::Transformer, which LibTorch 1.13 lacks), so the code builds against 1.13 and 2.x.
 //
@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <torch/nn.h>
+
+#include <muki/model/keyed_dropout.h>
 
 namespace muki::core {
 
@@ -68,17 +70,20 @@ using Classifier = std::shared_ptr<ClassifierImpl>;
 // LayerNorm), then a GELU feed-forward block (dropout, residual, LayerNorm).
 class EncoderLayerImpl : public torch::nn::Module {
  public:
-  EncoderLayerImpl(int64_t hidden, int64_t heads, int64_t ffn, double dropout);
+  // Its dropout modules are keyed as layers first_dropout, +1 and +2 (keyed_dropout.h);
+  // max_length is the attention dropout's position stride.
+  EncoderLayerImpl(int64_t hidden, int64_t heads, int64_t ffn, double dropout,
+                   uint64_t first_dropout, int64_t max_length);
   // x [B, L, H]; key_padding [B, L] bool, true on padding. Returns [B, L, H].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_padding);
 
  private:
   int64_t heads_;
   torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attention_out_{nullptr};
-  torch::nn::Dropout attention_dropout_{nullptr}, attention_out_dropout_{nullptr};
+  KeyedDropout attention_dropout_{nullptr}, attention_out_dropout_{nullptr};
   torch::nn::LayerNorm attention_norm_{nullptr};
   torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};
-  torch::nn::Dropout ffn_dropout_{nullptr};
+  KeyedDropout ffn_dropout_{nullptr};
   torch::nn::LayerNorm ffn_norm_{nullptr};
 };
 TORCH_MODULE(EncoderLayer);
@@ -101,10 +106,10 @@ class TransformerClassifierImpl : public ClassifierImpl {
  private:
   torch::nn::Embedding token_embedding_{nullptr}, position_embedding_{nullptr};
   torch::nn::LayerNorm embedding_norm_{nullptr};
-  torch::nn::Dropout embedding_dropout_{nullptr};
+  KeyedDropout embedding_dropout_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
   std::vector<EncoderLayer> layer_list_;
-  torch::nn::Dropout classifier_dropout_{nullptr};
+  KeyedDropout classifier_dropout_{nullptr};
   torch::nn::Linear classifier_{nullptr};
 };
 
@@ -119,7 +124,7 @@ class BagOfEmbeddingsClassifierImpl : public ClassifierImpl {
 
  private:
   torch::nn::Embedding token_embedding_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  KeyedDropout dropout_{nullptr};
   torch::nn::Linear classifier_{nullptr};
 };
 
@@ -136,9 +141,9 @@ class CnnClassifierImpl : public ClassifierImpl {
 
  private:
   torch::nn::Embedding token_embedding_{nullptr};
-  torch::nn::Dropout embedding_dropout_{nullptr};
+  KeyedDropout embedding_dropout_{nullptr};
   std::vector<torch::nn::Conv1d> convs_;
-  torch::nn::Dropout dropout_{nullptr};
+  KeyedDropout dropout_{nullptr};
   torch::nn::Linear classifier_{nullptr};
 };
 

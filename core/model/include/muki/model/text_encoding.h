@@ -29,4 +29,12 @@ EncodedTexts encode_texts(const Tokenizer& tokenizer, const std::vector<std::str
 // max_length costs only as much as its longest text). Keeps at least one column.
 EncodedTexts trim_padding(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
 
+// Length bucketing: the row indices of `attention_mask` [N, L] sorted by token count (ties keep
+// their order; a stable sort, so the result is a function of the lengths alone). Batches cut
+// from consecutive runs of it are padded little.
+std::vector<int64_t> order_by_length(const torch::Tensor& attention_mask);
+
+// The rows `rows` of an encoding, trimmed of the columns that are padding in all of them.
+EncodedTexts select_rows(const EncodedTexts& encoded, const std::vector<int64_t>& rows);
+
 }  // namespace muki::core
