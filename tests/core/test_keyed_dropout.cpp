@@ -113,6 +113,20 @@ TEST(KeyedDropout, TheModuleIsKeyedOnlyInsideAScope) {
   EXPECT_TRUE(torch::equal(d(x), x));
 }
 
+TEST(KeyedDropout, TheGradientIsTheSameMaskScaled) {
+  // Training through a scope: d(sum of out)/dx is 1/(1-p) where the element was kept, 0 where it
+  // was dropped; the backward pass re-derives the mask from the keys.
+  KeyedDropout d(0.3, 2);
+  d->train();
+  const torch::Tensor x = (torch::rand({5, 7, 16}) + 1.0).requires_grad_();
+  const DropoutKeyScope scope(keys(5));
+  const torch::Tensor out = d(x);
+  out.sum().backward();
+  const torch::Tensor expected = out.detach().ne(0).to(torch::kFloat) / 0.7;
+  EXPECT_TRUE(torch::allclose(x.grad(), expected));
+  EXPECT_GT(expected.eq(0).sum().item<int64_t>(), 0);  // something was dropped
+}
+
 TEST(McDropout, ATextsSamplesDoNotDependOnItsBatch) {
   // Sampled with three other texts (padded to the longest) or alone at the same position, a
   // text gets the same K samples: its masks are keyed by (seed, position, k) and padding is

@@ -15,6 +15,7 @@
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 #include "muki/model/checkpoint.h"
+#include "muki/model/keyed_dropout.h"
 #include "muki/model/text_encoding.h"
 
 namespace muki::core {
@@ -216,7 +217,8 @@ bool load_state(const std::filesystem::path& file, const std::string& key, Train
   return true;
 }
 
-// Dropout masks during training come from torch's default generators: seeded per run.
+// Dropout masks during training are keyed (train_step); torch's default generators, seeded per
+// run, serve any other randomness (a plain torch dropout in a feature objective's modules).
 void seed_generators(uint64_t seed, const torch::Device& device) {
   torch::manual_seed(seed);
   if (!device.is_cpu()) {
@@ -282,9 +284,16 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
 std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
-                  const torch::Device& device) {
+                  const torch::Device& device, uint64_t dropout_seed) {
   EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
                                     train.attention_mask.index_select(0, indices));
+  // Dropout keyed by (seed, step, the example's row): fast, and a resumed run needs no
+  // generator state to draw the same masks.
+  std::vector<uint64_t> keys(static_cast<size_t>(indices.size(0)));
+  const torch::Tensor rows = indices.contiguous();
+  for (size_t i = 0; i < keys.size(); ++i)
+    keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(rows.data_ptr<int64_t>()[i]));
+  const DropoutKeyScope keyed(std::move(keys));
   model.train();
   torch::Tensor l;
   if (feature_loss == nullptr) {
@@ -414,16 +423,20 @@ torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_i
                              const torch::Device& device) {
   model.eval();
   c10::InferenceMode inference;
-  std::vector<torch::Tensor> parts;
   const int64_t n = input_ids.size(0);
+  torch::Tensor out = torch::zeros({n, model.config().num_labels});
+  // Length bucketing: batches of texts of similar length, padded little; a text's logits do not
+  // depend on its batch (padding is ignored), so they go back to its row.
+  const EncodedTexts all{input_ids, attention_mask};
+  const std::vector<int64_t> order = order_by_length(attention_mask);
   for (int64_t start = 0; start < n; start += batch_size) {
-    const int64_t len = std::min(batch_size, n - start);
-    EncodedTexts b = trim_padding(input_ids.narrow(0, start, len), attention_mask.narrow(0, start, len));
-    parts.push_back(model.forward(b.input_ids.to(device), b.attention_mask.to(device))
+    const std::vector<int64_t> rows(order.begin() + start, order.begin() + std::min(n, start + batch_size));
+    const EncodedTexts b = select_rows(all, rows);
+    out.index_copy_(0, torch::tensor(rows, torch::kLong),
+                    model.forward(b.input_ids.to(device), b.attention_mask.to(device))
                         .to(torch::kCPU, torch::kFloat));
   }
-  if (parts.empty()) return torch::zeros({0, model.config().num_labels});
-  return torch::cat(parts, 0);
+  return out;
 }
 
 ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_t batch_size,
@@ -504,8 +517,9 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       for (size_t g = 0; g < peak_lr.size(); ++g)
         group_lr[g] = scheduled_lr(peak_lr[g], step, schedule.warmup_steps, schedule.planned_steps);
       const double lr = group_lr.front();
-      const std::optional<double> step_loss = train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len),
-                                                         loss, feature_loss, o.grad_clip, device);
+      const std::optional<double> step_loss =
+          train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len), loss, feature_loss,
+                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)));
       // Training on would only spread the NaN into every weight; the last state stays as it was.
       if (!step_loss)
         throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +

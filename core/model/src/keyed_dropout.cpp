@@ -1,6 +1,7 @@
 #include "muki/model/keyed_dropout.h"
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -173,13 +174,57 @@ torch::Tensor keyed_dropout(const torch::Tensor& x, double p, const std::vector<
   return out;
 }
 
+namespace {
+
+// Training through keyed dropout: d(out)/dx = mask / (1 - p), and applying the same keyed dropout
+// to the incoming gradient is exactly that product. So the backward pass keeps the keys (8 bytes
+// a row), not a mask of the activation's size.
+class KeyedDropoutFunction : public torch::autograd::Function<KeyedDropoutFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               double p, int64_t layer, int64_t position_stride,
+                               const torch::Tensor& keys) {
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["stride"] = position_stride;
+    ctx->saved_data["keys"] = keys;
+    return keyed_dropout(x, p, key_vector(keys), static_cast<uint64_t>(layer), position_stride);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::Tensor grad = keyed_dropout(
+        grads[0], ctx->saved_data["p"].toDouble(), key_vector(ctx->saved_data["keys"].toTensor()),
+        static_cast<uint64_t>(ctx->saved_data["layer"].toInt()), ctx->saved_data["stride"].toInt());
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+  // Keys travel as an int64 tensor holding the uint64 bits.
+  static torch::Tensor key_tensor(const std::vector<uint64_t>& keys) {
+    torch::Tensor t = torch::empty({static_cast<int64_t>(keys.size())}, torch::kLong);
+    std::memcpy(t.data_ptr<int64_t>(), keys.data(), keys.size() * sizeof(uint64_t));
+    return t;
+  }
+  static std::vector<uint64_t> key_vector(const torch::Tensor& t) {
+    std::vector<uint64_t> keys(static_cast<size_t>(t.numel()));
+    std::memcpy(keys.data(), t.data_ptr<int64_t>(), keys.size() * sizeof(uint64_t));
+    return keys;
+  }
+};
+
+}  // namespace
+
 KeyedDropoutImpl::KeyedDropoutImpl(double p, uint64_t layer, int64_t position_stride)
     : torch::nn::DropoutImpl(p), layer_(layer), position_stride_(position_stride) {}
 
 torch::Tensor KeyedDropoutImpl::forward(const torch::Tensor& x) {
   if (!is_training() || options.p() == 0.0) return x;
-  if (const std::vector<uint64_t>* keys = DropoutKeyScope::current())
+  if (const std::vector<uint64_t>* keys = DropoutKeyScope::current()) {
+    if (torch::GradMode::is_enabled() && x.requires_grad())
+      return KeyedDropoutFunction::apply(x, options.p(), static_cast<int64_t>(layer_), position_stride_,
+                                         KeyedDropoutFunction::key_tensor(*keys));
     return keyed_dropout(x, options.p(), *keys, layer_, position_stride_);
+  }
   return torch::dropout(x, options.p(), /*train=*/true);
 }
 

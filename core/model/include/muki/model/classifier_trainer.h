@@ -43,8 +43,9 @@ struct TrainerOptions {
   int64_t patience = 10;      // evaluations without improvement before stopping; 0 = never stop
   double grad_clip = 1.0;     // max global gradient L2 norm; 0 = no clipping
   // Seeds the shuffling (a private std::mt19937_64, identical on every platform's standard
-  // library since the shuffle is our own Fisher-Yates) and, through torch::manual_seed, dropout
-  // during training (torch's process-wide default generator).
+  // library since the shuffle is our own Fisher-Yates) and the dropout masks: the model's keyed
+  // dropout (keyed_dropout.h) draws example e's masks at step s from mix(mix(seed, s), e).
+  // torch's default generator is seeded with it too (for a plain torch dropout elsewhere).
   uint64_t seed = 1;
   int64_t eval_batch_size = 128;
   double log_interval_s = 2.0;  // a progress line at most this often
@@ -141,8 +142,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
                              const torch::Device& device, const EvalCallback& on_eval = {},
                              const FeatureLoss* feature_loss = nullptr);
 
-// Deterministic logits (eval mode, inference mode) of every row, in batches, returned on the CPU
-// as [N, C] float.
+// Deterministic logits (eval mode, inference mode) of every row, in length-sorted batches (each
+// row's logits do not depend on its batch), returned on the CPU as [N, C] float in row order.
 torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_ids,
                              const torch::Tensor& attention_mask, int64_t batch_size,
                              const torch::Device& device);

@@ -16,8 +16,9 @@
 //     (l * H + h: padding only adds positions past the real ones);
 //   attention probabilities x [R, A, I, J] (position_stride S > 0): (a * S + i) * S + j.
 //
-// Masks come from keys only inside a DropoutKeyScope (MC dropout, mc_dropout.h); elsewhere a
-// KeyedDropout in training mode is torch's dropout (training keeps its generator-driven masks).
+// Masks come from keys inside a DropoutKeyScope: MC dropout (mc_dropout.h) and muki's trainer
+// (classifier_trainer.h) open one; with autograd on, the backward pass applies the same keyed
+// mask to the gradient. Outside a scope a KeyedDropout in training mode is torch's dropout.
 #pragma once
 
 #include <cstdint>
@@ -65,8 +66,8 @@ torch::Tensor keyed_keep_mask(const torch::Tensor& x, double p, const std::vecto
                               uint64_t layer, int64_t position_stride = 0);
 
 // A dropout module (a torch::nn::DropoutImpl, so set_dropout_active / set_dropout_rate find it):
-// in eval mode the identity; in training mode keyed_dropout inside a DropoutKeyScope, torch's
-// dropout outside one. `layer` tells a model's dropout modules apart (their masks must differ);
+// in eval mode the identity; in training mode keyed_dropout inside a DropoutKeyScope (through an
+// autograd function when x requires grad), torch's dropout outside one. `layer` tells a model's dropout modules apart (their masks must differ);
 // position_stride as above (max_length for attention probabilities, else 0).
 class KeyedDropoutImpl : public torch::nn::DropoutImpl {
  public:
