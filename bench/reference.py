@@ -152,9 +152,10 @@ def teacher_pass(args):
                     for b_ids, b_mask in batches(ids, mask, 32):
                         model.eval()
                         torch.softmax(model(b_ids, b_mask), -1)
-                        model.train()  # MC dropout: dropout on (the authors' intent)
-                        probs = [torch.softmax(model(b_ids, b_mask), -1) for _ in range(k)]
-                        torch.stack(probs).mean(0)
+                        if k > 0:
+                            model.train()  # MC dropout: dropout on (the authors' intent)
+                            probs = [torch.softmax(model(b_ids, b_mask), -1) for _ in range(k)]
+                            torch.stack(probs).mean(0)
             seconds = time.perf_counter() - start
             results.append({"teachers": count, "samples": k, "seconds": seconds,
                             "examples_per_s": args.examples / seconds})
@@ -184,7 +185,7 @@ def teacher_pass_best(args):
                     for b_ids, b_mask in batches(ids, mask, 32):
                         torch.softmax(model(b_ids, b_mask).float(), -1)
                     model.train()  # dropout on
-                    for b_ids, b_mask in batches(ids, mask, max(1, 32 // k)):
+                    for b_ids, b_mask in batches(ids, mask, max(1, 32 // k)) if k > 0 else ():
                         logits = model(b_ids.repeat(k, 1), b_mask.repeat(k, 1)).float()
                         torch.softmax(logits, -1).view(k, b_ids.shape[0], -1).mean(0)
             seconds = time.perf_counter() - start

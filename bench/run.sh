@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${EXAMPLES:-512}
+samples=0,1,4,16   # K = 0: the deterministic pass alone, the floor the stochastic passes are held to
 threads=${THREADS:-2}
 out=build/bench
 mkdir -p "$out"
@@ -24,15 +25,15 @@ cnn=runs/teachers/heterogeneous/cnn
 # (core::tune_allocator), so that its ratio compares code, not malloc tuning.
 for precision in fp32 bf16; do
   build/bin/muki_bench_teacher_pass --checkpoint "$media" --checkpoint "$science" --precision "$precision" \
-    --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
+    --samples "$samples" --data "$data" --examples "$examples" --threads "$threads" --ids-out "$out/teacher_ids.bin" \
     > "$out/teacher_pass.muki.$precision.json"
   MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 \
     "$python" bench/reference.py teacher_pass_best --checkpoint "$media" --checkpoint "$science" \
-    --precision "$precision" --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" \
+    --precision "$precision" --samples "$samples" --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" \
     > "$out/teacher_pass.best.$precision.json"
 done
 "$python" bench/reference.py teacher_pass --checkpoint "$media" --checkpoint "$science" \
-  --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
+  --samples "$samples" --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
 for model in transformer cnn; do
   checkpoint=$([ "$model" = transformer ] && echo "$media" || echo "$cnn")
   build/bin/muki_bench_student --checkpoint "$checkpoint" --data "$data" --examples "$examples" \
@@ -56,6 +57,14 @@ for precision in ("fp32", "bf16"):
                      "reference_examples_per_s": r["examples_per_s"],
                      "speedup_vs_reference": m["examples_per_s"] / r["examples_per_s"],
                      "speedup_vs_best": m["examples_per_s"] / b["examples_per_s"]})
+# One stochastic pass against one deterministic pass of the same texts, from muki's K = 0 and
+# K = 16 rows (one teacher): ((1/r16 - 1/r0) / 16) / (1/r0).
+stochastic_cost = {}
+for precision in ("fp32", "bf16"):
+    rate = {row["samples"]: row["muki_examples_per_s"] for row in rows
+            if row["precision"] == precision and row["teachers"] == 1}
+    if 0 in rate and 16 in rate:
+        stochastic_cost[precision] = ((1 / rate[16] - 1 / rate[0]) / 16) / (1 / rate[0])
 students = []
 for model in ("transformer", "cnn"):
     m, r = load(f"student_{model}.muki.json"), load(f"student_{model}.reference.json")
@@ -64,7 +73,8 @@ for model in ("transformer", "cnn"):
 results = {"machine": {"cpus": os.cpu_count(), "threads": tp_ref["threads"],
                        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(auto)")},
            "examples": tp_ref["examples"],
-           "teacher_pass": {"reference": tp_ref, "table": rows},
+           "teacher_pass": {"reference": tp_ref, "table": rows,
+                            "stochastic_pass_cost_vs_deterministic": stochastic_cost},
            "student": {"table": students}}
 json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
 print("teacher pass (examples/s; K stochastic passes + 1 deterministic, per example, all teachers)")
@@ -74,6 +84,8 @@ for row in rows:
     print(f"| {row['precision']} | {row['teachers']} | {row['samples']} | {row['muki_examples_per_s']:.1f} | "
           f"{row['best_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | "
           f"{row['speedup_vs_best']:.2f}x | {row['speedup_vs_reference']:.2f}x |")
+for precision, cost in stochastic_cost.items():
+    print(f"{precision}: one stochastic pass costs {cost:.2f}x one deterministic pass of the same texts")
 print("\nstudent training (examples/s, batch 32, AdamW, weighted KL)")
 print("| model | muki | PyTorch reference | speed-up |\n|---|---:|---:|---:|")
 for row in students:
