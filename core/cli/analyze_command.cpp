@@ -128,6 +128,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
   pass.samples = samples;
   pass.seed = core::experiment_seed(config);
   pass.batch_size = batch_size;
+  pass.adaptive_tolerance = core::adaptive_tolerance(config, samples);
   pass.cache_dir = core::cache_dir(config) / "teacher-pass";  // shared with `muki run`
   pass.features = features;
   std::vector<core::TeacherOutputs> outputs;

@@ -205,3 +205,35 @@ TEST(TeacherPass, RefusesNonFiniteOutputs) {
     }
   }
 }
+
+TEST(TeacherPass, AdaptiveKStopsConvergedTextsAndRepeatsTheirSamples) {
+  // The fixture's samples are its logits plus noise in [-0.5, 0.5). With a tolerance no mean can
+  // exceed (1), every text stops after the first round of K/4 = 2 samples, and its 8 slots are
+  // those 2 repeated in order; with a tolerance the noise always exceeds, every text draws all 8.
+  Fixture f;
+  const auto in = texts(7);
+  TeacherPassOptions options;
+  options.samples = 8;
+  options.batch_size = 3;
+  options.adaptive_tolerance = 1.0;
+  TeacherPassStats stats;
+  const auto out = run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
+  EXPECT_EQ(stats.samples_drawn, 7 * 2);
+  EXPECT_EQ(stats.samples_asked, 7 * 8);
+  for (int64_t i = 0; i < 7; ++i)
+    for (int64_t s = 0; s < 8; ++s)
+      for (int64_t c = 0; c < 2; ++c)
+        EXPECT_EQ(out.stochastic[static_cast<size_t>((i * 8 + s) * 2 + c)],
+                  out.stochastic[static_cast<size_t>((i * 8 + s % 2) * 2 + c)]);
+  EXPECT_NE(out.stochastic[0], out.stochastic[2]);  // the two drawn samples differ
+
+  options.adaptive_tolerance = 1e-9;
+  run_teacher_pass(*f.teacher, in, "teacher", options, &stats);
+  EXPECT_EQ(stats.samples_drawn, 7 * 8);
+
+  options.samples = 0;  // a deterministic pass is what it is
+  EXPECT_NO_THROW(run_teacher_pass(*f.teacher, in, "teacher", options));
+  options.samples = 6;  // rounds of K/4, K/2, K need a multiple of 4
+  EXPECT_THAT([&] { run_teacher_pass(*f.teacher, in, "teacher", options); },
+              testing::ThrowsMessage<std::invalid_argument>(testing::HasSubstr("multiple of 4")));
+}

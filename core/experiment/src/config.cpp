@@ -348,7 +348,7 @@ const std::vector<Field>& experiment_schema() {
         table("reference", {req(leaf("adapter", Type::String)), options(Kind::Teacher, "adapter")}),
         req(table("uncertainty",
                   {req(leaf("strategy", Type::String)), leaf("calibrate", Type::Bool),
-                   options(Kind::Uncertainty, "strategy")})),
+                   leaf("adaptive_tolerance", Type::Float, 0, 1), options(Kind::Uncertainty, "strategy")})),
         req(table("integration",
                   {req(leaf("strategy", Type::String)), options(Kind::Integration, "strategy")})),
         table("student", {table("tokenizer", tokenizer_fields()), table("model", model_fields()),

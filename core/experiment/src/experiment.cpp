@@ -41,6 +41,19 @@ uint64_t experiment_seed(const Config& config) {
   return static_cast<uint64_t>(config.root().at_path("experiment.seed").value_or<int64_t>(0));
 }
 
+double adaptive_tolerance(const Config& config, uint32_t samples) {
+  const toml::node_view<const toml::node> node = config.root().at_path("uncertainty.adaptive_tolerance");
+  const double tolerance = node.value_or(0.0);
+  if (tolerance > 0 && (samples == 0 || samples % 4 != 0)) {
+    const toml::source_region& where = node.node()->source();  // a --set value names its --set
+    throw ConfigError({ConfigProblem{where.path ? *where.path : config.path().string(), where.begin.line,
+                                     where.begin.column,
+                                     "uncertainty.adaptive_tolerance needs a strategy that samples a multiple of 4 "
+                                     "passes (rounds of K/4, K/2, K), but it samples " + std::to_string(samples)}});
+  }
+  return tolerance;
+}
+
 TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,
                             const toml::table& t, const std::string& name) {
   TeacherSetup setup;

@@ -113,6 +113,70 @@ void check_finite(const registry::TeacherInstance& teacher, const TeacherOutputs
   }
 }
 
+// The stochastic passes of one batch, example-major into `dst` ([count, k, C]); returns how many
+// passes were run per text, summed. Exact: one call for all k. Adaptive (tolerance > 0): rounds of
+// k/4, k/2, k samples, each round only for the texts that have not converged (TeacherPassOptions).
+int64_t stochastic_passes(const registry::TeacherInstance& teacher, const std::vector<std::string>& batch,
+                          int64_t k, int64_t c, uint64_t seed, double tolerance, float* dst) {
+  const int64_t count = static_cast<int64_t>(batch.size());
+  std::vector<float> buffer;
+  if (tolerance <= 0) {
+    buffer.resize(static_cast<size_t>(k * count * c));
+    teacher.predict(batch, static_cast<uint32_t>(k), seed, buffer.data());
+    for (int64_t s = 0; s < k; ++s)  // [K, B, C] -> example-major [B, K, C]
+      for (int64_t i = 0; i < count; ++i)
+        std::copy_n(&buffer[static_cast<size_t>((s * count + i) * c)], c, dst + (i * k + s) * c);
+    return k * count;
+  }
+  std::vector<std::vector<float>> drawn(static_cast<size_t>(count));  // each text's logits, [m, C]
+  std::vector<int64_t> active(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) active[static_cast<size_t>(i)] = i;
+  // The mean softmax of samples [from, to) of one text.
+  auto mean_probs = [c](const std::vector<float>& logits, int64_t from, int64_t to) {
+    std::vector<double> mean(static_cast<size_t>(c), 0.0);
+    for (int64_t s = from; s < to; ++s) {
+      const float* z = &logits[static_cast<size_t>(s * c)];
+      const float top = *std::max_element(z, z + c);
+      double total = 0;
+      std::vector<double> e(static_cast<size_t>(c));
+      for (int64_t j = 0; j < c; ++j) total += e[static_cast<size_t>(j)] = std::exp(static_cast<double>(z[j] - top));
+      for (int64_t j = 0; j < c; ++j) mean[static_cast<size_t>(j)] += e[static_cast<size_t>(j)] / total / static_cast<double>(to - from);
+    }
+    return mean;
+  };
+  int64_t have = 0;
+  for (int64_t want = k / 4, round = 0; !active.empty(); want *= 2, ++round) {
+    const int64_t draw = want - have, n = static_cast<int64_t>(active.size());
+    std::vector<std::string> texts;
+    for (int64_t i : active) texts.push_back(batch[static_cast<size_t>(i)]);
+    buffer.resize(static_cast<size_t>(draw * n * c));
+    teacher.predict(texts, static_cast<uint32_t>(draw), Fingerprint().add(seed).add(static_cast<uint64_t>(round)).value(),
+                    buffer.data());
+    std::vector<int64_t> still;
+    for (int64_t a = 0; a < n; ++a) {
+      std::vector<float>& mine = drawn[static_cast<size_t>(active[static_cast<size_t>(a)])];
+      for (int64_t s = 0; s < draw; ++s)
+        mine.insert(mine.end(), &buffer[static_cast<size_t>((s * n + a) * c)], &buffer[static_cast<size_t>((s * n + a) * c)] + c);
+      if (want == k) continue;
+      const std::vector<double> all = mean_probs(mine, 0, want), half = mean_probs(mine, 0, want / 2);
+      double gap = 0;
+      for (int64_t j = 0; j < c; ++j) gap = std::max(gap, std::abs(all[static_cast<size_t>(j)] - half[static_cast<size_t>(j)]));
+      if (gap > tolerance) still.push_back(active[static_cast<size_t>(a)]);
+    }
+    have = want;
+    active = want == k ? std::vector<int64_t>() : still;
+  }
+  int64_t total = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const std::vector<float>& mine = drawn[static_cast<size_t>(i)];
+    const int64_t m = static_cast<int64_t>(mine.size()) / c;
+    total += m;
+    for (int64_t s = 0; s < k; ++s)  // m divides k: the empirical distribution is the m samples'
+      std::copy_n(&mine[static_cast<size_t>((s % m) * c)], c, dst + (i * k + s) * c);
+  }
+  return total;
+}
+
 }  // namespace
 
 std::vector<float> TeacherOutputs::samples_batch(int64_t begin, int64_t count) const {
@@ -136,6 +200,10 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     throw std::runtime_error("teacher '" + teacher.instance_name() +
                              "' cannot sample stochastically, but " +
                              std::to_string(options.samples) + " samples were asked for");
+  const bool adaptive = options.adaptive_tolerance > 0 && options.samples > 0;  // a deterministic pass is exact
+  if (adaptive && options.samples % 4 != 0)
+    throw std::invalid_argument("adaptive K needs the samples to be a multiple of 4 (rounds of K/4, K/2, K), not " +
+                                std::to_string(options.samples));
   if (options.features && teacher.feature_dim() == 0)
     throw std::runtime_error("teacher '" + teacher.instance_name() +
                              "' has no features, but they were asked for");
@@ -160,13 +228,13 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     key.add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
         .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size))
         .add(static_cast<uint64_t>(h));
+    if (adaptive) key.add("adaptive").add(std::to_string(options.adaptive_tolerance));
     dir = options.cache_dir / (teacher.instance_name() + "-" + key.hex());
     fs::create_directories(dir);
   }
 
   TeacherPassStats local;
   int64_t computed = 0;  // examples run through the teacher now (not from the cache)
-  std::vector<float> sto_batch;
   for (int64_t chunk_begin = 0; chunk_begin < n; chunk_begin += options.chunk_size) {
     const int64_t chunk_count = std::min(options.chunk_size, n - chunk_begin);
     const fs::path chunk_path =
@@ -183,12 +251,9 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
       if (k > 0) {
         // One seed per batch, derived from the experiment seed and the batch's position.
         const uint64_t seed = Fingerprint().add(options.seed).add(static_cast<uint64_t>(b)).value();
-        sto_batch.resize(static_cast<size_t>(k * count * c));
-        teacher.predict(batch, static_cast<uint32_t>(k), seed, sto_batch.data());
-        for (int64_t s = 0; s < k; ++s)  // [K, B, C] -> example-major [N, K, C]
-          for (int64_t i = 0; i < count; ++i)
-            std::copy_n(&sto_batch[static_cast<size_t>((s * count + i) * c)], c,
-                        &out.stochastic[static_cast<size_t>(((b + i) * k + s) * c)]);
+        local.samples_drawn += stochastic_passes(teacher, batch, k, c, seed, options.adaptive_tolerance,
+                                                 &out.stochastic[static_cast<size_t>(b * k * c)]);
+        local.samples_asked += k * count;
       }
     }
     if (!dir.empty()) {
@@ -214,6 +279,10 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
   check_finite(teacher, out, texts, options.split);
   local.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (adaptive && local.samples_asked > 0)
+    spdlog::info("teacher '{}': adaptive K drew {} of {} stochastic passes ({:.1f}% saved)", teacher.instance_name(),
+                 local.samples_drawn, local.samples_asked,
+                 100.0 * static_cast<double>(local.samples_asked - local.samples_drawn) / static_cast<double>(local.samples_asked));
   if (local.chunks_cached > 0)
     spdlog::info("teacher '{}': {} of {} chunks reused from the cache {}", teacher.instance_name(),
                  local.chunks_cached, local.chunks_cached + local.chunks_computed, dir.string());

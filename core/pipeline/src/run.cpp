@@ -182,12 +182,16 @@ TeacherOutputs teacher_pass(const RunContext& run, const TeacherSetup& t, const 
   TeacherOutputs out = run_teacher_pass(*t.instance, texts, t.cache_key, named, &stats);
   totals.chunks_cached += stats.chunks_cached;
   totals.chunks_computed += stats.chunks_computed;
+  totals.samples_drawn += stats.samples_drawn;
+  totals.samples_asked += stats.samples_asked;
   run.dir.log_event("teacher_pass", {{"teacher", t.name},
                                      {"split", split},
                                      {"examples", texts.size()},
                                      {"samples", pass.samples},
                                      {"chunks_cached", stats.chunks_cached},
                                      {"chunks_computed", stats.chunks_computed},
+                                     {"samples_drawn", stats.samples_drawn},
+                                     {"samples_asked", stats.samples_asked},
                                      {"seconds", stats.seconds}});
   return out;
 }
@@ -377,6 +381,7 @@ TeacherPasses run_teacher_passes(const RunContext& run, const ExperimentPlugins&
                             plugins.integration->feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE;
   passes.options.seed = experiment_seed(run.config);
   passes.options.batch_size = batch_size;
+  passes.options.adaptive_tolerance = adaptive_tolerance(run.config, passes.options.samples);
   passes.options.cache_dir = cache_dir(run.config) / "teacher-pass";
   const auto started = Clock::now();
   for (const TeacherSetup& t : plugins.teachers)

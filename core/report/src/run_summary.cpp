@@ -88,6 +88,8 @@ Json to_json(const RunSummary& s) {
   j["teacher_pass.seconds"] = s.teacher_pass.seconds;
   j["teacher_pass.chunks_cached"] = s.teacher_pass.chunks_cached;
   j["teacher_pass.chunks_computed"] = s.teacher_pass.chunks_computed;
+  j["teacher_pass.samples_drawn"] = s.teacher_pass.samples_drawn;
+  j["teacher_pass.samples_asked"] = s.teacher_pass.samples_asked;
   j["total_seconds"] = s.total_seconds;
   return j;
 }
@@ -139,6 +141,10 @@ RunSummary run_summary_from_json(const Json& j) {
   s.teacher_pass.seconds = get<double>(j, "teacher_pass.seconds");
   s.teacher_pass.chunks_cached = get<int64_t>(j, "teacher_pass.chunks_cached");
   s.teacher_pass.chunks_computed = get<int64_t>(j, "teacher_pass.chunks_computed");
+  if (j.contains("teacher_pass.samples_drawn")) {
+    s.teacher_pass.samples_drawn = get<int64_t>(j, "teacher_pass.samples_drawn");
+    s.teacher_pass.samples_asked = get<int64_t>(j, "teacher_pass.samples_asked");
+  }
   s.total_seconds = get<double>(j, "total_seconds");
   return s;
 }

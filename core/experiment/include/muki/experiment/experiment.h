@@ -24,6 +24,11 @@ std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view sp
 // The experiment seed ([experiment].seed, default 0).
 uint64_t experiment_seed(const Config& config);
 
+// [uncertainty].adaptive_tolerance (default 0 = exact K passes; see TeacherPassOptions). Throws
+// ConfigError at the key when it is on and `samples` (the strategy's K) is not a positive
+// multiple of 4.
+double adaptive_tolerance(const Config& config, uint32_t samples);
+
 struct TeacherSetup {
   std::string name;
   std::unique_ptr<registry::TeacherInstance> instance;

@@ -37,6 +37,14 @@ struct TeacherPassOptions {
   uint64_t seed = 0;           // the experiment's seed; each chunk derives its own
   int64_t batch_size = 256;    // texts per predict() call (an adapter buckets by length within one)
   int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
+  // Adaptive K (0 = off, the exact K passes): samples are drawn in rounds of K/4, K/2 and K (K a
+  // multiple of 4), and a text stops after a round once the mean of its softmax over the samples
+  // so far differs from the mean over their first half by at most this much in every label. Its
+  // K slots are then its m drawn samples repeated in order (m divides K), so every statistic of
+  // the empirical sample distribution (the mean, MC dropout's entropy of the mean, BALD's mean
+  // entropy, variances) is the m samples' own. Part of the cache key when on. Ignored when
+  // samples = 0 (a deterministic pass, such as the reference teacher's).
+  double adaptive_tolerance = 0;
   std::filesystem::path cache_dir;  // empty: no cache
   std::string split;                // names the texts in messages ("transfer"); not part of the key
 };
@@ -44,12 +52,15 @@ struct TeacherPassOptions {
 struct TeacherPassStats {
   int64_t chunks_computed = 0;
   int64_t chunks_cached = 0;
+  int64_t samples_drawn = 0;  // stochastic passes run per text, summed over the computed texts
+  int64_t samples_asked = 0;  // K x the computed texts (drawn < asked only with adaptive K)
   double seconds = 0;
 };
 
 // Runs (or loads) one teacher over `texts`. `teacher_key` identifies the teacher (plugin,
 // version, options, model files): with a fingerprint of the texts themselves, K, the seed and the
 // chunking it forms the cache key. Progress (rate, ETA) is logged at info level. Throws
+// std::invalid_argument when adaptive K is on and K (> 0) is not a multiple of 4. Throws
 // std::runtime_error naming the teacher, its adapter, the split and the first example when an
 // output is not finite (computed or read from the cache): nothing built on it could be trusted.
 TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,

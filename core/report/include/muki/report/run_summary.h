@@ -87,6 +87,9 @@ struct RunSummary {
   struct TeacherPass {
     double seconds = 0;
     int64_t chunks_cached = 0, chunks_computed = 0;
+    // Stochastic passes run / asked for over the computed chunks: fewer only with adaptive K
+    // ([uncertainty] adaptive_tolerance). Absent from summaries written before muki 0.4 (0).
+    int64_t samples_drawn = 0, samples_asked = 0;
   } teacher_pass;
 
   double total_seconds = 0;
