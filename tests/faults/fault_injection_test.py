@@ -119,7 +119,8 @@ def run(args, limit=None):
 
 # Summary fields that legitimately differ between a straight and a resumed run: wall-clock
 # times, where the run is, and what the resume found done.
-VOLATILE = {"run_dir", "train.resumed_from_step", "teacher_pass.chunks_cached", "teacher_pass.chunks_computed"}
+VOLATILE = {"run_dir", "train.resumed_from_step", "teacher_pass.chunks_cached", "teacher_pass.chunks_computed",
+            "teacher_pass.samples_drawn", "teacher_pass.samples_asked"}
 
 
 def results(run_dir):
