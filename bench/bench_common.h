@@ -102,8 +102,9 @@ inline core::EncodedTexts write_ids(const core::LoadedCheckpoint& checkpoint,
 // adds a few microseconds per operator, so a profiled run's total time is not a benchmark figure.
 class Profile {
  public:
-  explicit Profile(const std::string& file) {
-    if (!file.empty()) guard_ = std::make_unique<torch::autograd::profiler::RecordProfile>(file);
+  explicit Profile(const Args& args) {
+    if (const auto file = args.all("profile"); !file.empty())
+      guard_ = std::make_unique<torch::autograd::profiler::RecordProfile>(file.back());
   }
 
  private:

@@ -35,8 +35,7 @@ int main(int argc, char** argv) try {
   o.eval_every = 0;
   o.log_interval_s = 1e9;
   const auto start = std::chrono::steady_clock::now();
-  const auto trace = args.all("profile");
-  const bench::Profile profile(trace.empty() ? "" : trace.back());
+  const bench::Profile profile(args);
   const core::TrainResult r =
       core::train_classifier(*model, {enc.input_ids, enc.attention_mask},
                              core::weighted_kl_loss(targets, weights), nullptr, o, torch::kCPU);

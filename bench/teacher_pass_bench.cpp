@@ -27,6 +27,7 @@ int main(int argc, char** argv) try {
   if (checkpoints.empty()) throw std::invalid_argument("--checkpoint is required");
   const int64_t n = args.get_int("examples", 512), batch = args.get_int("batch-size", 0);
   const int threads = core::configure_threads(args.get_int("threads", 2));
+  const std::string precision = args.get("precision", "fp32");
   const auto texts = bench::first_texts(args.get("data"), n);
 
   registry::Registry registry;
@@ -38,7 +39,7 @@ int main(int argc, char** argv) try {
         "native", {"t" + std::to_string(i),
                    "checkpoint = \"" + checkpoints[i] + "\"\ndevice = \"cpu\"\nthreads = " +
                        std::to_string(threads) + "\nbatch_size = " + std::to_string(batch) +
-                       "\nprecision = \"" + args.get("precision", "fp32") + "\"\n",
+                       "\nprecision = \"" + precision + "\"\n",
                    ".", 1}));
   if (auto ids = args.all("ids-out"); !ids.empty())
     bench::write_ids(core::load_checkpoint(checkpoints[0]), texts, ids.back());
@@ -47,16 +48,15 @@ int main(int argc, char** argv) try {
   std::vector<float> scratch(4 * 8 * teachers[0]->labels().size());
   teachers[0]->predict(std::vector<std::string>(texts.begin(), texts.begin() + 8), 4, 1, scratch.data());
 
-  const int64_t texts_per_call = args.get_int("texts-per-call", 256);  // as `muki run`
+  const int64_t texts_per_call = args.get_int("texts-per-call", core::TeacherPassOptions{}.batch_size);
   std::ostringstream out;
   out << "{\"bench\": \"teacher_pass\", \"implementation\": \"muki\", \"threads\": " << threads
-      << ", \"examples\": " << n << ", \"precision\": \"" << args.get("precision", "fp32")
+      << ", \"examples\": " << n << ", \"precision\": \"" << precision
       << "\", \"texts_per_call\": " << texts_per_call << ", \"rows_per_forward\": " << (batch == 0 ? std::string("\"auto\"") : std::to_string(batch))
       << ", \"note\": \"tokenization included; K passes as one forward over rows_per_forward rows "
          "(texts x K), plus the deterministic pass\", \"results\": [";
   bool first = true;
-  const auto trace = args.all("profile");
-  const bench::Profile profile(trace.empty() ? "" : trace.back());
+  const bench::Profile profile(args);
   for (int64_t k : args.get_ints("samples", "1,4,16")) {
     core::TeacherPassOptions options;
     options.samples = static_cast<uint32_t>(k);

@@ -60,7 +60,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
   CommonOptions common;
   ConfigOptions cfg;
   std::string split = "test", uncertainty_list, integration_list, json_path;
-  int64_t batch_size = 256;
+  int64_t batch_size = core::TeacherPassOptions{}.batch_size;
   po::options_description desc("options");
   add_config(desc, cfg);
   desc.add_options()("split", po::value(&split)->default_value("test"),
@@ -69,7 +69,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
       "comma-separated uncertainty strategies to compare (default: the config's)")(
       "integration", po::value(&integration_list),
       "comma-separated integration strategies to compare (default: the config's)")(
-      "batch-size", po::value(&batch_size)->default_value(256), "texts per teacher call (the run's, to share its cache)")(
+      "batch-size", po::value(&batch_size)->default_value(batch_size), "texts per teacher call (the run's, to share its cache)")(
       "json", po::value(&json_path), "also write the results as JSON to this file "
                                      "(default: <output_dir>/analysis-<split>.json)");
   if (!parse_config_command(
@@ -122,15 +122,9 @@ int cmd_analyze(const std::vector<std::string>& args) {
   }
   for (const auto& name : i_names) integrations.push_back(core::create_integration(config, registry, name));
 
-  // The teacher pass, cached under the run folder.
+  // The teacher pass, cached where `muki run` caches it.
   const fs::path out_dir = core::output_dir(config);
-  core::TeacherPassOptions pass;
-  pass.samples = samples;
-  pass.seed = core::experiment_seed(config);
-  pass.batch_size = batch_size;
-  pass.adaptive_tolerance = core::adaptive_tolerance(config, samples);
-  pass.cache_dir = core::cache_dir(config) / "teacher-pass";  // shared with `muki run`
-  pass.features = features;
+  const core::TeacherPassOptions pass = core::teacher_pass_options(config, samples, features, batch_size);
   std::vector<core::TeacherOutputs> outputs;
   for (const auto& t : teachers) {
     spdlog::info("teacher '{}' ({} labels; sampling: {}), {} examples, K = {}", t.name,

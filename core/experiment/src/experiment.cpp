@@ -41,7 +41,8 @@ uint64_t experiment_seed(const Config& config) {
   return static_cast<uint64_t>(config.root().at_path("experiment.seed").value_or<int64_t>(0));
 }
 
-double adaptive_tolerance(const Config& config, uint32_t samples) {
+TeacherPassOptions teacher_pass_options(const Config& config, uint32_t samples, bool features,
+                                        int64_t batch_size) {
   const toml::node_view<const toml::node> node = config.root().at_path("uncertainty.adaptive_tolerance");
   const double tolerance = node.value_or(0.0);
   if (tolerance > 0 && (samples == 0 || samples % 4 != 0)) {
@@ -51,7 +52,14 @@ double adaptive_tolerance(const Config& config, uint32_t samples) {
                                      "uncertainty.adaptive_tolerance needs a strategy that samples a multiple of 4 "
                                      "passes (rounds of K/4, K/2, K), but it samples " + std::to_string(samples)}});
   }
-  return tolerance;
+  TeacherPassOptions options;
+  options.samples = samples;
+  options.features = features;
+  options.seed = experiment_seed(config);
+  options.batch_size = batch_size;
+  options.adaptive_tolerance = tolerance;
+  options.cache_dir = cache_dir(config) / "teacher-pass";
+  return options;
 }
 
 TeacherSetup create_teacher(const Config& config, const registry::Registry& registry,

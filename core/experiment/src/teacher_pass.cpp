@@ -131,16 +131,15 @@ int64_t stochastic_passes(const registry::TeacherInstance& teacher, const std::v
   std::vector<std::vector<float>> drawn(static_cast<size_t>(count));  // each text's logits, [m, C]
   std::vector<int64_t> active(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) active[static_cast<size_t>(i)] = i;
-  // The mean softmax of samples [from, to) of one text.
-  auto mean_probs = [c](const std::vector<float>& logits, int64_t from, int64_t to) {
-    std::vector<double> mean(static_cast<size_t>(c), 0.0);
-    for (int64_t s = from; s < to; ++s) {
+  // The mean softmax of samples [0, m) of one text.
+  auto mean_probs = [c](const std::vector<float>& logits, int64_t m) {
+    std::vector<double> mean(static_cast<size_t>(c), 0.0), e(static_cast<size_t>(c));
+    for (int64_t s = 0; s < m; ++s) {
       const float* z = &logits[static_cast<size_t>(s * c)];
       const float top = *std::max_element(z, z + c);
       double total = 0;
-      std::vector<double> e(static_cast<size_t>(c));
       for (int64_t j = 0; j < c; ++j) total += e[static_cast<size_t>(j)] = std::exp(static_cast<double>(z[j] - top));
-      for (int64_t j = 0; j < c; ++j) mean[static_cast<size_t>(j)] += e[static_cast<size_t>(j)] / total / static_cast<double>(to - from);
+      for (int64_t j = 0; j < c; ++j) mean[static_cast<size_t>(j)] += e[static_cast<size_t>(j)] / total / static_cast<double>(m);
     }
     return mean;
   };
@@ -155,10 +154,12 @@ int64_t stochastic_passes(const registry::TeacherInstance& teacher, const std::v
     std::vector<int64_t> still;
     for (int64_t a = 0; a < n; ++a) {
       std::vector<float>& mine = drawn[static_cast<size_t>(active[static_cast<size_t>(a)])];
-      for (int64_t s = 0; s < draw; ++s)
-        mine.insert(mine.end(), &buffer[static_cast<size_t>((s * n + a) * c)], &buffer[static_cast<size_t>((s * n + a) * c)] + c);
+      for (int64_t s = 0; s < draw; ++s) {
+        const float* sample = &buffer[static_cast<size_t>((s * n + a) * c)];
+        mine.insert(mine.end(), sample, sample + c);
+      }
       if (want == k) continue;
-      const std::vector<double> all = mean_probs(mine, 0, want), half = mean_probs(mine, 0, want / 2);
+      const std::vector<double> all = mean_probs(mine, want), half = mean_probs(mine, want / 2);
       double gap = 0;
       for (int64_t j = 0; j < c; ++j) gap = std::max(gap, std::abs(all[static_cast<size_t>(j)] - half[static_cast<size_t>(j)]));
       if (gap > tolerance) still.push_back(active[static_cast<size_t>(a)]);

@@ -291,8 +291,8 @@ std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& opt
   // generator state to draw the same masks.
   std::vector<uint64_t> keys(static_cast<size_t>(indices.size(0)));
   const torch::Tensor rows = indices.contiguous();
-  for (size_t i = 0; i < keys.size(); ++i)
-    keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(rows.data_ptr<int64_t>()[i]));
+  const int64_t* row = rows.data_ptr<int64_t>();
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(row[i]));
   const DropoutKeyScope keyed(std::move(keys));
   model.train();
   torch::Tensor l;

@@ -30,9 +30,14 @@ struct LayerKey {
   uint32_t k1, k2;
 };
 
-LayerKey layer_key(uint64_t row_key, uint64_t layer) {
-  const uint64_t k = mix_seed(row_key, layer);
-  return {static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32)};
+// Each row's key for one layer, computed once per call.
+std::vector<LayerKey> layer_keys(const std::vector<uint64_t>& row_keys, uint64_t layer) {
+  std::vector<LayerKey> keys(row_keys.size());
+  for (size_t r = 0; r < keys.size(); ++r) {
+    const uint64_t k = mix_seed(row_keys[r], layer);
+    keys[r] = {static_cast<uint32_t>(k), static_cast<uint32_t>(k >> 32)};
+  }
+  return keys;
 }
 
 // Elements with h < threshold are dropped: P(drop) = threshold / 2^32 = p to within 2^-32.
@@ -45,14 +50,15 @@ uint32_t drop_threshold(double p) {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-void keep_run_float(const float* src, float* dst, int64_t n, uint32_t counter, LayerKey key,
-                    uint32_t threshold, float scale) {
+void keep_run(const float* src, float* dst, int64_t n, uint32_t counter, LayerKey key,
+              uint32_t threshold, float scale) {
   for (int64_t j = 0; j < n; ++j) {
     const uint32_t h = mix32(mix32((counter + static_cast<uint32_t>(j)) ^ key.k1) + key.k2);
     dst[j] = h >= threshold ? src[j] * scale : 0.0f;
   }
 }
 
+// Other types (double): the same, scalar.
 template <class T>
 void keep_run(const T* src, T* dst, int64_t n, uint32_t counter, LayerKey key, uint32_t threshold,
               float scale) {
@@ -60,11 +66,6 @@ void keep_run(const T* src, T* dst, int64_t n, uint32_t counter, LayerKey key, u
     const uint32_t h = mix32(mix32((counter + static_cast<uint32_t>(j)) ^ key.k1) + key.k2);
     dst[j] = h >= threshold ? static_cast<T>(static_cast<float>(src[j]) * scale) : static_cast<T>(0);
   }
-}
-
-void keep_run(const float* src, float* dst, int64_t n, uint32_t counter, LayerKey key,
-              uint32_t threshold, float scale) {
-  keep_run_float(src, dst, n, counter, key, threshold, scale);
 }
 
 // x viewed as [R, A, I, J]; counters (a * SI + i) * SJ + j.
@@ -130,11 +131,10 @@ torch::Tensor keyed_keep_mask(const torch::Tensor& x, double p, const std::vecto
   const torch::Tensor counter = (torch::arange(l.a, longs).view({l.a, 1, 1}) * l.stride_i +
                                  torch::arange(l.i, longs).view({1, l.i, 1})) * l.stride_j +
                                 torch::arange(l.j, longs).view({1, 1, l.j});
-  std::vector<int64_t> k1(static_cast<size_t>(l.rows)), k2(k1.size());
-  for (size_t r = 0; r < k1.size(); ++r) {
-    const LayerKey key = layer_key(row_keys[r], layer);
-    k1[r] = key.k1;
-    k2[r] = key.k2;
+  std::vector<int64_t> k1, k2;
+  for (const LayerKey& key : layer_keys(row_keys, layer)) {
+    k1.push_back(key.k1);
+    k2.push_back(key.k2);
   }
   const torch::Tensor key1 = torch::tensor(k1, longs).view({l.rows, 1, 1, 1});
   const torch::Tensor key2 = torch::tensor(k2, longs).view({l.rows, 1, 1, 1});
@@ -147,11 +147,12 @@ torch::Tensor keyed_dropout(const torch::Tensor& x, double p, const std::vector<
   check_rate(p);
   if (!x.device().is_cpu())
     return x * keyed_keep_mask(x, p, row_keys, layer, position_stride).to(x.scalar_type()) / (1.0 - p);
-  const Layout l = layout_of(x, row_keys.size(), position_stride);
   // Half precision goes through float: the float loop vectorises, and the result is the same
   // (float(x) * scale, rounded once to x's type).
   if (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)
     return keyed_dropout(x.to(torch::kFloat), p, row_keys, layer, position_stride).to(x.scalar_type());
+  const Layout l = layout_of(x, row_keys.size(), position_stride);
+  const std::vector<LayerKey> keys = layer_keys(row_keys, layer);
   const torch::Tensor src = x.contiguous();
   torch::Tensor out = torch::empty_like(src);
   const uint32_t threshold = drop_threshold(p);
@@ -165,9 +166,8 @@ torch::Tensor keyed_dropout(const torch::Tensor& x, double p, const std::vector<
       for (int64_t line = begin; line < end; ++line) {
         const int64_t r = line / (l.a * l.i), rest = line % (l.a * l.i);
         const int64_t a = rest / l.i, i = rest % l.i;
-        const LayerKey key = layer_key(row_keys[static_cast<size_t>(r)], layer);
         const auto counter = static_cast<uint32_t>((a * l.stride_i + i) * l.stride_j);
-        keep_run(in + line * l.j, o + line * l.j, l.j, counter, key, threshold, scale);
+        keep_run(in + line * l.j, o + line * l.j, l.j, counter, keys[static_cast<size_t>(r)], threshold, scale);
       }
     });
   });

@@ -376,13 +376,10 @@ void calibrate_on_references(const RunContext& run, const ExperimentPlugins& plu
 TeacherPasses run_teacher_passes(const RunContext& run, const ExperimentPlugins& plugins, const RunData& data,
                                  int64_t batch_size) {
   TeacherPasses passes;
-  passes.options.samples = plugins.scored ? plugins.uncertainty->samples() : 0;
-  passes.options.features = (plugins.scored && plugins.uncertainty->needs_features()) ||
-                            plugins.integration->feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE;
-  passes.options.seed = experiment_seed(run.config);
-  passes.options.batch_size = batch_size;
-  passes.options.adaptive_tolerance = adaptive_tolerance(run.config, passes.options.samples);
-  passes.options.cache_dir = cache_dir(run.config) / "teacher-pass";
+  const bool features = (plugins.scored && plugins.uncertainty->needs_features()) ||
+                        plugins.integration->feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE;
+  passes.options = teacher_pass_options(run.config, plugins.scored ? plugins.uncertainty->samples() : 0,
+                                        features, batch_size);
   const auto started = Clock::now();
   for (const TeacherSetup& t : plugins.teachers)
     passes.transfer.push_back(teacher_pass(run, t, data.transfer_texts, "transfer", passes.options, passes.stats));

@@ -11,6 +11,7 @@
 #include <muki/data/dataset.h>
 #include <muki/data/label_space.h>
 #include <muki/experiment/config.h>
+#include <muki/experiment/teacher_pass.h>
 #include <muki/registry/registry.h>
 
 namespace muki::core {
@@ -24,10 +25,13 @@ std::vector<DatasetSpec> dataset_specs(const Config& config, std::string_view sp
 // The experiment seed ([experiment].seed, default 0).
 uint64_t experiment_seed(const Config& config);
 
-// [uncertainty].adaptive_tolerance (default 0 = exact K passes; see TeacherPassOptions). Throws
-// ConfigError at the key when it is on and `samples` (the strategy's K) is not a positive
-// multiple of 4.
-double adaptive_tolerance(const Config& config, uint32_t samples);
+// The teacher pass an experiment runs (`muki run` and `muki analyze` alike, so they share the
+// cache): `samples` (the strategy's K) and `features` as given, the experiment's seed,
+// `batch_size` texts a call, [uncertainty].adaptive_tolerance (default 0 = exact K passes), the
+// cache under cache_dir(config). Throws ConfigError at adaptive_tolerance when it is on and
+// `samples` is not a positive multiple of 4.
+TeacherPassOptions teacher_pass_options(const Config& config, uint32_t samples, bool features,
+                                        int64_t batch_size);
 
 struct TeacherSetup {
   std::string name;

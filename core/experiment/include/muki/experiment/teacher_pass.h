@@ -35,7 +35,9 @@ struct TeacherPassOptions {
   uint32_t samples = 0;        // K stochastic passes per example (0: deterministic only)
   bool features = false;       // keep the deterministic pass's features (the teacher must have them)
   uint64_t seed = 0;           // the experiment's seed; each chunk derives its own
-  int64_t batch_size = 256;    // texts per predict() call (an adapter buckets by length within one)
+  // Texts per predict() call. The `native` adapter buckets a call's texts by length; 256 ran its
+  // pass 1.13x faster than 64 and 1.08x faster than 1,024 (bench/README.md).
+  int64_t batch_size = 256;
   int64_t chunk_size = 1024;   // examples per cache file (the unit of resumption)
   // Adaptive K (0 = off, the exact K passes): samples are drawn in rounds of K/4, K/2 and K (K a
   // multiple of 4), and a text stops after a round once the mean of its softmax over the samples

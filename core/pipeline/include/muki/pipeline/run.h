@@ -27,6 +27,7 @@
 #include <string>
 
 #include <muki/experiment/config.h>
+#include <muki/experiment/teacher_pass.h>
 #include <muki/report/run_summary.h>
 #include <muki/registry/registry.h>
 
@@ -34,11 +35,9 @@ namespace muki::core {
 
 struct RunOptions {
   bool fresh = false;         // discard what the run directory holds and start again
-  // Texts per teacher call. The stochastic passes' seeds follow the calls, so it is fixed for a
-  // run directory: the command line does not offer it. 256: the `native` adapter buckets a call's
-  // texts by length, and 256 ran its pass 1.13x faster than 64 and 1.08x faster than 1,024
-  // (bench/README.md).
-  int64_t batch_size = 256;
+  // Texts per teacher call (TeacherPassOptions' default). The stochastic passes' seeds follow the
+  // calls, so it is fixed for a run directory: the command line does not offer it.
+  int64_t batch_size = TeacherPassOptions{}.batch_size;
 };
 
 struct RunResult {
