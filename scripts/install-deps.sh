@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-openmp   # without openblas libtorch falls back to the reference BLAS (~45x slower)
+  libgloo-dev   # the headers c10d's ProcessGroupGloo needs (distributed runs, process_group.h)
   libboost-dev libboost-program-options-dev
   libtomlplusplus-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev   # the JSON muki writes and reads (summary.json, metrics.jsonl, reports)

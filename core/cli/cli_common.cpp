@@ -1,6 +1,7 @@
 #include "cli_common.h"
 
 #include "muki/experiment/experiment.h"
+#include "muki/model/process_group.h"
 
 #include <iostream>
 
@@ -53,6 +54,18 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
   spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::unique_ptr<core::ProcessGroup> join_job(const toml::table* distributed) {
+  const std::optional<core::DistributedEnvironment> env = core::distributed_environment();
+  if (!env) return nullptr;
+  spdlog::set_pattern("[%H:%M:%S] [rank " + std::to_string(env->rank) + "] [%^%l%$] %v");
+  core::ProcessGroupOptions options;
+  if (distributed != nullptr) {
+    options.backend = (*distributed)["backend"].value_or(options.backend);
+    options.timeout = std::chrono::seconds((*distributed)["timeout_s"].value_or(int64_t{300}));
+  }
+  return core::ProcessGroup::join(*env, options);
 }
 
 core::Config load_config(const ConfigOptions& options) {

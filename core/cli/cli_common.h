@@ -1,6 +1,7 @@
 // Options and helpers every `muki` subcommand shares.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,10 @@
 
 #include "muki/experiment/config.h"
 #include "muki/registry/registry.h"
+
+namespace muki::core {
+class ProcessGroup;
+}
 
 namespace muki::cli {
 
@@ -39,6 +44,12 @@ bool parse_config_command(const std::vector<std::string>& args, po::options_desc
                           const std::string& usage);
 
 void setup_logging(const std::string& level);
+
+// The distributed job this process is a rank of, when a launcher (torchrun, srun) set RANK,
+// WORLD_SIZE, MASTER_ADDR and MASTER_PORT; null when it runs alone. `distributed` is the config's
+// [distributed] table (backend, timeout_s), or null for the defaults. From then on every log line
+// names the rank. Throws what distributed_environment() and ProcessGroup::join throw.
+std::unique_ptr<core::ProcessGroup> join_job(const toml::table* distributed);
 
 // Loads the file and applies the --set overrides in order.
 core::Config load_config(const ConfigOptions& options);

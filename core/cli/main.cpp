@@ -16,7 +16,7 @@ using namespace muki::cli;
 
 namespace {
 
-constexpr const char* kVersion = "0.4.0";
+constexpr const char* kVersion = MUKI_VERSION;  // the CMake project's version
 
 const char* kUsage =
     "usage: muki <command> [options]\n"

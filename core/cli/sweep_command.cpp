@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli_common.h"
+#include "muki/model/process_group.h"
 #include "muki/pipeline/sweep.h"
 
 namespace muki::cli {
@@ -27,7 +28,8 @@ int cmd_sweep(const std::vector<std::string>& args) {
           "usage: muki sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--seeds 1,2,3] [--set KEY=VALUE]...\n\n"
           "Example: muki sweep configs/quickstart.toml --seeds 1,2,3 \\\n"
           "  --grid 'uncertainty={strategy=\"entropy\"},{strategy=\"mc_dropout\",options={samples=16}}' \\\n"
-          "  --grid integration.strategy='\"max\",\"weighted\"'"))
+          "  --grid integration.strategy='\"max\",\"weighted\"'\n\n"
+          "Under torchrun the runs are spread over the ranks and rank 0 writes the table."))
     return 0;
   for (const std::string& g : grid) {
     try {
@@ -57,7 +59,10 @@ int cmd_sweep(const std::vector<std::string>& args) {
   const core::Config config = load_config(cfg);
   registry::Registry registry;
   load_plugins_and_validate(config, registry, common);
+  const std::unique_ptr<core::ProcessGroup> job = join_job(config.root()["distributed"].as_table());
+  options.run.group = job.get();
   const core::SweepResult result = core::run_sweep(config, registry, options);
+  if (job != nullptr && job->rank() != 0) return 0;  // rank 0 prints and writes the table
   std::cout << result.markdown << "\n(" << (result.folder / "results.md").string() << ", results.csv)\n";
   return result.failed == 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli_common.h"
+#include "muki/model/process_group.h"
 #include "muki/pipeline/teacher_training.h"
 
 namespace muki::cli {
@@ -14,7 +15,9 @@ constexpr const char* kTeacherUsage =
     "\n"
     "Trains each teacher of the file ([teacher], or several [[teacher]] entries) on the examples\n"
     "whose label is in its `labels` (all labels when absent: a supervised model) and writes a\n"
-    "checkpoint folder to its `output`. Examples: configs/teachers/*.toml.";
+    "checkpoint folder to its `output`. Examples: configs/teachers/*.toml.\n"
+    "Under torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) the ranks train each teacher\n"
+    "data-parallel and rank 0 writes the checkpoints.";
 }  // namespace
 
 int cmd_teacher_train(const std::vector<std::string>& args) {
@@ -43,8 +46,11 @@ int cmd_teacher_train(const std::vector<std::string>& args) {
     return 0;
   setup_logging(log_level);
   const core::Config config = load_config(cfg);
+  const std::unique_ptr<core::ProcessGroup> job = join_job(nullptr);
+  const std::vector<core::TeacherTrainingResult> results = core::train_teachers(config, missing_only, job.get());
+  if (job != nullptr && job->rank() != 0) return 0;  // rank 0 reports and writes the checkpoints
   // One summary line per teacher on stdout; the details are in each train_report.json.
-  for (const core::TeacherTrainingResult& result : core::train_teachers(config, missing_only))
+  for (const core::TeacherTrainingResult& result : results)
     std::cout << result.output.string() << ": dev accuracy "
               << (result.dev_metrics ? std::to_string(result.dev_metrics->accuracy) : "n/a")
               << ", test accuracy "

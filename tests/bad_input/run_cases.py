@@ -27,7 +27,7 @@ except ImportError:  # Python < 3.11
     sys.exit("run_cases.py needs Python 3.11 or newer (tomllib)")
 
 CASE_KEYS = {"name", "template", "files", "before", "args", "exit", "expect", "reject", "absent",
-             "timeout"}
+             "timeout", "env"}
 # Placeholders the cases may use; @BYTE:XX@ (a raw byte, for data files that are not UTF-8) is
 # handled apart. A misspelt @NAME@ is an error of the suite, not a silent literal.
 PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
@@ -213,7 +213,7 @@ def check_case(case, templates, fixtures, muki, root):
     timeout = case.get("timeout", 60)
     start = time.monotonic()
     try:
-        r = subprocess.run(argv, cwd=case_dir, env=muki_env(), stdout=subprocess.PIPE,
+        r = subprocess.run(argv, cwd=case_dir, env=dict(muki_env(), **case.get("env", {})), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")

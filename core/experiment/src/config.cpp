@@ -354,6 +354,9 @@ const std::vector<Field>& experiment_schema() {
         table("student", {table("tokenizer", tokenizer_fields()), table("model", model_fields()),
                           table("train", train_fields(/*student=*/true))}),
         table("report", {leaf("compare", Type::Paths)}),
+        // Used when the process is one rank of a job (RANK, WORLD_SIZE, ...; process_group.h).
+        table("distributed", {choice("backend", {"auto", "gloo"}), leaf("timeout_s", Type::Int, 1, 604800),
+                              leaf("chunk_size", Type::Int, 1, 1e9)}),
     };
   }();
   return schema;

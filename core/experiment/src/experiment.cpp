@@ -58,6 +58,7 @@ TeacherPassOptions teacher_pass_options(const Config& config, uint32_t samples, 
   options.seed = experiment_seed(config);
   options.batch_size = batch_size;
   options.adaptive_tolerance = tolerance;
+  options.chunk_size = config.root().at_path("distributed.chunk_size").value_or(options.chunk_size);
   options.cache_dir = cache_dir(config) / "teacher-pass";
   return options;
 }

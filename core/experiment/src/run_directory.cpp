@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kMukiVersion = "0.1.0";
+constexpr const char* kMukiVersion = MUKI_VERSION;  // the CMake project's version (it said 0.1.0 until 0.5)
 
 void flatten(const toml::node& node, const std::string& key, std::map<std::string, std::string>& out) {
   if (const toml::table* t = node.as_table()) {
@@ -86,7 +86,7 @@ std::vector<std::string> config_differences(const toml::table& before, const tom
   return out;
 }
 
-RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir_(std::move(dir)) {
+RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh, const Json& launch) : dir_(std::move(dir)) {
   const std::string config_text = config.to_toml();
   const std::string fingerprint = Fingerprint().add(config_text).hex();
   const fs::path run_json = dir_ / "run.json";
@@ -132,19 +132,28 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh) : dir
   }
   // run.json first: it is what marks the folder as muki's, so a run killed before it is written
   // leaves a folder the next run takes, and one killed after it finds config.toml missing.
-  if (!resumed_)
-    write_file("run.json", json_line({{"fingerprint", fingerprint},
-                                      {"config", fs::absolute(config.path()).lexically_normal().string()},
-                                      {"muki_version", kMukiVersion}}) +
-                               "\n");
+  // Written again on a resume: `launch` (the world size) may differ from the first start's.
+  Json run = {{"fingerprint", fingerprint},
+              {"config", fs::absolute(config.path()).lexically_normal().string()},
+              {"muki_version", kMukiVersion}};
+  run.update(launch);
+  write_file("run.json", json_line(run) + "\n");
   if (!resumed_ || !fs::exists(dir_ / "config.toml", ec)) write_file("config.toml", config_text);
 }
 
+RunDirectory RunDirectory::written_elsewhere(fs::path dir) {
+  RunDirectory out;
+  out.dir_ = std::move(dir);
+  out.writes_ = false;
+  return out;
+}
+
 void RunDirectory::write_file(const std::string& name, const std::string& text) const {
-  write_file_atomically(dir_ / name, text);
+  if (writes_) write_file_atomically(dir_ / name, text);
 }
 
 void RunDirectory::log_event(const std::string& event, const Json& fields) const {
+  if (!writes_) return;
   const auto now = std::chrono::system_clock::now();
   Json line = {{"event", event}, {"time", std::chrono::duration<double>(now.time_since_epoch()).count()}};
   line.update(fields);

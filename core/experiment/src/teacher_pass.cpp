@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "muki/io/communicator.h"
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 
@@ -28,20 +29,29 @@ struct ChunkHeader {
   uint64_t checksum;  // Fingerprint of the payload that follows
 };
 
-// A chunk file: the header, then the deterministic logits, the stochastic ones and the features.
-// Written atomically (write_file_atomically), so a killed run never leaves a half-written chunk
-// behind under the real name.
-void write_chunk(const fs::path& path, ChunkHeader header, const float* det, const float* sto,
-                 const float* features) {
+// A chunk file: the header, then the deterministic logits, the stochastic ones and the features
+// of examples [begin, begin + count). Written atomically (write_file_atomically), so a killed run
+// never leaves a half-written chunk behind under the real name.
+void write_chunk(const fs::path& path, const TeacherOutputs& out, int64_t begin, int64_t count) {
+  ChunkHeader header{};
+  std::memcpy(header.magic, kMagic, sizeof(kMagic));
+  header.count = count;
+  header.labels = out.num_labels;
+  header.samples = out.samples;
+  header.feature_dim = out.feature_dim;
   std::string payload;
-  const auto append = [&payload](const float* data, int64_t count) {
-    payload.append(reinterpret_cast<const char*>(data), sizeof(float) * static_cast<size_t>(count));
+  const auto append = [&payload](const std::vector<float>& values, int64_t first, int64_t size) {
+    payload.append(reinterpret_cast<const char*>(values.data() + first), sizeof(float) * static_cast<size_t>(size));
   };
-  append(det, header.count * header.labels);
-  if (header.samples > 0) append(sto, header.count * header.samples * header.labels);
-  if (header.feature_dim > 0) append(features, header.count * header.feature_dim);
+  append(out.deterministic, begin * out.num_labels, count * out.num_labels);
+  append(out.stochastic, begin * out.samples * out.num_labels, count * out.samples * out.num_labels);
+  append(out.features, begin * out.feature_dim, count * out.feature_dim);
   header.checksum = Fingerprint().add(payload).value();
   write_file_atomically(path, std::string(reinterpret_cast<const char*>(&header), sizeof(header)) + payload);
+}
+
+fs::path chunk_file(const fs::path& dir, int64_t begin) {
+  return dir / ("chunk-" + std::to_string(begin) + ".bin");
 }
 
 // Reads a chunk into the outputs at `begin`; false when absent, of another shape or damaged (a
@@ -178,6 +188,60 @@ int64_t stochastic_passes(const registry::TeacherInstance& teacher, const std::v
   return total;
 }
 
+// A job's ranks send each other the chunks they supplied (owner[i]: chunk i's rank), so every
+// rank ends with every output; `stats` become the job's totals. Rank 0 also caches the chunks it
+// did not have, so that one machine holds the whole pass (a later single-process run, or a rerun
+// with another world size, finds it there).
+void exchange_chunks(Communicator& group, const std::vector<int>& owner, int64_t chunk_size, const fs::path& dir,
+                     const std::string& cached_here, TeacherOutputs& out, TeacherPassStats& stats) {
+  const int64_t n = out.num_examples, c = out.num_labels, k = out.samples, h = out.feature_dim;
+  struct Part {
+    std::vector<float>& values;
+    int64_t per_example;
+  };
+  Part parts[] = {{out.deterministic, c}, {out.stochastic, k * c}, {out.features, h}};
+  std::string message;
+  const int64_t counts[4] = {stats.chunks_computed, stats.chunks_cached, stats.samples_drawn, stats.samples_asked};
+  message.append(reinterpret_cast<const char*>(counts), sizeof(counts));
+  for (size_t i = 0; i < owner.size(); ++i) {
+    if (owner[i] != group.rank()) continue;
+    const int64_t begin = static_cast<int64_t>(i) * chunk_size, count = std::min(chunk_size, n - begin);
+    for (const Part& p : parts)
+      message.append(reinterpret_cast<const char*>(p.values.data() + begin * p.per_example),
+                     sizeof(float) * static_cast<size_t>(count * p.per_example));
+  }
+  const std::vector<std::string> all = group.all_gather(message);
+  TeacherPassStats total;
+  for (const std::string& m : all) total.bytes_exchanged += static_cast<int64_t>(m.size());
+  for (size_t r = 0; r < all.size(); ++r) {
+    const char* at = all[r].data();
+    const char* const end = at + all[r].size();
+    int64_t theirs[4];
+    if (all[r].size() < sizeof(theirs)) throw std::runtime_error("teacher pass: rank " + std::to_string(r) + " sent a truncated message");
+    std::memcpy(theirs, at, sizeof(theirs));
+    at += sizeof(theirs);
+    total.chunks_computed += theirs[0];
+    total.chunks_cached += theirs[1];
+    total.samples_drawn += theirs[2];
+    total.samples_asked += theirs[3];
+    for (size_t i = 0; i < owner.size(); ++i) {
+      if (owner[i] != static_cast<int>(r)) continue;
+      const int64_t begin = static_cast<int64_t>(i) * chunk_size, count = std::min(chunk_size, n - begin);
+      for (const Part& p : parts) {
+        const size_t bytes = sizeof(float) * static_cast<size_t>(count * p.per_example);
+        if (static_cast<size_t>(end - at) < bytes)
+          throw std::runtime_error("teacher pass: rank " + std::to_string(r) + " sent fewer outputs than its chunks hold");
+        if (static_cast<int>(r) != group.rank()) std::memcpy(p.values.data() + begin * p.per_example, at, bytes);
+        at += bytes;
+      }
+      if (group.rank() == 0 && !dir.empty() && cached_here[i] == '0' && static_cast<int>(r) != 0)
+        write_chunk(chunk_file(dir, begin), out, begin, count);
+    }
+  }
+  total.seconds = stats.seconds;
+  stats = total;
+}
+
 }  // namespace
 
 std::vector<float> TeacherOutputs::samples_batch(int64_t begin, int64_t count) const {
@@ -234,18 +298,41 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     fs::create_directories(dir);
   }
 
+  // Which rank supplies which chunk. Alone: this process, all of them. In a job: a chunk some rank
+  // has cached comes from the first such rank; the others are dealt out in turn. Seeds follow the
+  // examples' positions, never the rank, so the outputs are those of a single process.
+  const int64_t chunks = (n + options.chunk_size - 1) / options.chunk_size;
+  Communicator* const group = options.communicator != nullptr && options.communicator->world_size() > 1
+                                  ? options.communicator : nullptr;
+  const int rank = group != nullptr ? group->rank() : 0;
+  auto chunk_count = [&](int64_t i) { return std::min(options.chunk_size, n - i * options.chunk_size); };
+  std::string cached(static_cast<size_t>(chunks), '0');
+  for (int64_t i = 0; i < chunks && !dir.empty(); ++i)
+    if (read_chunk(chunk_file(dir, i * options.chunk_size), i * options.chunk_size, chunk_count(i), out)) cached[static_cast<size_t>(i)] = '1';
+  std::vector<int> owner(static_cast<size_t>(chunks), 0);
+  std::vector<bool> from_cache(static_cast<size_t>(chunks));
+  const std::vector<std::string> cached_by = group != nullptr ? group->all_gather(cached) : std::vector<std::string>{cached};
+  for (int64_t i = 0, dealt = 0; i < chunks; ++i) {
+    const auto r = std::find_if(cached_by.begin(), cached_by.end(),
+                                [i](const std::string& flags) { return flags[static_cast<size_t>(i)] == '1'; });
+    from_cache[static_cast<size_t>(i)] = r != cached_by.end();
+    owner[static_cast<size_t>(i)] = from_cache[static_cast<size_t>(i)] ? static_cast<int>(r - cached_by.begin())
+                                                                       : static_cast<int>(dealt++ % static_cast<int64_t>(cached_by.size()));
+  }
+
   TeacherPassStats local;
-  int64_t computed = 0;  // examples run through the teacher now (not from the cache)
-  for (int64_t chunk_begin = 0; chunk_begin < n; chunk_begin += options.chunk_size) {
-    const int64_t chunk_count = std::min(options.chunk_size, n - chunk_begin);
-    const fs::path chunk_path =
-        dir.empty() ? fs::path() : dir / ("chunk-" + std::to_string(chunk_begin) + ".bin");
-    if (!dir.empty() && read_chunk(chunk_path, chunk_begin, chunk_count, out)) {
+  int64_t computed = 0, mine = 0;  // examples run through the teacher here; examples this rank computes
+  for (int64_t i = 0; i < chunks; ++i)
+    if (owner[static_cast<size_t>(i)] == rank && !from_cache[static_cast<size_t>(i)]) mine += chunk_count(i);
+  for (int64_t i = 0; i < chunks; ++i) {
+    if (owner[static_cast<size_t>(i)] != rank) continue;
+    if (from_cache[static_cast<size_t>(i)]) {
       ++local.chunks_cached;
       continue;
     }
-    for (int64_t b = chunk_begin; b < chunk_begin + chunk_count; b += options.batch_size) {
-      const int64_t count = std::min(options.batch_size, chunk_begin + chunk_count - b);
+    const int64_t chunk_begin = i * options.chunk_size, count_in_chunk = chunk_count(i);
+    for (int64_t b = chunk_begin; b < chunk_begin + count_in_chunk; b += options.batch_size) {
+      const int64_t count = std::min(options.batch_size, chunk_begin + count_in_chunk - b);
       const std::vector<std::string> batch(texts.begin() + b, texts.begin() + b + count);
       teacher.predict(batch, 0, 0, &out.deterministic[static_cast<size_t>(b * c)],
                       h > 0 ? &out.features[static_cast<size_t>(b * h)] : nullptr);
@@ -257,26 +344,20 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
         local.samples_asked += k * count;
       }
     }
-    if (!dir.empty()) {
-      ChunkHeader header{};
-      std::memcpy(header.magic, kMagic, sizeof(kMagic));
-      header.count = chunk_count;
-      header.labels = c;
-      header.samples = k;
-      header.feature_dim = h;
-      write_chunk(chunk_path, header, &out.deterministic[static_cast<size_t>(chunk_begin * c)],
-                  k > 0 ? &out.stochastic[static_cast<size_t>(chunk_begin * k * c)] : nullptr,
-                  h > 0 ? &out.features[static_cast<size_t>(chunk_begin * h)] : nullptr);
-    }
+    if (!dir.empty()) write_chunk(chunk_file(dir, chunk_begin), out, chunk_begin, count_in_chunk);
     ++local.chunks_computed;
-    computed += chunk_count;
+    computed += count_in_chunk;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const int64_t done = chunk_begin + chunk_count;
     const double rate = static_cast<double>(computed) / std::max(elapsed, 1e-9);
-    spdlog::info("teacher '{}': {}/{} examples, {:.0f} ex/s, ETA {}", teacher.instance_name(),
-                 done, n, rate, format_duration(static_cast<double>(n - done) / rate));
+    if (group == nullptr)
+      spdlog::info("teacher '{}': {}/{} examples, {:.0f} ex/s, ETA {}", teacher.instance_name(),
+                   chunk_begin + count_in_chunk, n, rate, format_duration(static_cast<double>(n - chunk_begin - count_in_chunk) / rate));
+    else
+      spdlog::info("teacher '{}': {}/{} examples of rank {}'s share, {:.0f} ex/s, ETA {}", teacher.instance_name(),
+                   computed, mine, rank, rate, format_duration(static_cast<double>(mine - computed) / rate));
   }
+  if (group != nullptr) exchange_chunks(*group, owner, options.chunk_size, dir, cached, out, local);
   check_finite(teacher, out, texts, options.split);
   local.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -16,6 +17,7 @@
 #include "muki/io/fingerprint.h"
 #include "muki/model/checkpoint.h"
 #include "muki/model/keyed_dropout.h"
+#include "muki/model/process_group.h"
 #include "muki/model/text_encoding.h"
 
 namespace muki::core {
@@ -150,20 +152,30 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
 }
 
 // Loads the state into `model`, `best` and `optimizer`; false (nothing changed) when there is no
-// file or it was written under another key.
+// file or it was written under another key. In a job, rank 0 reads the file and sends it to the
+// others, so every rank resumes from the same state without a shared filesystem.
 bool load_state(const std::filesystem::path& file, const std::string& key, TrainingState& st,
                 const std::vector<torch::Tensor>& current, std::vector<torch::Tensor>& best,
-                torch::optim::Optimizer& optimizer, const torch::Device& device) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) return false;
-  if (!state_file_intact(file))
-    throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
-                             "wrote it (damaged); delete it (and " + file.filename().string() +
-                             ".checksum) to start afresh");
+                torch::optim::Optimizer& optimizer, const torch::Device& device, ProcessGroup* group) {
+  std::string bytes = "0";  // "0": no state; "1" and the file's bytes
+  if (group == nullptr || group->rank() == 0) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(file, ec)) {
+      if (!state_file_intact(file))
+        throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
+                                 "wrote it (damaged); delete it (and " + file.filename().string() +
+                                 ".checksum) to start afresh");
+      std::ifstream in(file, std::ios::binary);
+      bytes = "1" + std::string(std::istreambuf_iterator<char>(in), {});
+      if (!in) throw std::runtime_error(file.string() + ": cannot be read");
+    }
+  }
+  if (group != nullptr) bytes = group->broadcast(bytes, 0);
+  if (bytes[0] != '1') return false;
   torch::serialize::InputArchive archive;
   try {
     // On the training device, so the AdamW moments land next to the parameters.
-    archive.load_from(file.string(), device);
+    archive.load_from(bytes.data() + 1, bytes.size() - 1, device);
     c10::IValue stored_key;
     archive.read("key", stored_key);
     if (!stored_key.isString() || stored_key.toStringRef() != key) {
@@ -279,34 +291,66 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
   return order;
 }
 
+// The gradients of `modules`' parameters, zeros where a parameter got none (a rank with no rows).
+std::vector<torch::Tensor> gradients(const std::vector<torch::nn::Module*>& modules) {
+  std::vector<torch::Tensor> out;
+  for (torch::nn::Module* m : modules)
+    for (torch::Tensor& p : m->parameters()) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      out.push_back(p.grad());
+    }
+  return out;
+}
+
 // One optimiser step on the training rows `indices`, each parameter group at its learning rate
-// `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite.
+// `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite. In a job, this
+// rank computes its contiguous slice of the rows, its loss weighted by the slice's share, and
+// the gradients and the loss are summed over the ranks: the step of one process on all the rows
+// (exact for a loss that is a mean over rows; DFA's and CFL's batch statistics are per slice).
 std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
-                  const torch::Device& device, uint64_t dropout_seed) {
-  EncodedTexts batch = trim_padding(train.input_ids.index_select(0, indices),
-                                    train.attention_mask.index_select(0, indices));
-  // Dropout keyed by (seed, step, the example's row): fast, and a resumed run needs no
-  // generator state to draw the same masks.
-  std::vector<uint64_t> keys(static_cast<size_t>(indices.size(0)));
-  const torch::Tensor rows = indices.contiguous();
-  const int64_t* row = rows.data_ptr<int64_t>();
-  for (size_t i = 0; i < keys.size(); ++i) keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(row[i]));
-  const DropoutKeyScope keyed(std::move(keys));
-  model.train();
-  torch::Tensor l;
-  if (feature_loss == nullptr) {
-    l = loss(model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)), indices);
-  } else {
-    feature_loss->modules->train();
-    const torch::Tensor pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
-    l = loss(model.classify(pooled), indices) + feature_loss->loss(pooled, indices);
+                  const torch::Device& device, uint64_t dropout_seed, ProcessGroup* group) {
+  torch::Tensor mine = indices;
+  double share = 1.0;
+  if (group != nullptr) {
+    const int64_t b = indices.size(0), w = group->world_size(), r = group->rank();
+    mine = indices.slice(0, b * r / w, b * (r + 1) / w);
+    share = static_cast<double>(mine.size(0)) / static_cast<double>(b);
   }
-  const double value = l.item<double>();
-  if (!std::isfinite(value)) return std::nullopt;
+  double value = 0;
   optimizer.zero_grad();
-  l.backward();
+  model.train();
+  if (feature_loss != nullptr) feature_loss->modules->train();
+  if (mine.size(0) > 0) {
+    EncodedTexts batch = trim_padding(train.input_ids.index_select(0, mine),
+                                      train.attention_mask.index_select(0, mine));
+    // Dropout keyed by (seed, step, the example's row): fast, the same masks on any rank, and a
+    // resumed run needs no generator state to draw them again.
+    std::vector<uint64_t> keys(static_cast<size_t>(mine.size(0)));
+    const torch::Tensor rows = mine.contiguous();
+    const int64_t* row = rows.data_ptr<int64_t>();
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(row[i]));
+    const DropoutKeyScope keyed(std::move(keys));
+    torch::Tensor l;
+    if (feature_loss == nullptr) {
+      l = loss(model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)), mine);
+    } else {
+      const torch::Tensor pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
+      l = loss(model.classify(pooled), mine) + feature_loss->loss(pooled, mine);
+    }
+    value = l.item<double>() * share;
+    if (std::isfinite(value)) (share == 1.0 ? l : l * share).backward();
+  }
+  if (group != nullptr) {
+    std::vector<torch::nn::Module*> modules{&model};
+    if (feature_loss != nullptr) modules.push_back(feature_loss->modules.get());
+    std::vector<torch::Tensor> summed = gradients(modules);
+    summed.push_back(torch::tensor({value}, torch::kFloat));
+    group->all_reduce_sum(summed);
+    value = summed.back().item<double>();
+  }
+  if (!std::isfinite(value)) return std::nullopt;
   // Clipped apart: the fresh modules' large early gradients must not shrink the model's step.
   if (grad_clip > 0) {
     torch::nn::utils::clip_grad_norm_(model.parameters(), grad_clip);
@@ -339,11 +383,22 @@ class LossMean {
 };
 
 // Evaluates on dev, keeps the weights when they are the best so far (as clones on the training
-// device) and counts the evaluations without improvement. Returns whether to stop early.
+// device) and counts the evaluations without improvement. Returns whether to stop early. In a
+// job, rank 0 evaluates and sends the metrics: every rank then selects alike (its weights are the
+// same), and only rank 0 logs and reports the evaluation.
 bool evaluate_and_select(ClassifierImpl& model, const EvalSet& dev, EvalRecord record, TrainingState& st,
                          std::vector<torch::Tensor>& best, const TrainerOptions& o,
                          const torch::Device& device, const EvalCallback& on_eval) {
-  record.dev = evaluate(model, dev, o.eval_batch_size, device);
+  const bool leader = o.group == nullptr || o.group->rank() == 0;
+  if (leader) record.dev = evaluate(model, dev, o.eval_batch_size, device);
+  if (o.group != nullptr) {
+    double metrics[3] = {record.dev.accuracy, record.dev.macro_f1, static_cast<double>(record.dev.examples)};
+    const std::string sent = o.group->broadcast(std::string(reinterpret_cast<const char*>(metrics), sizeof(metrics)), 0);
+    std::memcpy(metrics, sent.data(), sizeof(metrics));
+    record.dev.accuracy = metrics[0];
+    record.dev.macro_f1 = metrics[1];
+    record.dev.examples = static_cast<int64_t>(metrics[2]);
+  }
   st.history.push_back(record);
   const bool improved = record.dev.accuracy > st.best_accuracy;
   if (improved) {
@@ -357,11 +412,13 @@ bool evaluate_and_select(ClassifierImpl& model, const EvalSet& dev, EvalRecord r
   } else {
     ++st.evals_without_improvement;
   }
-  spdlog::info("{} eval step {} (epoch {:.2f}): dev accuracy {:.4f} macro-F1 {:.4f}{} "
-               "(best {:.4f} at step {})",
-               o.name, record.step, record.epoch, record.dev.accuracy, record.dev.macro_f1,
-               improved ? " *" : "", st.best_accuracy, st.best_step);
-  if (on_eval) on_eval(record);
+  if (leader) {
+    spdlog::info("{} eval step {} (epoch {:.2f}): dev accuracy {:.4f} macro-F1 {:.4f}{} "
+                 "(best {:.4f} at step {})",
+                 o.name, record.step, record.epoch, record.dev.accuracy, record.dev.macro_f1,
+                 improved ? " *" : "", st.best_accuracy, st.best_step);
+    if (on_eval) on_eval(record);
+  }
   return o.patience > 0 && st.evals_without_improvement >= o.patience;
 }
 
@@ -464,17 +521,20 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   std::vector<double> group_lr(peak_lr.size());
   const std::vector<torch::Tensor> current = trainable_state(model, feature_loss);
   const Schedule schedule = plan_schedule(n, o);
+  // Every rank starts from rank 0's weights (seeded alike already; this makes sure).
+  if (o.group != nullptr) o.group->broadcast(current, 0);
+  const bool leader = o.group == nullptr || o.group->rank() == 0;  // writes the state
 
   // The best weights so far (by dev accuracy), as clones on the training device.
   std::vector<torch::Tensor> best;
   TrainingState st;
   const bool stateful = !o.state_file.empty();
-  if (stateful && load_state(o.state_file, o.state_key, st, current, best, optimizer, device))
+  if (stateful && load_state(o.state_file, o.state_key, st, current, best, optimizer, device, o.group))
     spdlog::info("{}: resuming from {} at step {}{}", o.name, o.state_file.string(), st.step,
                  st.finished ? " (training had finished)" : "");
   const int64_t resume_step = st.step;
   auto save = [&] {
-    if (stateful) save_state(o.state_file, o.state_key, st, current, best, optimizer, device);
+    if (stateful && leader) save_state(o.state_file, o.state_key, st, current, best, optimizer, device);
   };
   LossMean since_eval, since_log;
   // An evaluation point: evaluate (with a dev set), then record the state to resume from.
@@ -519,7 +579,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       const double lr = group_lr.front();
       const std::optional<double> step_loss =
           train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len), loss, feature_loss,
-                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)));
+                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), o.group);
       // Training on would only spread the NaN into every weight; the last state stays as it was.
       if (!step_loss)
         throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +

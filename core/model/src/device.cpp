@@ -32,16 +32,27 @@ void unlock_own() { own_lock().unlock(); }
 void (*g_lock)() = &lock_own;
 void (*g_unlock)() = &unlock_own;
 
+// The GPU of this process when one is not named: in a distributed job, the launcher's LOCAL_RANK
+// (modulo the devices visible, as PyTorch's examples do), else 0.
+c10::DeviceIndex local_cuda_index() {
+  const char* local = std::getenv("LOCAL_RANK");
+  if (local == nullptr || !torch::cuda::is_available()) return 0;
+  char* end = nullptr;
+  const long rank = std::strtol(local, &end, 10);
+  if (end == local || *end != '\0' || rank < 0) return 0;  // distributed_environment() names the problem
+  return static_cast<c10::DeviceIndex>(rank % static_cast<long>(torch::cuda::device_count()));
+}
+
 }  // namespace
 
 torch::Device resolve_device(const std::string& spec) {
   std::string s = spec;
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (s == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  if (s == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, local_cuda_index()) : torch::kCPU;
   if (s == "cpu") return torch::kCPU;
   if (s == "cuda" || s.rfind("cuda:", 0) == 0) {
-    int index = 0;
+    int index = local_cuda_index();
     if (s.size() > 4) {
       const std::string digits = s.size() > 5 ? s.substr(5) : std::string();
       if (digits.empty() || digits.size() > 3 ||

@@ -7,6 +7,8 @@
 #include <optional>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "muki/data/dataset.h"
@@ -19,6 +21,7 @@
 #include "muki/io/fingerprint.h"
 #include "muki/metrics/evaluation.h"
 #include "muki/model/device.h"
+#include "muki/model/process_group.h"
 #include "muki/pipeline/student.h"
 #include "muki/pipeline/teacher_training.h"
 #include "muki/report/report.h"
@@ -48,6 +51,11 @@ struct RunContext {
   Clock::time_point started;
   int threads = 0;
   bool deterministic = false;
+  ProcessGroup* group = nullptr;  // the job, when the run is one rank of one
+  bool leader = true;             // rank 0 (or alone): writes the run directory
+
+  int world_size() const { return group != nullptr ? group->world_size() : 1; }
+  std::string backend() const { return group != nullptr ? group->backend() : "none"; }
 };
 
 // Stage 1: the process settings ([experiment] threads, deterministic) and the run directory.
@@ -57,12 +65,22 @@ RunContext open_run(const Config& config, const registry::Registry& registry, co
   const int threads = configure_threads(root.at_path("experiment.threads").value_or(int64_t{0}));
   const bool deterministic = root.at_path("experiment.deterministic").value_or(false);
   configure_determinism(deterministic);
-  RunContext run{config, registry, RunDirectory(output_dir(config), config, options.fresh), started,
-                 threads, deterministic};
+  ProcessGroup* group = options.group;
+  const bool leader = group == nullptr || group->rank() == 0;
+  const Json launch = {{"world_size", group != nullptr ? group->world_size() : 1},
+                       {"backend", group != nullptr ? group->backend() : "none"}};
+  RunContext run{config, registry,
+                 leader ? RunDirectory(output_dir(config), config, options.fresh, launch)
+                        : RunDirectory::written_elsewhere(output_dir(config)),
+                 started, threads, deterministic, group, leader};
+  if (group != nullptr)
+    spdlog::info("run {} as rank {} of {} ({}){}", run.dir.path().string(), group->rank(), group->world_size(),
+                 group->backend(), leader ? ": this rank writes the run directory" : "; rank 0 writes the run directory");
   spdlog::info("run {}{} ({} threads{})", run.dir.path().string(), run.dir.resumed() ? " (resuming)" : "",
                threads, deterministic ? ", deterministic" : "");
-  run.dir.log_event(run.dir.resumed() ? "resume" : "start",
-                    {{"config", config.path().string()}, {"threads", threads}});
+  Json event = {{"config", config.path().string()}, {"threads", threads}};
+  event.update(launch);
+  run.dir.log_event(run.dir.resumed() ? "resume" : "start", event);
   return run;
 }
 
@@ -192,6 +210,7 @@ TeacherOutputs teacher_pass(const RunContext& run, const TeacherSetup& t, const 
                                      {"chunks_computed", stats.chunks_computed},
                                      {"samples_drawn", stats.samples_drawn},
                                      {"samples_asked", stats.samples_asked},
+                                     {"bytes_exchanged", stats.bytes_exchanged},
                                      {"seconds", stats.seconds}});
   return out;
 }
@@ -380,6 +399,7 @@ TeacherPasses run_teacher_passes(const RunContext& run, const ExperimentPlugins&
                         plugins.integration->feature_objective() != MUKI_FEATURE_OBJECTIVE_NONE;
   passes.options = teacher_pass_options(run.config, plugins.scored ? plugins.uncertainty->samples() : 0,
                                         features, batch_size);
+  passes.options.communicator = run.group;
   const auto started = Clock::now();
   for (const TeacherSetup& t : plugins.teachers)
     passes.transfer.push_back(teacher_pass(run, t, data.transfer_texts, "transfer", passes.options, passes.stats));
@@ -469,6 +489,11 @@ Integration integrate(const RunContext& run, const ExperimentPlugins& plugins, c
   return out;
 }
 
+// Where a rank other than 0 writes the student's tokenizer files (removed when it is done).
+fs::path scratch_folder(const ProcessGroup& group) {
+  return fs::temp_directory_path() / ("muki-rank" + std::to_string(group.rank()) + "-" + std::to_string(::getpid()));
+}
+
 std::string fingerprint_floats(const std::vector<float>& v) {
   return Fingerprint()
       .add(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)))
@@ -500,7 +525,9 @@ StudentResult train(const RunContext& run, const ExperimentPlugins& plugins, con
   student.dev_texts = data.dev.texts;
   student.dev_gold = data.dev.gold;
   student.test_texts = data.test.texts;
-  student.folder = run.dir.file("student");
+  student.group = run.group;
+  // The other ranks of a job write their copy of the tokenizer to a folder of their own.
+  student.folder = run.leader ? run.dir.file("student") : scratch_folder(*run.group);
   student.state_file = run.dir.file("state") / "student.pt";
   // The state belongs to this config and these targets; anything else starts afresh.
   Fingerprint dev_key;
@@ -590,6 +617,8 @@ RunSummary summarize(const RunContext& run, const ExperimentPlugins& plugins, co
   s.device = student.device;
   s.threads = run.threads;
   s.deterministic = run.deterministic;
+  s.world_size = run.world_size();
+  s.backend = run.backend();
   s.transfer = {static_cast<int64_t>(data.transfer_texts.size()), integration.mean_weight,
                 integration.kl_to_reference};
   const UnionEvaluation& ev = test.student;
@@ -687,11 +716,11 @@ void write_run_report(const RunContext& run, const ExperimentPlugins& plugins, c
 void prepare_experiment(const Config& config, registry::Registry& registry, const RunOptions& options) {
   for (const fs::path& file : config_paths(config, "prepare.teachers")) {
     spdlog::info("prepare: teachers of {}", file.lexically_normal().string());
-    train_teachers(Config::load(file), /*missing_only=*/true);
+    train_teachers(Config::load(file), /*missing_only=*/true, options.group);
   }
   for (const fs::path& file : config_paths(config, "prepare.runs")) {
     const Config dependency = Config::load(file);
-    if (fs::exists(output_dir(dependency) / "summary.json")) {
+    if (as_rank0_decides(options.group, fs::exists(output_dir(dependency) / "summary.json"))) {
       spdlog::info("prepare: {} has run already ({})", file.lexically_normal().string(),
                    output_dir(dependency).string());
       continue;
@@ -713,6 +742,11 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   TeacherPasses passes = run_teacher_passes(run, plugins, data, options.batch_size);
   const Integration integration = integrate(run, plugins, data, passes);
   const StudentResult student = train(run, plugins, data, passes, integration);
+  if (!run.leader) {  // rank 0 evaluates and writes the results
+    std::error_code ec;
+    fs::remove_all(scratch_folder(*run.group), ec);
+    return RunResult{run.dir.path(), run.dir.resumed(), RunSummary{}};
+  }
   const TestResults results = evaluate_on_test(run, plugins, data, passes, student);
   const RunSummary summary = summarize(run, plugins, data, passes, integration, student, results);
   write_run_report(run, plugins, data, passes, student, results, summary);

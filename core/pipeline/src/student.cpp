@@ -7,6 +7,7 @@
 #include "muki/model/classifier_trainer.h"
 #include "muki/model/device.h"
 #include "muki/model/feature_objectives.h"
+#include "muki/model/process_group.h"
 #include "muki/model/text_encoding.h"
 #include "training_setup.h"
 
@@ -93,6 +94,7 @@ StudentResult train_student(const StudentSetup& s) {
   options.seed = seed;
   options.name = "student";
   options.state_file = s.state_file;
+  options.group = s.group;
   // "auto" is one config on two machines: the device the state was made on is part of its key.
   options.state_key = s.state_key + "|" + device.str();
 
@@ -139,6 +141,7 @@ StudentResult train_student(const StudentSetup& s) {
   for (const EvalRecord& r : trained.history)
     out.history.push_back(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
 
+  if (s.group != nullptr && s.group->rank() != 0) return out;  // rank 0 predicts and saves
   if (!s.test_texts.empty()) {
     const EncodedTexts test = encode_texts(*tok.tokenizer, s.test_texts, mc.max_length, true);
     const torch::Tensor probs = torch::softmax(

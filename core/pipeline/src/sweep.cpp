@@ -12,6 +12,7 @@
 #include "muki/io/files.h"
 #include "muki/io/json.h"
 #include "muki/io/number_text.h"
+#include "muki/model/process_group.h"
 
 namespace muki::core {
 namespace fs = std::filesystem;
@@ -163,31 +164,72 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   }
   if (!problems.empty()) throw ConfigError(sorted_unique(std::move(problems)));
 
+  // In a job, run i goes to rank i mod world_size, which runs it alone; the outcomes are gathered
+  // and rank 0 writes the table. Each rank's own runs: their figures (key, value) or their error.
+  Communicator* const group = options.run.group;
+  const int rank = group != nullptr ? group->rank() : 0, world = group != nullptr ? group->world_size() : 1;
+  RunOptions run_options = options.run;
+  run_options.group = nullptr;
+  if (group != nullptr && world > 1) {
+    spdlog::info("sweep: {} runs over {} ranks; rank {} runs every {}th from its {}th", combinations.size() * options.seeds.size(),
+                 world, rank, world, rank + 1);
+    // The teachers and dependency runs are made once, by rank 0, before any rank needs them.
+    if (rank == 0) prepare_experiment(combinations.front().configs.front(), registry, run_options);
+    group->broadcast("", 0);
+  }
+  Json outcomes = Json::array();  // this rank's: {"run": i, "figures": [[key, column, value], ...]} or {"run": i, "error": ...}
+  for (size_t i = 0, run = 0; i < combinations.size(); ++i) {
+    for (size_t si = 0; si < options.seeds.size(); ++si, ++run) {
+      if (static_cast<int>(run % static_cast<size_t>(world)) != rank) continue;
+      const Combination& c = combinations[i];
+      const int64_t seed = options.seeds[si];
+      const Config& config = c.configs[si];
+      try {
+        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, output_dir(config).string());
+        prepare_experiment(config, registry, run_options);
+        const RunResult result_of_run = run_experiment(config, registry, run_options);
+        Json figures = Json::array();
+        for (const SummaryFigure& f : accuracy_figures(result_of_run.summary))
+          figures.push_back({f.key, f.column, f.value ? Json(*f.value) : Json()});
+        outcomes.push_back({{"run", run}, {"figures", figures}});
+      } catch (const std::exception& e) {
+        spdlog::error("sweep: {} seed {} failed: {}", c.point.label, seed, e.what());
+        outcomes.push_back({{"run", run}, {"error", e.what()}});
+      }
+    }
+  }
+  std::vector<Json> all(1, outcomes);
+  if (group != nullptr && world > 1) {
+    all.clear();
+    for (const std::string& text : group->all_gather(outcomes.dump())) all.push_back(Json::parse(text));
+    if (rank != 0) return result;  // rank 0 writes the table
+  }
+  std::vector<Json> by_run(combinations.size() * options.seeds.size());
+  for (const Json& from_rank : all)
+    for (const Json& o : from_rank) by_run[o.at("run").get<size_t>()] = o;
+
   // The accuracies over the union, then each teacher's, in the order the runs first report them.
   std::vector<Column> columns;
   for (const SummaryFigure& f : accuracy_figures(RunSummary{})) columns.push_back({f.key, f.column});
-  for (Combination& c : combinations) {
-    for (size_t si = 0; si < options.seeds.size(); ++si) {
-      const int64_t seed = options.seeds[si];
-      const Config& config = c.configs[si];
+  for (size_t i = 0, run = 0; i < combinations.size(); ++i) {
+    Combination& c = combinations[i];
+    for (size_t si = 0; si < options.seeds.size(); ++si, ++run) {
       ++result.runs;
-      try {
-        spdlog::info("sweep: {} seed {} -> {}", c.point.label, seed, output_dir(config).string());
-        prepare_experiment(config, registry, options.run);
-        const RunResult run = run_experiment(config, registry, options.run);
-        for (const SummaryFigure& f : accuracy_figures(run.summary)) {
-          if (std::none_of(columns.begin(), columns.end(), [&](const Column& k) { return k.key == f.key; }))
-            columns.push_back({f.key, f.column});
-          if (f.value) c.metrics[f.key].push_back(*f.value);
-        }
-        ++c.runs_done;
-      } catch (const std::exception& e) {
+      const Json& o = by_run[run];
+      if (o.contains("error")) {
         ++result.failed;
-        std::string message = e.what();
-        spdlog::error("sweep: {} seed {} failed: {}", c.point.label, seed, message);
+        std::string message = o.at("error").get<std::string>();
         std::replace(message.begin(), message.end(), '\n', ' ');
-        c.errors.push_back("seed " + std::to_string(seed) + ": " + message);
+        c.errors.push_back("seed " + std::to_string(options.seeds[si]) + ": " + message);
+        continue;
       }
+      for (const Json& f : o.at("figures")) {
+        const std::string key = f.at(0).get<std::string>();
+        if (std::none_of(columns.begin(), columns.end(), [&](const Column& k) { return k.key == key; }))
+          columns.push_back({key, f.at(1).get<std::string>()});
+        if (!f.at(2).is_null()) c.metrics[key].push_back(f.at(2).get<double>());
+      }
+      ++c.runs_done;
     }
   }
 

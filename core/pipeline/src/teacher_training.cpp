@@ -8,6 +8,7 @@
 #include <set>
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include "muki/data/dataset.h"
@@ -18,6 +19,7 @@
 #include "muki/io/number_text.h"
 #include "muki/io/process.h"
 #include "muki/model/checkpoint.h"
+#include "muki/model/process_group.h"
 #include "muki/model/classifier_trainer.h"
 #include "muki/model/device.h"
 #include "muki/model/models.h"
@@ -168,22 +170,22 @@ bool has_teacher_checkpoint(const fs::path& folder) {
   return fs::is_regular_file(folder / "train_report.json", ec);
 }
 
-std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only) {
+std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only, ProcessGroup* group) {
   if (auto problems = validate_teacher_training(file); !problems.empty()) throw ConfigError(std::move(problems));
   std::vector<TeacherTrainingResult> out;
   for (const Config& entry : teacher_entries(file)) {
     const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
     const fs::path output = fs::absolute(entry.root().at_path("teacher.output").value_or(std::string()));
-    if (missing_only && has_teacher_checkpoint(output)) {
+    if (missing_only && as_rank0_decides(group, has_teacher_checkpoint(output))) {
       spdlog::info("teacher '{}': {} is there already", name, output.lexically_normal().string());
       continue;
     }
-    out.push_back(train_teacher(entry));
+    out.push_back(train_teacher(entry, group));
   }
   return out;
 }
 
-TeacherTrainingResult train_teacher(const Config& config) {
+TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
   if (auto problems = validate_teacher_training(config); !problems.empty())
     throw ConfigError(std::move(problems));
   const auto start = std::chrono::steady_clock::now();
@@ -191,10 +193,23 @@ TeacherTrainingResult train_teacher(const Config& config) {
   const std::string name = *root.at_path("teacher.name").value<std::string>();
   TeacherTrainingResult result;
   result.output = fs::absolute(*root.at_path("teacher.output").value<std::string>()).lexically_normal();
+  const bool leader = group == nullptr || group->rank() == 0;
+  // The other ranks of a job build their tokenizer in a folder of their own, removed at the end.
+  const fs::path folder = leader ? result.output
+                                 : fs::temp_directory_path() / ("muki-rank" + std::to_string(group->rank()) + "-" +
+                                                                std::to_string(::getpid()) + "-" + name);
+  struct RemoveScratch {
+    fs::path path;
+    bool on;
+    ~RemoveScratch() {
+      std::error_code ec;
+      if (on) fs::remove_all(path, ec);
+    }
+  } scratch{folder, !leader};
   // Retraining: the old report is what marks a finished checkpoint, so it goes first; a run
   // killed halfway then leaves a folder that is not taken for a teacher.
   std::error_code gone;
-  fs::remove(result.output / "train_report.json", gone);
+  if (leader) fs::remove(result.output / "train_report.json", gone);
   const uint64_t seed = static_cast<uint64_t>(root.at_path("teacher.seed").value_or(int64_t{1}));
   const int threads = configure_threads(root.at_path("teacher.threads").value_or(int64_t{0}));
   const torch::Device device = device_from(config, "teacher.device");
@@ -233,6 +248,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
   if (dev) log_split("dev", result.dev);
   if (test) log_split("test", result.test);
   if (root.at_path("model.type").value_or(std::string()) == "fasttext") {
+    if (!leader) return result;  // fastText trains on its own threads, in rank 0
     train_fasttext(config, name, seed, train, dev, test, result);
     result.total_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -241,7 +257,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
 
   // --- tokenizer, model, trainer -------------------------------------------------------------
   TrainingModel built = make_training_model(root["tokenizer"].as_table(), root["model"].as_table(), config, "",
-                                            train.texts, result.output,
+                                            train.texts, folder,
                                             static_cast<int64_t>(result.labels.size()), seed);
   const TrainingTokenizer& tok = built.tokenizer;
   const Tokenizer* tokenizer = tok.tokenizer.get();
@@ -252,6 +268,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
   TrainerOptions to = trainer_options_from(root["train"].as_table());
   to.seed = seed;
   to.name = name;
+  to.group = group;
 
   // --- training ------------------------------------------------------------------------------
   const EvalSet train_set = eval_set(*tokenizer, train, mc.max_length);
@@ -265,6 +282,7 @@ TeacherTrainingResult train_teacher(const Config& config) {
   result.best_step = trained.best_step;
   result.stopped_early = trained.stopped_early;
   result.train_seconds = trained.seconds;
+  if (!leader) return result;  // rank 0 evaluates and writes the checkpoint
   if (dev_set) result.dev_metrics = evaluate(*model, *dev_set, to.eval_batch_size, device);
   if (test_set) result.test_metrics = evaluate(*model, *test_set, to.eval_batch_size, device);
 

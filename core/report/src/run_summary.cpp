@@ -61,6 +61,8 @@ Json to_json(const RunSummary& s) {
   j["device"] = s.device;
   j["threads"] = s.threads;
   j["deterministic"] = s.deterministic;
+  j["world_size"] = s.world_size;
+  j["backend"] = s.backend;
   j["transfer.examples"] = s.transfer.examples;
   j["transfer.mean_weight"] = s.transfer.mean_weight;
   if (s.transfer.kl_to_reference) j["transfer.kl_to_reference"] = *s.transfer.kl_to_reference;
@@ -119,6 +121,8 @@ RunSummary run_summary_from_json(const Json& j) {
   s.device = get<std::string>(j, "device");
   s.threads = get<int64_t>(j, "threads");
   s.deterministic = get<bool>(j, "deterministic");
+  if (j.contains("world_size")) s.world_size = get<int64_t>(j, "world_size");
+  if (j.contains("backend")) s.backend = get<std::string>(j, "backend");
   s.transfer.examples = get<int64_t>(j, "transfer.examples");
   s.transfer.mean_weight = get<double>(j, "transfer.mean_weight");
   s.transfer.kl_to_reference = get_optional(j, "transfer.kl_to_reference");

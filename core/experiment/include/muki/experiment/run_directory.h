@@ -2,7 +2,7 @@
 // of the same config resumes from.
 //
 //   config.toml     the resolved config (file + --set overrides); its fingerprint binds the folder
-//   run.json        {"fingerprint", "config", "muki_version"}
+//   run.json        {"fingerprint", "config", "muki_version", "world_size", "backend"}
 //   plugins.lock    one line per plugin used: kind, name, version, ABI, library, file fingerprint
 //   labels.txt      the union label space, one label a line, index = line
 //   metrics.jsonl   one flat JSON object per event ({"event": "eval", ...}), appended, flushed
@@ -36,7 +36,12 @@ class RunDirectory {
   // contents are removed first. `fresh` also discards a run of the same config (start again).
   // The folder is locked (<dir>/.lock) while the object lives: a second run into it is refused
   // at once with std::runtime_error naming the holder's pid.
-  RunDirectory(std::filesystem::path dir, const Config& config, bool fresh);
+  // `launch` (an object) adds its members to run.json (the job's world_size and backend).
+  RunDirectory(std::filesystem::path dir, const Config& config, bool fresh, const Json& launch = Json::object());
+  // The run directory as the other ranks of a distributed job see it (rank 0 writes it): path()
+  // and file() name its files, write_file and log_event do nothing, nothing is created or locked.
+  // (Added in muki 0.5.)
+  static RunDirectory written_elsewhere(std::filesystem::path dir);
 
   const std::filesystem::path& path() const { return dir_; }
   // True when the folder already held (part of) a run of this config.
@@ -44,14 +49,17 @@ class RunDirectory {
   std::filesystem::path file(const std::string& name) const { return dir_ / name; }
 
   // Writes a file of the run atomically (files.h). Throws std::runtime_error naming the file.
+  // (Neither this nor log_event writes anything for a directory written_elsewhere.)
   void write_file(const std::string& name, const std::string& text) const;
   // Appends one event line to metrics.jsonl and flushes it: "event", "time", then the members of
   // the object `fields`.
   void log_event(const std::string& event, const Json& fields) const;
 
  private:
+  RunDirectory() = default;
   std::filesystem::path dir_;
   bool resumed_ = false;
+  bool writes_ = true;
   std::shared_ptr<int> lock_;  // the open, flock()ed lock file
 };
 

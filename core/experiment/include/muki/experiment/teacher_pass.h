@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <muki/io/communicator.h>
 #include <muki/registry/registry.h>
 
 namespace muki::core {
@@ -48,14 +49,22 @@ struct TeacherPassOptions {
   // samples = 0 (a deterministic pass, such as the reference teacher's).
   double adaptive_tolerance = 0;
   std::filesystem::path cache_dir;  // empty: no cache
+  // A distributed job (communicator.h; null or world size 1: this process alone). Its ranks
+  // divide the chunks (a chunk some rank has cached comes from that rank), run their share and
+  // exchange the outputs, so every rank returns all of them, identical to a single process's
+  // (the stochastic passes are seeded by the examples' positions). Every rank must call with the
+  // same texts and options. Not part of the cache key.
+  Communicator* communicator = nullptr;
   std::string split;                // names the texts in messages ("transfer"); not part of the key
 };
 
+// In a distributed job, the job's totals (every rank returns the same).
 struct TeacherPassStats {
   int64_t chunks_computed = 0;
   int64_t chunks_cached = 0;
   int64_t samples_drawn = 0;  // stochastic passes run per text, summed over the computed texts
   int64_t samples_asked = 0;  // K x the computed texts (drawn < asked only with adaptive K)
+  int64_t bytes_exchanged = 0;  // a job's ranks: the outputs every rank received, in bytes (0 alone)
   double seconds = 0;
 };
 

@@ -33,6 +33,8 @@
 
 namespace muki::core {
 
+class ProcessGroup;
+
 struct TrainerOptions {
   int64_t epochs = 3;
   int64_t batch_size = 32;
@@ -52,6 +54,13 @@ struct TrainerOptions {
   std::string name = "train";   // prefix of the progress lines
   std::filesystem::path state_file;  // empty: no resumable state
   std::string state_key;             // what the state must have been written for
+  // A distributed job (process_group.h; null: this process alone), data-parallel: every rank
+  // calls with the same inputs and options, computes its slice of each batch, and the gradients
+  // are summed over the ranks, so the steps are those of one process with the same batch_size.
+  // Rank 0 evaluates on dev (the others receive the metrics) and writes the state file; every
+  // rank resumes from rank 0's file. Not part of the state key: a job may resume with another
+  // world size. (Added in muki 0.5.)
+  ProcessGroup* group = nullptr;
 };
 
 // The training split, encoded: [N, L] int64 tensors on the CPU (padded to any length; each batch

@@ -33,11 +33,18 @@
 
 namespace muki::core {
 
+class ProcessGroup;
+
 struct RunOptions {
   bool fresh = false;         // discard what the run directory holds and start again
   // Texts per teacher call (TeacherPassOptions' default). The stochastic passes' seeds follow the
   // calls, so it is fixed for a run directory: the command line does not offer it.
   int64_t batch_size = TeacherPassOptions{}.batch_size;
+  // A distributed job (muki/model/process_group.h; null: this process alone). Every rank runs the
+  // same config: the teacher passes are sharded over the ranks and exchanged, the student trains
+  // data-parallel, and rank 0 alone writes the run directory (the others write nothing there and
+  // return after training, with an empty summary). (Added in muki 0.5.)
+  ProcessGroup* group = nullptr;
 };
 
 struct RunResult {

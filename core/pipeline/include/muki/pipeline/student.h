@@ -19,6 +19,8 @@
 
 namespace muki::core {
 
+class ProcessGroup;
+
 struct StudentEval {
   int64_t step = 0;
   double epoch = 0;
@@ -55,6 +57,10 @@ struct StudentSetup {
   std::filesystem::path state_file;  // resumable training state
   std::string state_key;             // identifies everything the training depends on
   std::function<void(const StudentEval&)> on_eval;
+  // A distributed job (muki/model/process_group.h): the student trains data-parallel
+  // (TrainerOptions::group); ranks other than 0 neither predict the test split nor save the
+  // checkpoint, and call on_eval never. Null: this process alone. (Added in muki 0.5.)
+  ProcessGroup* group = nullptr;
 };
 
 struct StudentResult {

@@ -4,6 +4,11 @@
 // all share the base config's teacher-pass cache, so only what a combination changes is computed.
 // The results: <sweep folder>/results.md and results.csv, the mean and standard deviation over
 // the seeds of each combination.
+//
+// In a distributed job (SweepOptions::run.group, muki 0.5) the runs are spread over the ranks (run
+// i of the combinations x seeds goes to rank i mod world_size, and runs there alone); rank 0
+// prepares the teachers first, gathers every run's figures and writes the results. Without a
+// shared filesystem each run's folder stays on the machine of the rank that ran it.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +58,7 @@ struct SweepOptions {
   std::vector<GridAxis> grid;
   std::vector<int64_t> seeds = {1};
   std::filesystem::path folder;  // empty: <the base's output_dir>-sweep
-  RunOptions run;
+  RunOptions run;  // its group: the job the sweep spreads its runs over (each run runs alone)
 };
 
 struct SweepResult {

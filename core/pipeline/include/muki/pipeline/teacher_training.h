@@ -18,6 +18,8 @@
 
 namespace muki::core {
 
+class ProcessGroup;
+
 struct SplitCounts {
   int64_t read = 0;      // good rows in the file
   int64_t kept = 0;      // rows whose label is one of the teacher's
@@ -42,12 +44,16 @@ struct TeacherTrainingResult {
 // and evaluates the model, and writes the checkpoint folder with train_report.json. Progress and
 // the final report go to spdlog (stderr). Throws std::invalid_argument when a listed label has no
 // training example, or when no example is left to train on.
-TeacherTrainingResult train_teacher(const Config& config);
+// In a distributed job (`group`, muki 0.5), every rank calls with the same config: the model
+// trains data-parallel (TrainerOptions::group) and rank 0 alone evaluates and writes the
+// checkpoint (the others return a result without metrics); a fastText teacher is rank 0's alone.
+TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group = nullptr);
 
 // Trains every teacher of a training file (teacher_entries in config.h), in order; with
 // `missing_only`, a teacher whose output folder holds a finished checkpoint is left as it is.
-// Returns the results of the teachers trained now. Throws what train_teacher throws.
-std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only);
+// Returns the results of the teachers trained now. Throws what train_teacher throws. In a job,
+// rank 0's folders decide which teachers are missing.
+std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only, ProcessGroup* group = nullptr);
 
 // Whether `folder` holds a finished teacher (train_report.json is written last).
 bool has_teacher_checkpoint(const std::filesystem::path& folder);

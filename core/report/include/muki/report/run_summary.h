@@ -41,6 +41,10 @@ struct RunSummary {
   std::string device;
   int64_t threads = 0;
   bool deterministic = false;
+  // The job the run ran in: world_size processes (1: alone) over c10d backend `backend` ("none"
+  // alone). Summaries written before muki 0.5 have neither: 1 and "none".
+  int64_t world_size = 1;
+  std::string backend = "none";
 
   struct Transfer {
     int64_t examples = 0;

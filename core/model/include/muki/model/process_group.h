@@ -1,0 +1,96 @@
+// Joining a distributed job on PyTorch's own runtime (c10d): the rendezvous store is c10d's
+// TCPStore, the collectives are ProcessGroupGloo's. muki builds no cluster layer of its own.
+//
+// A process is part of a job when the variables every PyTorch launcher sets are in its
+// environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (LOCAL_RANK optional; it picks the CUDA
+// device, see resolve_device). torchrun sets them, and so can srun or a Kubernetes job. Rank 0
+// serves the store at MASTER_ADDR:MASTER_PORT; every rank must reach it, and every rank must
+// reach every other for Gloo's connections (GLOO_SOCKET_IFNAME picks the interface, as in
+// PyTorch).
+//
+// Failures. Every rank adds to a heartbeat counter in the store once a second. Before each
+// collective the ranks meet in the store (arrive()), where a wait is unbounded while every peer
+// beats (a rank may compute its shard for hours) and ends with an error naming the rank whose
+// heartbeat stopped for `timeout`. Gloo's own timeout bounds the data exchange that follows.
+// The store lives in rank 0: when rank 0 dies, the others fail on the store and say so.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <muki/io/communicator.h>
+
+namespace muki::core {
+
+// The launcher's variables (see above).
+struct DistributedEnvironment {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string master_addr;
+  uint16_t master_port = 0;
+};
+
+// The job this process belongs to; nullopt when RANK and WORLD_SIZE are both unset (a single
+// process, as before). Throws std::invalid_argument naming the variable when one is set and
+// another is missing or malformed (RANK >= WORLD_SIZE, a port outside 1..65535, ...).
+std::optional<DistributedEnvironment> distributed_environment();
+
+struct ProcessGroupOptions {
+  // "auto" or "gloo". Gloo runs on CPU tensors; tensors on a CUDA device are staged through host
+  // memory (this build has no NCCL path: "nccl" is refused with a message saying so).
+  std::string backend = "auto";
+  std::chrono::milliseconds timeout{std::chrono::seconds(300)};
+};
+
+// Whether this build has c10d's Gloo process group (false: ProcessGroup::join throws).
+bool distributed_available();
+
+class ProcessGroup : public Communicator {
+ public:
+  // Connects to the job: the store, then Gloo's full mesh; returns once every rank has joined, or
+  // throws std::runtime_error (a rank that never came within the timeout, an address that cannot
+  // be reached) or std::invalid_argument (a backend this build lacks).
+  static std::unique_ptr<ProcessGroup> join(const DistributedEnvironment& env, const ProcessGroupOptions& options);
+  ~ProcessGroup() override;
+
+  int rank() const override { return env_.rank; }
+  int world_size() const override { return env_.world_size; }
+  const std::string& backend() const { return backend_; }
+  std::vector<std::string> all_gather(const std::string& bytes) override;
+  std::string broadcast(const std::string& bytes, int root) override;
+
+  // Sums `tensors` (float32, any device, any shapes) elementwise across the ranks, in place, in
+  // one exchange (they are flattened into one buffer: one bucket per call).
+  void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
+  // Rank `root`'s values of `tensors` into every rank's, in place (shapes must match).
+  void broadcast(const std::vector<torch::Tensor>& tensors, int root);
+  // Every rank waits for the others (and learns of one that died).
+  void barrier();
+
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+ private:
+  struct Impl;
+  ProcessGroup(DistributedEnvironment env, ProcessGroupOptions options);
+  // Meets every rank in the store before a collective named `what`; throws naming a dead rank.
+  void arrive(const std::string& what);
+  [[noreturn]] void fail(const std::string& what, const std::exception& e);
+
+  DistributedEnvironment env_;
+  ProcessGroupOptions options_;
+  std::string backend_;
+  std::unique_ptr<Impl> impl_;
+  int64_t sequence_ = 0;  // collectives so far: every rank counts the same
+};
+
+}  // namespace muki::core
