@@ -14,7 +14,8 @@ usage: distributed_test.py MUKI_BINARY SOURCE_DIR [--keep]
 (d) kill -9 of rank 1 in the middle of its share of the teacher pass: rank 0 exits non-zero
     within distributed.timeout_s (10 s) plus a margin, with an error naming rank 1. Run again on
     2 ranks, the job ends with the summary and predictions of a job never disturbed; run again
-    in one process, with the same cache.
+    in one process, with the same cache. And once in the student's training, resumed on 2 ranks
+    from rank 0's last state.
 (e) `muki sweep` on 2 ranks (2 values of tau x 2 seeds: two runs a rank) writes the table of the
     same sweep in one process.
 
@@ -240,13 +241,12 @@ def torchrun(w, config):
         print("(c) torchrun launched the 2-rank job", flush=True)
 
 
-def kill_rank1(w, args, name):
-    """Starts a 2-rank job, kills rank 1 once it has finished a chunk of its share, and checks how
-    rank 0 ends."""
+def kill_rank1(w, args, name, marker):
+    """Starts a 2-rank job, kills rank 1 once its log shows `marker`, and checks how rank 0 ends."""
     logs = [w.root / f"{name}.{r}.log" for r in range(2)]
     procs = start_ranks(args, logs)
     deadline = time.monotonic() + TIMEOUT_S
-    while "of rank 1's share" not in text(logs[1]) and procs[1].poll() is None and time.monotonic() < deadline:
+    while marker not in text(logs[1]) and procs[1].poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     if not check(procs[1].poll() is None, f"{name}: rank 1 ended before it could be killed:\n" + text(logs[1])[-2000:]):
         procs[0].kill()
@@ -272,15 +272,18 @@ def kill_rank1(w, args, name):
 def kill_and_resume(w, teachers):
     """(d) A longer pass (the train split as transfer set, K = 16, 67 chunks a teacher)."""
     config = w.root / "kill.toml"
-    config.write_text(w.experiment_toml(teachers, w.data / "train.tsv", 16, 0.1))
+    # Ten epochs: training lasts long enough (several seconds) to be killed in its middle.
+    config.write_text(w.experiment_toml(teachers, w.data / "train.tsv", 16, 0.1).replace("epochs = 4", "epochs = 10"))
     codes = job(w.run_args(config, "kill-straight"), [w.root / f"kill-straight.{r}.log" for r in range(2)])
     if not check(codes == [0, 0], f"the undisturbed 2-rank run exited with {codes}"):
         return
     straight = w.run_dir("kill-straight")
-    for rerun_world in (2, 1):
-        name = f"kill-then-{rerun_world}"
+    # In the teacher pass (once rank 1 has finished a chunk of its share), then resumed on 2 ranks
+    # and on 1; in the student's training (its first progress line), resumed on 2 ranks.
+    for name, marker, rerun_world in (("kill-pass-then-2", "of rank 1's share", 2), ("kill-pass-then-1", "of rank 1's share", 1),
+                                      ("kill-training-then-2", "student epoch", 2)):
         args = w.run_args(config, name)
-        kill_rank1(w, args, name)
+        kill_rank1(w, args, name, marker)
         logs = [w.root / f"{name}.rerun.{r}.log" for r in range(rerun_world)]
         codes = job(args, logs, rerun_world) if rerun_world > 1 else [alone(args, logs[0])]
         if not check(codes == [0] * rerun_world, f"{name}: the rerun exited with {codes}:\n" + text(logs[0])[-2000:]):
@@ -288,6 +291,8 @@ def kill_and_resume(w, teachers):
         same_cache(f"{name}: the resumed job's cache vs the undisturbed one's", w.cache(name), w.cache("kill-straight"))
         s = summary(w.run_dir(name))
         check(s.get("teacher_pass.chunks_cached", 0) > 0, f"{name}: the rerun reused no chunk ({s.get('teacher_pass.chunks_cached')})")
+        if "training" in name:
+            check(s.get("train.resumed_from_step", 0) > 0, f"{name}: the rerun did not resume the student's training")
         if rerun_world == 2:
             got, want = results(w.run_dir(name)), results(straight)
             differ = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
