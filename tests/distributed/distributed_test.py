@@ -16,6 +16,8 @@ usage: distributed_test.py MUKI_BINARY SOURCE_DIR [--keep]
     2 ranks, the job ends with the summary and predictions of a job never disturbed; run again
     in one process, with the same cache. And once in the student's training, resumed on 2 ranks
     from rank 0's last state.
+(f) Ranks that read different data (the same config, relative paths, on "two machines") stop
+    with an error naming the rank, rather than mixing outputs.
 (e) `muki sweep` on 2 ranks (2 values of tau x 2 seeds: two runs a rank) writes the table of the
     same sweep in one process.
 
@@ -323,6 +325,28 @@ def sweep(w, config):
     print("(e) the 2-rank sweep wrote the single process's table", flush=True)
 
 
+def different_data(w, teachers):
+    """(f) Rank 1's transfer file differs from rank 0's by one text."""
+    rows = (w.data / "dev.tsv").read_text(encoding="utf-8").splitlines(True)
+    for machine, text_rows in (("machine0", rows), ("machine1", rows[:-1] + ["x\tg\tnet\ta text only this machine has\n"])):
+        folder = w.root / machine
+        folder.mkdir()
+        (folder / "transfer.tsv").write_text("".join(text_rows), encoding="utf-8")
+        (folder / "exp.toml").write_text(w.experiment_toml(teachers, "transfer.tsv", 4, 0.0))
+    port, procs, logs = free_port(), [], []
+    for rank in range(2):
+        logs.append(w.root / f"different.{rank}.log")
+        with open(logs[-1], "wb") as out:
+            procs.append(subprocess.Popen(w.run_args(w.root / f"machine{rank}" / "exp.toml", "different"), stdout=out,
+                                          stderr=subprocess.STDOUT, env=env(rank, 2, port)))
+    codes = [p.wait(timeout=TIMEOUT_S) for p in procs]
+    check(codes == [1, 1], f"ranks reading different data exited with {codes}")
+    for rank in range(2):
+        check("rank 1 has other texts or another teacher than rank 0 (" in text(logs[rank]) and " 515 4 4 0 vs " in text(logs[rank]),
+              f"rank {rank} does not say that rank 1 read other texts:\n" + text(logs[rank])[-1500:])
+    print("(f) ranks reading different data stop, naming rank 1", flush=True)
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -343,6 +367,7 @@ def main():
         equal_teachers(w)
         torchrun(w, config)
         sweep(w, config)
+        different_data(w, teachers)
         kill_and_resume(w, teachers)
     finally:
         if "--keep" in sys.argv or failures:

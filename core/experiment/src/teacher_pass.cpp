@@ -311,7 +311,28 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     if (read_chunk(chunk_file(dir, i * options.chunk_size), i * options.chunk_size, chunk_count(i), out)) cached[static_cast<size_t>(i)] = '1';
   std::vector<int> owner(static_cast<size_t>(chunks), 0);
   std::vector<bool> from_cache(static_cast<size_t>(chunks));
-  const std::vector<std::string> cached_by = group != nullptr ? group->all_gather(cached) : std::vector<std::string>{cached};
+  std::vector<std::string> cached_by{cached};
+  if (group != nullptr) {
+    // What every rank must agree on for the exchange to mean anything: the texts and the shape
+    // of the outputs (data files or teachers that differ between machines would mix).
+    Fingerprint texts_seen;
+    for (const std::string& t : texts) texts_seen.add(t);
+    const std::string agreement = texts_seen.hex() + " " + std::to_string(n) + " " + std::to_string(c) + " " +
+                                  std::to_string(k) + " " + std::to_string(h);
+    cached_by = group->all_gather(agreement + "|" + cached);
+    const std::string first = cached_by[0].substr(0, cached_by[0].find('|'));
+    for (size_t r = 0; r < cached_by.size(); ++r) {
+      const size_t bar = cached_by[r].find('|');
+      if (cached_by[r].compare(0, bar, first) != 0)
+        throw std::runtime_error("teacher '" + teacher.instance_name() + "' on " +
+                                 (options.split.empty() ? "its texts" : "the " + options.split + " split") +
+                                 ": rank " + std::to_string(r) + " has other texts or another teacher than rank 0 (" +
+                                 cached_by[r].substr(0, bar) + " vs " + first +
+                                 ": texts fingerprint, texts, labels, samples, features); every rank must read the same "
+                                 "data files and teachers");
+      cached_by[r].erase(0, bar + 1);
+    }
+  }
   for (int64_t i = 0, dealt = 0; i < chunks; ++i) {
     const auto r = std::find_if(cached_by.begin(), cached_by.end(),
                                 [i](const std::string& flags) { return flags[static_cast<size_t>(i)] == '1'; });

@@ -67,6 +67,14 @@ RunContext open_run(const Config& config, const registry::Registry& registry, co
   configure_determinism(deterministic);
   ProcessGroup* group = options.group;
   const bool leader = group == nullptr || group->rank() == 0;
+  if (group != nullptr) {  // the same command on every rank, or nothing the ranks exchange is meaningful
+    const std::vector<std::string> configs = group->all_gather(Fingerprint().add(config.to_toml()).hex());
+    for (size_t r = 1; r < configs.size(); ++r)
+      if (configs[r] != configs[0])
+        throw config_error(config, "rank " + std::to_string(r) + " runs another config than rank 0 (resolved config " +
+                                       configs[r] + " vs " + configs[0] + "): every rank must run the same file with "
+                                       "the same --set overrides");
+  }
   const Json launch = {{"world_size", group != nullptr ? group->world_size() : 1},
                        {"backend", group != nullptr ? group->backend() : "none"}};
   RunContext run{config, registry,
