@@ -291,26 +291,17 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
   return order;
 }
 
-// The gradients of `modules`' parameters, zeros where a parameter got none (a rank with no rows).
-std::vector<torch::Tensor> gradients(const std::vector<torch::nn::Module*>& modules) {
-  std::vector<torch::Tensor> out;
-  for (torch::nn::Module* m : modules)
-    for (torch::Tensor& p : m->parameters()) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      out.push_back(p.grad());
-    }
-  return out;
-}
-
 // One optimiser step on the training rows `indices`, each parameter group at its learning rate
-// `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite. In a job, this
-// rank computes its contiguous slice of the rows, its loss weighted by the slice's share, and
-// the gradients and the loss are summed over the ranks: the step of one process on all the rows
-// (exact for a loss that is a mean over rows; DFA's and CFL's batch statistics are per slice).
+// `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite. In a job
+// (`reducer` set), this rank computes its contiguous slice of the rows, its loss weighted by the
+// slice's share, and the gradients (summed while backward runs) and the loss are summed over the
+// ranks: the step of one process on all the rows (exact for a loss that is a mean over rows;
+// DFA's and CFL's batch statistics are per slice).
 std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
-                  const torch::Device& device, uint64_t dropout_seed, ProcessGroup* group) {
+                  const torch::Device& device, uint64_t dropout_seed, ProcessGroup* group,
+                  GradientReducer* reducer) {
   torch::Tensor mine = indices;
   double share = 1.0;
   if (group != nullptr) {
@@ -342,14 +333,7 @@ std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& opt
     value = l.item<double>() * share;
     if (std::isfinite(value)) (share == 1.0 ? l : l * share).backward();
   }
-  if (group != nullptr) {
-    std::vector<torch::nn::Module*> modules{&model};
-    if (feature_loss != nullptr) modules.push_back(feature_loss->modules.get());
-    std::vector<torch::Tensor> summed = gradients(modules);
-    summed.push_back(torch::tensor({value}, torch::kFloat));
-    group->all_reduce_sum(summed);
-    value = summed.back().item<double>();
-  }
+  if (reducer != nullptr) value = reducer->finish(value);
   if (!std::isfinite(value)) return std::nullopt;
   // Clipped apart: the fresh modules' large early gradients must not shrink the model's step.
   if (grad_clip > 0) {
@@ -523,6 +507,13 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   const Schedule schedule = plan_schedule(n, o);
   // Every rank starts from rank 0's weights (seeded alike already; this makes sure).
   if (o.group != nullptr) o.group->broadcast(current, 0);
+  std::unique_ptr<GradientReducer> reducer;
+  if (o.group != nullptr) {
+    std::vector<torch::Tensor> parameters = model.parameters();
+    if (feature_loss != nullptr)
+      for (const torch::Tensor& p : feature_loss->modules->parameters()) parameters.push_back(p);
+    reducer = std::make_unique<GradientReducer>(*o.group, std::move(parameters));
+  }
   const bool leader = o.group == nullptr || o.group->rank() == 0;  // writes the state
 
   // The best weights so far (by dev accuracy), as clones on the training device.
@@ -579,7 +570,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       const double lr = group_lr.front();
       const std::optional<double> step_loss =
           train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len), loss, feature_loss,
-                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), o.group);
+                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), o.group,
+                     reducer.get());
       // Training on would only spread the NaN into every weight; the last state stays as it was.
       if (!step_loss)
         throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +

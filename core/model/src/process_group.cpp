@@ -296,19 +296,6 @@ void unflatten(const at::Tensor& buffer, const std::vector<torch::Tensor>& tenso
 
 }  // namespace
 
-void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors) {
-  if (tensors.empty()) return;
-  // No meeting in the store first: training steps keep the ranks in step, and a dead peer closes
-  // its connections, which Gloo reports at once.
-  try {
-    std::vector<at::Tensor> buffer{flatten(tensors)};
-    impl_->gloo->allreduce(buffer)->wait();
-    unflatten(buffer[0], tensors);
-  } catch (const std::exception& e) {
-    fail("a gradient exchange", e);
-  }
-}
-
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
   if (tensors.empty()) return;
   arrive("a broadcast of weights from rank " + std::to_string(root));
@@ -324,6 +311,80 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
 }
 
 void ProcessGroup::barrier() { arrive("a barrier"); }
+
+struct GradientReducer::Bucket {
+  at::Tensor buffer;               // float32, CPU: the bucket's gradients, flattened
+  std::vector<size_t> parameters;  // its parameters
+  size_t arrived = 0;
+  c10::intrusive_ptr<c10d::Work> sum;  // the running sum, once launched
+};
+
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> parameters, int64_t bucket_bytes)
+    : group_(group), parameters_(std::move(parameters)), bucket_of_(parameters_.size()), offset_of_(parameters_.size()) {
+  // Reverse order: the last layers' gradients come first in backward.
+  for (size_t i = parameters_.size(); i-- > 0;) {
+    const int64_t bytes = parameters_[i].numel() * 4;
+    if (buckets_.empty() || (buckets_.back()->buffer.numel() * 4 + bytes > bucket_bytes && !buckets_.back()->parameters.empty()))
+      buckets_.push_back(std::make_unique<Bucket>());
+    Bucket& b = *buckets_.back();
+    bucket_of_[i] = buckets_.size() - 1;
+    offset_of_[i] = b.buffer.defined() ? b.buffer.numel() : 0;
+    b.parameters.push_back(i);
+    b.buffer = torch::zeros({offset_of_[i] + parameters_[i].numel()}, torch::kFloat);
+  }
+  for (size_t i = 0; i < parameters_.size(); ++i)
+    hooks_.push_back(parameters_[i].register_hook([this, i](torch::Tensor grad) { arrived(i, grad); }));
+}
+
+GradientReducer::~GradientReducer() {
+  for (size_t i = 0; i < parameters_.size(); ++i) parameters_[i].remove_hook(hooks_[i]);
+}
+
+void GradientReducer::arrived(size_t parameter, const torch::Tensor& grad) {
+  Bucket& b = *buckets_[bucket_of_[parameter]];
+  b.buffer.narrow(0, offset_of_[parameter], grad.numel()).copy_(grad.detach().reshape({-1}));
+  ++b.arrived;
+  launch_complete_buckets(false);
+}
+
+// In bucket order only: every rank must start the same sums in the same order.
+void GradientReducer::launch_complete_buckets(bool all) {
+  try {
+    while (launched_ < buckets_.size() && (all || buckets_[launched_]->arrived == buckets_[launched_]->parameters.size())) {
+      std::vector<at::Tensor> buffer{buckets_[launched_]->buffer};
+      buckets_[launched_]->sum = group_.impl_->gloo->allreduce(buffer);
+      ++launched_;
+    }
+  } catch (const std::exception& e) {
+    group_.fail("a gradient exchange", e);
+  }
+}
+
+double GradientReducer::finish(double value) {
+  launch_complete_buckets(true);
+  std::vector<at::Tensor> loss{torch::tensor({value}, torch::kDouble)};
+  try {
+    for (auto& b : buckets_) b->sum->wait();
+    group_.impl_->gloo->allreduce(loss)->wait();
+  } catch (const std::exception& e) {
+    group_.fail("a gradient exchange", e);
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    torch::Tensor& p = parameters_[i];
+    const Bucket& b = *buckets_[bucket_of_[i]];
+    const at::Tensor sum = b.buffer.narrow(0, offset_of_[i], p.numel()).view(p.sizes());
+    if (p.grad().defined()) p.mutable_grad().copy_(sum);
+    else p.mutable_grad() = sum.to(p.device(), p.scalar_type()).clone();
+  }
+  for (auto& b : buckets_) {
+    b->buffer.zero_();
+    b->arrived = 0;
+    b->sum.reset();
+  }
+  launched_ = 0;
+  return loss[0].item<double>();
+}
 
 #else  // no c10d Gloo in this LibTorch
 
@@ -346,9 +407,16 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
 }
 std::vector<std::string> ProcessGroup::all_gather(const std::string& bytes) { return {bytes}; }
 std::string ProcessGroup::broadcast(const std::string& bytes, int) { return bytes; }
-void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>&) {}
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>&, int) {}
 void ProcessGroup::barrier() {}
+
+struct GradientReducer::Bucket {};
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> parameters, int64_t)
+    : group_(group), parameters_(std::move(parameters)) {}
+GradientReducer::~GradientReducer() = default;
+void GradientReducer::arrived(size_t, const torch::Tensor&) {}
+void GradientReducer::launch_complete_buckets(bool) {}
+double GradientReducer::finish(double value) { return value; }
 
 #endif
 

@@ -68,9 +68,6 @@ class ProcessGroup : public Communicator {
   std::vector<std::string> all_gather(const std::string& bytes) override;
   std::string broadcast(const std::string& bytes, int root) override;
 
-  // Sums `tensors` (float32, any device, any shapes) elementwise across the ranks, in place, in
-  // one exchange (they are flattened into one buffer: one bucket per call).
-  void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
   // Rank `root`'s values of `tensors` into every rank's, in place (shapes must match).
   void broadcast(const std::vector<torch::Tensor>& tensors, int root);
   // Every rank waits for the others (and learns of one that died).
@@ -80,6 +77,7 @@ class ProcessGroup : public Communicator {
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
  private:
+  friend class GradientReducer;
   struct Impl;
   ProcessGroup(DistributedEnvironment env, ProcessGroupOptions options);
   // Meets every rank in the store before a collective named `what`; throws naming a dead rank.
@@ -91,6 +89,40 @@ class ProcessGroup : public Communicator {
   std::string backend_;
   std::unique_ptr<Impl> impl_;
   int64_t sequence_ = 0;  // collectives so far: every rank counts the same
+};
+
+// Sums the gradients of `parameters` over the ranks while the backward pass runs, the scheme of
+// PyTorch's DistributedDataParallel, simplified: the parameters are grouped into buckets of about
+// `bucket_bytes` in reverse order (the order backward produces their gradients); once every
+// gradient of a bucket has arrived, its sum starts in Gloo's threads, the buckets in the same
+// order on every rank, while backward goes on with the layers below. finish() sums the rest,
+// waits, and writes the sums into the parameters' .grad. A gradient that never arrives (a rank
+// with no rows this step, a branch not taken) counts as zeros. A hook on each parameter does the
+// work while the object lives; one backward pass per finish(). (Added in muki 0.5.)
+class GradientReducer {
+ public:
+  GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> parameters, int64_t bucket_bytes = int64_t{1} << 20);
+  ~GradientReducer();
+  // After backward (or instead of it): the gradients' sums into .grad; returns `value` summed over
+  // the ranks (the step's loss). Throws what a failed exchange throws (ProcessGroup).
+  double finish(double value);
+  int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
+
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+ private:
+  struct Bucket;
+  void arrived(size_t parameter, const torch::Tensor& grad);
+  void launch_complete_buckets(bool all);
+
+  ProcessGroup& group_;
+  std::vector<torch::Tensor> parameters_;
+  std::vector<unsigned> hooks_;
+  std::vector<size_t> bucket_of_;     // per parameter
+  std::vector<int64_t> offset_of_;    // per parameter, in its bucket's buffer
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  size_t launched_ = 0;               // buckets [0, launched_) are being summed
 };
 
 }  // namespace muki::core
