@@ -37,6 +37,7 @@ int cmd_run(const std::vector<std::string>& args) {
   options.group = job.get();
   core::prepare_experiment(config, registry, options);
   const core::RunResult result = core::run_experiment(config, registry, options);
+  if (job != nullptr) job->finish();
   if (job != nullptr && job->rank() != 0) {
     std::printf("%s: rank %d of %d done (rank 0 writes the results to %s)\n", config.path().string().c_str(),
                 job->rank(), job->world_size(), result.dir.string().c_str());

@@ -62,6 +62,7 @@ int cmd_sweep(const std::vector<std::string>& args) {
   const std::unique_ptr<core::ProcessGroup> job = join_job(config.root()["distributed"].as_table());
   options.run.group = job.get();
   const core::SweepResult result = core::run_sweep(config, registry, options);
+  if (job != nullptr) job->finish();
   if (job != nullptr && job->rank() != 0) return 0;  // rank 0 prints and writes the table
   std::cout << result.markdown << "\n(" << (result.folder / "results.md").string() << ", results.csv)\n";
   return result.failed == 0 ? 0 : 1;

@@ -48,6 +48,7 @@ int cmd_teacher_train(const std::vector<std::string>& args) {
   const core::Config config = load_config(cfg);
   const std::unique_ptr<core::ProcessGroup> job = join_job(nullptr);
   const std::vector<core::TeacherTrainingResult> results = core::train_teachers(config, missing_only, job.get());
+  if (job != nullptr) job->finish();
   if (job != nullptr && job->rank() != 0) return 0;  // rank 0 reports and writes the checkpoints
   // One summary line per teacher on stdout; the details are in each train_report.json.
   for (const core::TeacherTrainingResult& result : results)

@@ -317,8 +317,9 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     // of the outputs (data files or teachers that differ between machines would mix).
     Fingerprint texts_seen;
     for (const std::string& t : texts) texts_seen.add(t);
-    const std::string agreement = texts_seen.hex() + " " + std::to_string(n) + " " + std::to_string(c) + " " +
-                                  std::to_string(k) + " " + std::to_string(h);
+    const std::string agreement = texts_seen.hex() + " " + Fingerprint().add(teacher_key).hex() + " " +
+                                  std::to_string(n) + " " + std::to_string(c) + " " + std::to_string(k) + " " +
+                                  std::to_string(h);
     cached_by = group->all_gather(agreement + "|" + cached);
     const std::string first = cached_by[0].substr(0, cached_by[0].find('|'));
     for (size_t r = 0; r < cached_by.size(); ++r) {
@@ -328,8 +329,9 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
                                  (options.split.empty() ? "its texts" : "the " + options.split + " split") +
                                  ": rank " + std::to_string(r) + " has other texts or another teacher than rank 0 (" +
                                  cached_by[r].substr(0, bar) + " vs " + first +
-                                 ": texts fingerprint, texts, labels, samples, features); every rank must read the same "
-                                 "data files and teachers");
+                                 ": the texts' and the teacher's fingerprints (its adapter's library, options and model "
+                                 "files), texts, labels, samples, features); every rank must read the same data files "
+                                 "and teachers");
       cached_by[r].erase(0, bar + 1);
     }
   }

@@ -50,9 +50,14 @@ void write_durably_as(const fs::path& file, std::string_view text, const fs::pat
 void write_file_durably(const fs::path& file, std::string_view text) { write_durably_as(file, text, file); }
 
 void write_file_atomically(const fs::path& file, std::string_view text) {
-  // Per process: two processes writing the same file (a shared cache chunk) must not share a
-  // temporary; the last rename wins with a complete file either way.
-  const fs::path tmp = file.string() + ".tmp" + std::to_string(::getpid());
+  // Per process: two processes writing the same file (a shared cache chunk, the ranks of a job on
+  // machines whose pids may coincide) must not share a temporary; the last rename wins with a
+  // complete file either way.
+  static const std::string host = [] {
+    char name[256] = {};
+    return ::gethostname(name, sizeof(name) - 1) == 0 ? "-" + std::string(name) : std::string();
+  }();
+  const fs::path tmp = file.string() + ".tmp" + std::to_string(::getpid()) + host;
   write_durably_as(tmp, text, file);  // on error the temporary is gone: name the real file
   std::error_code ec;
   fs::rename(tmp, file, ec);

@@ -151,38 +151,62 @@ void save_state(const std::filesystem::path& file, const std::string& key, const
   write_state_archive(archive, file);
 }
 
+// Opens the state file into `archive` (on `device`, so the AdamW moments land next to the
+// parameters); false when there is none or it was written under another key. Throws
+// std::runtime_error naming the file when it is damaged or unreadable.
+bool open_state(const std::filesystem::path& file, const std::string& key, torch::serialize::InputArchive& archive,
+                const torch::Device& device) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return false;
+  if (!state_file_intact(file))
+    throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
+                             "wrote it (damaged); delete it (and " + file.filename().string() +
+                             ".checksum) to start afresh");
+  c10::IValue stored_key;
+  try {
+    archive.load_from(file.string(), device);
+    archive.read("key", stored_key);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(file.string() + ": not a readable training state (delete it to start "
+                             "afresh): " + e.what_without_backtrace());
+  }
+  if (!stored_key.isString() || stored_key.toStringRef() != key) {
+    spdlog::warn("{}: written for another training setup; starting afresh (it will be replaced)", file.string());
+    return false;
+  }
+  return true;
+}
+
 // Loads the state into `model`, `best` and `optimizer`; false (nothing changed) when there is no
-// file or it was written under another key. In a job, rank 0 reads the file and sends it to the
-// others, so every rank resumes from the same state without a shared filesystem.
+// file or it was written under another key. In a job, rank 0 alone opens the file and sends its
+// verdict: "0" (nothing to resume), "1" and the file's bytes, or "E" and the error, so that every
+// rank resumes from the same state, without a shared filesystem, or fails with rank 0's message.
 bool load_state(const std::filesystem::path& file, const std::string& key, TrainingState& st,
                 const std::vector<torch::Tensor>& current, std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device, ProcessGroup* group) {
-  std::string bytes = "0";  // "0": no state; "1" and the file's bytes
-  if (group == nullptr || group->rank() == 0) {
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(file, ec)) {
-      if (!state_file_intact(file))
-        throw std::runtime_error(file.string() + ": checksum mismatch: the training state changed after muki "
-                                 "wrote it (damaged); delete it (and " + file.filename().string() +
-                                 ".checksum) to start afresh");
-      std::ifstream in(file, std::ios::binary);
-      bytes = "1" + std::string(std::istreambuf_iterator<char>(in), {});
-      if (!in) throw std::runtime_error(file.string() + ": cannot be read");
+  const bool leader = group == nullptr || group->rank() == 0;
+  torch::serialize::InputArchive archive;
+  std::string verdict = "0";
+  if (leader) {
+    try {
+      if (open_state(file, key, archive, device)) verdict = "1";
+      if (group != nullptr && verdict == "1") {
+        std::ifstream in(file, std::ios::binary);
+        verdict += std::string(std::istreambuf_iterator<char>(in), {});
+        if (!in) throw std::runtime_error(file.string() + ": cannot be read");
+      }
+    } catch (const std::exception& e) {
+      if (group == nullptr) throw;
+      verdict = "E" + std::string(e.what());
     }
   }
-  if (group != nullptr) bytes = group->broadcast(bytes, 0);
-  if (bytes[0] != '1') return false;
-  torch::serialize::InputArchive archive;
+  if (group != nullptr) {
+    verdict = group->broadcast(verdict, 0);
+    if (verdict[0] == 'E') throw std::runtime_error((leader ? "" : "rank 0: ") + verdict.substr(1));
+  }
+  if (verdict[0] != '1') return false;
   try {
-    // On the training device, so the AdamW moments land next to the parameters.
-    archive.load_from(bytes.data() + 1, bytes.size() - 1, device);
-    c10::IValue stored_key;
-    archive.read("key", stored_key);
-    if (!stored_key.isString() || stored_key.toStringRef() != key) {
-      spdlog::warn("{}: written for another training setup; starting afresh (it will be replaced)",
-                   file.string());
-      return false;
-    }
+    if (!leader) archive.load_from(verdict.data() + 1, verdict.size() - 1, device);
     torch::Tensor counters, metrics, history, count;
     archive.read("counters", counters);
     archive.read("best_metrics", metrics);
@@ -538,6 +562,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
     st.step = step;
     st.stopped_early = stop;
     save();
+    // The others wait here while rank 0 writes, not in the next gradient exchange (Gloo's timeout).
+    if (o.group != nullptr) o.group->barrier();
     return stop;
   };
 

@@ -36,7 +36,8 @@ void (*g_unlock)() = &unlock_own;
 // (modulo the devices visible, as PyTorch's examples do), else 0.
 c10::DeviceIndex local_cuda_index() {
   const char* local = std::getenv("LOCAL_RANK");
-  if (local == nullptr || !torch::cuda::is_available()) return 0;
+  // Only in a job (RANK set too): a process started from inside one keeps cuda:0.
+  if (local == nullptr || std::getenv("RANK") == nullptr || !torch::cuda::is_available()) return 0;
   char* end = nullptr;
   const long rank = std::strtol(local, &end, 10);
   if (end == local || *end != '\0' || rank < 0) return 0;  // distributed_environment() names the problem

@@ -48,7 +48,9 @@ constexpr const char* kLaunchVariables =
 }  // namespace
 
 std::optional<DistributedEnvironment> distributed_environment() {
-  if (variable("RANK") == nullptr && variable("WORLD_SIZE") == nullptr) return std::nullopt;
+  // WORLD_SIZE=1 alone is what some platforms export for any process: not a job.
+  const char* world = variable("WORLD_SIZE");
+  if (variable("RANK") == nullptr && (world == nullptr || std::string(world) == "1")) return std::nullopt;
   for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"})
     if (variable(name) == nullptr)
       throw std::invalid_argument(std::string(name) + " is not set but " +
@@ -85,6 +87,12 @@ std::string message_of(const std::exception& e) {
   return e.what();
 }
 
+// Whether torchrun's agent serves the job's store (rank 0 connects to it like the others).
+bool agent_serves_store() {
+  const char* agent = variable("TORCHELASTIC_USE_AGENT_STORE");
+  return agent != nullptr && std::string(agent) == "True";
+}
+
 // The job's store, as PyTorch's launch makes it: every rank's main connection counts as one of
 // world_size workers, and rank 0 serves it, unless torchrun's agent serves it already (at
 // MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE=True). Keys carry the attempt (torchrun restarts a
@@ -92,11 +100,10 @@ std::string message_of(const std::exception& e) {
 // `extra`: one more connection, not counted as a worker (the heartbeat's).
 c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnvironment& env, bool extra,
                                               std::chrono::milliseconds timeout) {
-  const char* agent = variable("TORCHELASTIC_USE_AGENT_STORE");
   const char* attempt = variable("TORCHELASTIC_RESTART_COUNT");
   c10d::TCPStoreOptions options;
   options.port = env.master_port;
-  options.isServer = env.rank == 0 && !extra && !(agent != nullptr && std::string(agent) == "True");
+  options.isServer = env.rank == 0 && !extra && !agent_serves_store();
   options.waitWorkers = !extra;
   if (!extra) options.numWorkers = static_cast<size_t>(env.world_size);
   options.timeout = timeout;
@@ -120,7 +127,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistributedEnvironment& e
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options.timeout).count();
   spdlog::info("rank {}/{}: joining the job at {} ({}), timeout {} s", env.rank, env.world_size, where,
-               env.rank == 0 ? "serving its store" : "rank 0 serves the store", seconds);
+               agent_serves_store() ? "torchrun's agent serves the store"
+                                    : env.rank == 0 ? "serving its store" : "rank 0 serves the store", seconds);
   try {
     impl.store = connect_store(env, false, options.timeout);
   } catch (const std::exception& e) {
@@ -143,16 +151,22 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistributedEnvironment& e
                              " s (set GLOO_SOCKET_IFNAME to the interface the ranks reach each other on): " + message_of(e));
   }
   // The heartbeat has a connection of its own: a long wait on the main one must not silence it.
+  // A failed beat is tried again a second later (a reconnection each time): a passing network
+  // error must not make a living rank look dead. When the store is gone for good, the main thread
+  // learns it at its next collective.
   group->impl_->heartbeat = std::thread([&impl, env, timeout = options.timeout] {
-    try {
-      const auto store = connect_store(env, true, timeout);
-      std::unique_lock<std::mutex> lock(impl.mutex);
-      while (!impl.stop) {
+    c10::intrusive_ptr<c10d::Store> store;
+    std::unique_lock<std::mutex> lock(impl.mutex);
+    while (!impl.stop) {
+      lock.unlock();  // the network call without the lock: the destructor must not wait on it
+      try {
+        if (!store) store = connect_store(env, true, std::min(timeout, std::chrono::milliseconds(5000)));
         store->add(heartbeat_key(env.rank), 1);
-        impl.wake.wait_for(lock, std::chrono::seconds(1));
+      } catch (const std::exception&) {
+        store.reset();
       }
-    } catch (const std::exception&) {
-      // The store is gone (rank 0 ended): the main thread learns it at its next collective.
+      lock.lock();
+      impl.wake.wait_for(lock, std::chrono::seconds(1));
     }
   });
   spdlog::info("rank {}/{}: joined ({} backend)", env.rank, env.world_size, group->backend_);
@@ -168,7 +182,13 @@ ProcessGroup::~ProcessGroup() {
   if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
 }
 
-void ProcessGroup::arrive(const std::string& what) {
+void ProcessGroup::finish() {
+  // The rank that serves the store waits for every rank to be done with it: a peer still polling
+  // when the store goes would report a failure. The others leave at once.
+  arrive("the end of the job", env_.rank == 0 && !agent_serves_store());
+}
+
+void ProcessGroup::arrive(const std::string& what, bool wait) {
   const std::string key = "muki/arrive/" + std::to_string(++sequence_);
   std::vector<int64_t> beats(static_cast<size_t>(env_.world_size), -1);
   std::vector<Clock::time_point> changed(beats.size(), Clock::now());
@@ -177,7 +197,7 @@ void ProcessGroup::arrive(const std::string& what) {
     impl_->store->add(key, 1);
     auto pause = std::chrono::milliseconds(1);
     auto last_check = Clock::now() - std::chrono::seconds(1);
-    while (silent < 0 && impl_->store->add(key, 0) < env_.world_size) {
+    while (wait && silent < 0 && impl_->store->add(key, 0) < env_.world_size) {
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, std::chrono::milliseconds(50));
       if (Clock::now() - last_check < std::chrono::seconds(1)) continue;
@@ -202,7 +222,7 @@ void ProcessGroup::arrive(const std::string& what) {
         "rank " + std::to_string(env_.rank) + ": rank " + std::to_string(silent) + " stopped answering (no heartbeat for " +
         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.timeout).count()) +
         " s, distributed.timeout_s) while the ranks met for " + what +
-        "; it died or hung (see its log). What was finished is kept: run the job again to resume");
+        "; it died or lost its connection (see its log). What was finished is kept: run the job again to resume");
 }
 
 void ProcessGroup::fail(const std::string& what, const std::exception& e) {
@@ -218,9 +238,10 @@ void ProcessGroup::fail(const std::string& what, const std::exception& e) {
       if (peer != env_.rank && impl_->store->add(heartbeat_key(peer), 0) == before[static_cast<size_t>(peer)])
         gone.push_back(peer);
   } catch (const std::exception&) {
-    throw std::runtime_error(self + ": rank 0, which serves the job's store at " + env_.master_addr + ":" +
-                             std::to_string(env_.master_port) + ", is gone (it died or ended)" + resume +
-                             " [" + message_of(e) + "]");
+    throw std::runtime_error(self + ": the job's store at " + env_.master_addr + ":" + std::to_string(env_.master_port) +
+                             (agent_serves_store() ? " (served by torchrun's agent)" : ", served by rank 0,") +
+                             " is gone: rank 0 or the launcher died or ended (see rank 0's log)" + resume + " [" +
+                             message_of(e) + "]");
   }
   std::string names;
   for (int r : gone) names += (names.empty() ? "" : ", ") + std::to_string(r);
@@ -322,6 +343,11 @@ struct GradientReducer::Bucket {
 GradientReducer::GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> parameters, int64_t bucket_bytes)
     : group_(group), parameters_(std::move(parameters)), bucket_of_(parameters_.size()), offset_of_(parameters_.size()) {
   // Reverse order: the last layers' gradients come first in backward.
+  parameters_.erase(std::remove_if(parameters_.begin(), parameters_.end(),
+                                   [](const torch::Tensor& p) { return !p.requires_grad(); }),
+                    parameters_.end());  // frozen: no gradient to sum, and no hook possible
+  bucket_of_.resize(parameters_.size());
+  offset_of_.resize(parameters_.size());
   for (size_t i = parameters_.size(); i-- > 0;) {
     const int64_t bytes = parameters_[i].numel() * 4;
     if (buckets_.empty() || (buckets_.back()->buffer.numel() * 4 + bytes > bucket_bytes && !buckets_.back()->parameters.empty()))
@@ -401,7 +427,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistributedEnvironment&, 
       "RANK and WORLD_SIZE are set, but this build of muki has no distributed runtime (LibTorch's c10d "
       "with Gloo and its headers were not found at configure time); unset them to run in one process");
 }
-void ProcessGroup::arrive(const std::string&) {}
+void ProcessGroup::arrive(const std::string&, bool) {}
+void ProcessGroup::finish() {}
 void ProcessGroup::fail(const std::string& what, const std::exception& e) {
   throw std::runtime_error(what + ": " + e.what());
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -58,6 +59,29 @@ struct RunContext {
   std::string backend() const { return group != nullptr ? group->backend() : "none"; }
 };
 
+// The run directory: rank 0 (or a process alone) opens it; in a job the others learn whether
+// that failed, and fail with rank 0's message rather than a later "rank 0 is gone".
+RunDirectory open_run_directory(const Config& config, const RunOptions& options, const Json& launch) {
+  ProcessGroup* group = options.group;
+  if (group == nullptr) return RunDirectory(output_dir(config), config, options.fresh, launch);
+  std::optional<RunDirectory> dir;
+  std::exception_ptr failure;  // rank 0's, rethrown as it was (a ConfigError stays one)
+  std::string error;
+  if (group->rank() == 0) {
+    try {
+      dir.emplace(output_dir(config), config, options.fresh, launch);
+    } catch (const std::exception& e) {
+      failure = std::current_exception();
+      error = e.what();
+    }
+  }
+  error = group->broadcast(error, 0);
+  if (failure) std::rethrow_exception(failure);
+  if (!error.empty())
+    throw std::runtime_error("rank 0 could not open the run directory " + output_dir(config).string() + ": " + error);
+  return dir ? std::move(*dir) : RunDirectory::written_elsewhere(output_dir(config));
+}
+
 // Stage 1: the process settings ([experiment] threads, deterministic) and the run directory.
 RunContext open_run(const Config& config, const registry::Registry& registry, const RunOptions& options) {
   const auto started = Clock::now();
@@ -77,10 +101,8 @@ RunContext open_run(const Config& config, const registry::Registry& registry, co
   }
   const Json launch = {{"world_size", group != nullptr ? group->world_size() : 1},
                        {"backend", group != nullptr ? group->backend() : "none"}};
-  RunContext run{config, registry,
-                 leader ? RunDirectory(output_dir(config), config, options.fresh, launch)
-                        : RunDirectory::written_elsewhere(output_dir(config)),
-                 started, threads, deterministic, group, leader};
+  RunContext run{config, registry, open_run_directory(config, options, launch), started, threads,
+                 deterministic, group, leader};
   if (group != nullptr)
     spdlog::info("run {} as rank {} of {} ({}){}", run.dir.path().string(), group->rank(), group->world_size(),
                  group->backend(), leader ? ": this rank writes the run directory" : "; rank 0 writes the run directory");

@@ -173,9 +173,19 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   if (group != nullptr && world > 1) {
     spdlog::info("sweep: {} runs over {} ranks; rank {} runs every {}th from its {}th", combinations.size() * options.seeds.size(),
                  world, rank, world, rank + 1);
-    // The teachers and dependency runs are made once, by rank 0, before any rank needs them.
-    if (rank == 0) prepare_experiment(combinations.front().configs.front(), registry, run_options);
-    group->broadcast("", 0);
+    // The teachers and dependency runs of every run are made once, by rank 0, before any rank
+    // needs them (ranks preparing at once would write the same teacher); its error is every rank's.
+    std::string error;
+    if (rank == 0) {
+      try {
+        for (const Combination& c : combinations)
+          for (const Config& config : c.configs) prepare_experiment(config, registry, run_options);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    }
+    error = group->broadcast(error, 0);
+    if (!error.empty()) throw std::runtime_error((rank == 0 ? "" : "rank 0: ") + error);
   }
   Json outcomes = Json::array();  // this rank's: {"run": i, "figures": [[key, column, value], ...]} or {"run": i, "error": ...}
   for (size_t i = 0, run = 0; i < combinations.size(); ++i) {
@@ -201,7 +211,9 @@ SweepResult run_sweep(const Config& base, registry::Registry& registry, const Sw
   std::vector<Json> all(1, outcomes);
   if (group != nullptr && world > 1) {
     all.clear();
-    for (const std::string& text : group->all_gather(outcomes.dump())) all.push_back(Json::parse(text));
+    // Messages may hold bytes that are not UTF-8 (a text cut short): replaced, not thrown on.
+    for (const std::string& text : group->all_gather(outcomes.dump(-1, ' ', false, Json::error_handler_t::replace)))
+      all.push_back(Json::parse(text));
     if (rank != 0) return result;  // rank 0 writes the table
   }
   std::vector<Json> by_run(combinations.size() * options.seeds.size());

@@ -15,6 +15,7 @@
 #include "muki/data/labeled_split.h"
 #include "muki/experiment/experiment.h"
 #include "muki/io/files.h"
+#include "muki/io/fingerprint.h"
 #include "muki/io/json.h"
 #include "muki/io/number_text.h"
 #include "muki/io/process.h"
@@ -244,6 +245,17 @@ TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
     spdlog::info("{}: {} examples of this teacher's {} labels kept, {} with other labels left out",
                  split, c.kept, result.labels.size(), c.left_out);
   };
+  if (group != nullptr) {  // every rank must train on the same rows, or the steps do not match
+    Fingerprint seen;
+    seen.add(config.to_toml());
+    for (size_t i = 0; i < train.texts.size(); ++i) seen.add(train.texts[i]).add(static_cast<uint64_t>(train.gold[i]));
+    const std::vector<std::string> all = group->all_gather(seen.hex());
+    for (size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        throw std::runtime_error("teacher '" + name + "': rank " + std::to_string(r) + " has another config or other "
+                                 "training rows than rank 0 (" + all[r] + " vs " + all[0] + "); every rank must run "
+                                 "the same file on the same data");
+  }
   log_split("train", result.train);
   if (dev) log_split("dev", result.dev);
   if (test) log_split("test", result.test);

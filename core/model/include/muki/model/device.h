@@ -14,7 +14,8 @@ namespace muki::core {
 
 // Parses "auto" | "cpu" | "cuda" | "cuda:N" (case-insensitive; "cuda:" without N is refused).
 // "auto" is CUDA when torch::cuda::is_available(), else the CPU. "auto" and "cuda" take device
-// LOCAL_RANK mod the visible devices when a launcher set LOCAL_RANK (one GPU a rank), else 0. Throws std::invalid_argument when the string is
+// LOCAL_RANK mod the visible devices in a job (a launcher set RANK and LOCAL_RANK: one GPU a
+// rank), else 0. Throws std::invalid_argument when the string is
 // malformed, when CUDA is asked for and this LibTorch sees no CUDA device, or when N is not a
 // visible device; the message names the string and what is available.
 torch::Device resolve_device(const std::string& spec);

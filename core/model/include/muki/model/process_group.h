@@ -8,11 +8,13 @@
 // reach every other for Gloo's connections (GLOO_SOCKET_IFNAME picks the interface, as in
 // PyTorch).
 //
-// Failures. Every rank adds to a heartbeat counter in the store once a second. Before each
-// collective the ranks meet in the store (arrive()), where a wait is unbounded while every peer
-// beats (a rank may compute its shard for hours) and ends with an error naming the rank whose
-// heartbeat stopped for `timeout`. Gloo's own timeout bounds the data exchange that follows.
-// The store lives in rank 0: when rank 0 dies, the others fail on the store and say so.
+// Failures. Every rank adds to a heartbeat counter in the store once a second, from a thread of
+// its own. Before each exchange of results the ranks meet in the store (arrive()), where a wait
+// is unbounded while every peer beats (a rank may compute its shard for hours) and ends with an
+// error naming the rank whose heartbeat stopped for `timeout` (it died, or lost the network).
+// Gloo's own timeout bounds the data exchange that follows and each gradient exchange; a rank
+// whose process lives but whose work hangs keeps beating, and is caught only there. The store
+// lives in rank 0 (or torchrun's agent): when it dies, the others fail on the store and say so.
 #pragma once
 
 #include <atomic>
@@ -39,8 +41,8 @@ struct DistributedEnvironment {
   uint16_t master_port = 0;
 };
 
-// The job this process belongs to; nullopt when RANK and WORLD_SIZE are both unset (a single
-// process, as before). Throws std::invalid_argument naming the variable when one is set and
+// The job this process belongs to; nullopt when RANK is unset and WORLD_SIZE is unset or 1 (a
+// single process, as before). Throws std::invalid_argument naming the variable when one is set and
 // another is missing or malformed (RANK >= WORLD_SIZE, a port outside 1..65535, ...).
 std::optional<DistributedEnvironment> distributed_environment();
 
@@ -72,6 +74,9 @@ class ProcessGroup : public Communicator {
   void broadcast(const std::vector<torch::Tensor>& tensors, int root);
   // Every rank waits for the others (and learns of one that died).
   void barrier();
+  // The end of a job that went well: every rank calls it last, and the rank that serves the
+  // store returns once every other is done with it (the others return at once).
+  void finish();
 
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
@@ -80,8 +85,9 @@ class ProcessGroup : public Communicator {
   friend class GradientReducer;
   struct Impl;
   ProcessGroup(DistributedEnvironment env, ProcessGroupOptions options);
-  // Meets every rank in the store before a collective named `what`; throws naming a dead rank.
-  void arrive(const std::string& what);
+  // Meets every rank in the store before a collective named `what` (waits for them all unless
+  // `wait` is false); throws naming a dead rank.
+  void arrive(const std::string& what, bool wait = true);
   [[noreturn]] void fail(const std::string& what, const std::exception& e);
 
   DistributedEnvironment env_;
