@@ -1,6 +1,7 @@
 #include "muki/experiment/teacher_pass.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -29,6 +30,30 @@ struct ChunkHeader {
   uint64_t checksum;  // Fingerprint of the payload that follows
 };
 
+// The three arrays of a teacher's outputs, `per_example` floats an example each, in the order a
+// chunk file and a job's messages hold them (`Outputs`: TeacherOutputs, const or not).
+template <class Outputs>
+auto output_parts(Outputs& out) {
+  struct Part {
+    decltype((out.deterministic)) values;  // const when out is
+    int64_t per_example;
+    const char* what;  // in messages
+  };
+  return std::array<Part, 3>{Part{out.deterministic, out.num_labels, "logit"},
+                             Part{out.stochastic, out.samples * out.num_labels, "stochastic-pass logit"},
+                             Part{out.features, out.feature_dim, "feature"}};
+}
+
+// The floats of examples [begin, begin + count) of one part, as bytes.
+template <class Part>
+size_t part_bytes(const Part& p, int64_t count) {
+  return sizeof(float) * static_cast<size_t>(count * p.per_example);
+}
+template <class Part>
+auto* part_data(Part& p, int64_t begin) {
+  return p.values.data() + begin * p.per_example;
+}
+
 // A chunk file: the header, then the deterministic logits, the stochastic ones and the features
 // of examples [begin, begin + count). Written atomically (write_file_atomically), so a killed run
 // never leaves a half-written chunk behind under the real name.
@@ -40,12 +65,8 @@ void write_chunk(const fs::path& path, const TeacherOutputs& out, int64_t begin,
   header.samples = out.samples;
   header.feature_dim = out.feature_dim;
   std::string payload;
-  const auto append = [&payload](const std::vector<float>& values, int64_t first, int64_t size) {
-    payload.append(reinterpret_cast<const char*>(values.data() + first), sizeof(float) * static_cast<size_t>(size));
-  };
-  append(out.deterministic, begin * out.num_labels, count * out.num_labels);
-  append(out.stochastic, begin * out.samples * out.num_labels, count * out.samples * out.num_labels);
-  append(out.features, begin * out.feature_dim, count * out.feature_dim);
+  for (const auto& p : output_parts(out))
+    payload.append(reinterpret_cast<const char*>(part_data(p, begin)), part_bytes(p, count));
   header.checksum = Fingerprint().add(payload).value();
   write_file_atomically(path, std::string(reinterpret_cast<const char*>(&header), sizeof(header)) + payload);
 }
@@ -65,19 +86,20 @@ bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutpu
       header.labels != out.num_labels || header.samples != out.samples ||
       header.feature_dim != out.feature_dim)
     return false;
-  const int64_t c = out.num_labels, k = out.samples, h = out.feature_dim;
-  const size_t det = sizeof(float) * static_cast<size_t>(count * c);
-  const size_t sto = sizeof(float) * static_cast<size_t>(count * k * c);
-  const size_t feat = sizeof(float) * static_cast<size_t>(count * h);
-  std::string payload(det + sto + feat, '\0');
+  const auto parts = output_parts(out);
+  size_t size = 0;
+  for (const auto& p : parts) size += part_bytes(p, count);
+  std::string payload(size, '\0');
   in.read(payload.data(), static_cast<std::streamsize>(payload.size()));
   if (!in || in.peek() != std::char_traits<char>::eof() || Fingerprint().add(payload).value() != header.checksum) {
     spdlog::warn("{}: damaged since it was written (size or checksum mismatch); recomputing it", path.string());
     return false;
   }
-  std::memcpy(&out.deterministic[static_cast<size_t>(begin * c)], payload.data(), det);
-  if (k > 0) std::memcpy(&out.stochastic[static_cast<size_t>(begin * k * c)], payload.data() + det, sto);
-  if (h > 0) std::memcpy(&out.features[static_cast<size_t>(begin * h)], payload.data() + det + sto, feat);
+  const char* at = payload.data();
+  for (auto& p : parts) {
+    std::memcpy(part_data(p, begin), at, part_bytes(p, count));
+    at += part_bytes(p, count);
+  }
   return true;
 }
 
@@ -101,15 +123,7 @@ std::pair<int64_t, int64_t> first_non_finite(const std::vector<float>& values, i
 // and a number would be printed at the end.
 void check_finite(const registry::TeacherInstance& teacher, const TeacherOutputs& out,
                   const std::vector<std::string>& texts, const std::string& split) {
-  struct Part {
-    const std::vector<float>& values;
-    int64_t per_example;
-    const char* what;
-  };
-  const Part parts[] = {{out.deterministic, out.num_labels, "logit"},
-                        {out.stochastic, out.samples * out.num_labels, "stochastic-pass logit"},
-                        {out.features, out.feature_dim, "feature"}};
-  for (const Part& p : parts) {
+  for (const auto& p : output_parts(out)) {
     if (p.per_example == 0) continue;
     const auto [example, column] = first_non_finite(p.values, p.per_example);
     if (example < 0) continue;
@@ -194,21 +208,15 @@ int64_t stochastic_passes(const registry::TeacherInstance& teacher, const std::v
 // with another world size, finds it there).
 void exchange_chunks(Communicator& group, const std::vector<int>& owner, int64_t chunk_size, const fs::path& dir,
                      const std::string& cached_here, TeacherOutputs& out, TeacherPassStats& stats) {
-  const int64_t n = out.num_examples, c = out.num_labels, k = out.samples, h = out.feature_dim;
-  struct Part {
-    std::vector<float>& values;
-    int64_t per_example;
-  };
-  Part parts[] = {{out.deterministic, c}, {out.stochastic, k * c}, {out.features, h}};
+  const int64_t n = out.num_examples;
+  const auto parts = output_parts(out);
   std::string message;
   const int64_t counts[4] = {stats.chunks_computed, stats.chunks_cached, stats.samples_drawn, stats.samples_asked};
   message.append(reinterpret_cast<const char*>(counts), sizeof(counts));
   for (size_t i = 0; i < owner.size(); ++i) {
     if (owner[i] != group.rank()) continue;
     const int64_t begin = static_cast<int64_t>(i) * chunk_size, count = std::min(chunk_size, n - begin);
-    for (const Part& p : parts)
-      message.append(reinterpret_cast<const char*>(p.values.data() + begin * p.per_example),
-                     sizeof(float) * static_cast<size_t>(count * p.per_example));
+    for (const auto& p : parts) message.append(reinterpret_cast<const char*>(part_data(p, begin)), part_bytes(p, count));
   }
   const std::vector<std::string> all = group.all_gather(message);
   TeacherPassStats total;
@@ -227,11 +235,11 @@ void exchange_chunks(Communicator& group, const std::vector<int>& owner, int64_t
     for (size_t i = 0; i < owner.size(); ++i) {
       if (owner[i] != static_cast<int>(r)) continue;
       const int64_t begin = static_cast<int64_t>(i) * chunk_size, count = std::min(chunk_size, n - begin);
-      for (const Part& p : parts) {
-        const size_t bytes = sizeof(float) * static_cast<size_t>(count * p.per_example);
+      for (const auto& p : parts) {
+        const size_t bytes = part_bytes(p, count);
         if (static_cast<size_t>(end - at) < bytes)
           throw std::runtime_error("teacher pass: rank " + std::to_string(r) + " sent fewer outputs than its chunks hold");
-        if (static_cast<int>(r) != group.rank()) std::memcpy(p.values.data() + begin * p.per_example, at, bytes);
+        if (static_cast<int>(r) != group.rank()) std::memcpy(part_data(p, begin), at, bytes);
         at += bytes;
       }
       if (group.rank() == 0 && !dir.empty() && cached_here[i] == '0' && static_cast<int>(r) != 0)
@@ -283,13 +291,13 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
   out.stochastic.resize(static_cast<size_t>(n * k * c));
   out.features.resize(static_cast<size_t>(n * h));
 
+  // The texts themselves, not the file they came from: callers filter a split by the union's
+  // labels, so another set of teachers keeps other rows of the same file.
+  Fingerprint text_key;
+  for (const std::string& t : texts) text_key.add(t);
   fs::path dir;
   if (!options.cache_dir.empty()) {
     Fingerprint key;
-    // The texts themselves, not the file they came from: callers filter a split by the union's
-    // labels, so another set of teachers keeps other rows of the same file.
-    Fingerprint text_key;
-    for (const std::string& t : texts) text_key.add(t);
     key.add(text_key.hex()).add(teacher_key).add(static_cast<uint64_t>(k)).add(options.seed)
         .add(static_cast<uint64_t>(options.chunk_size)).add(static_cast<uint64_t>(options.batch_size))
         .add(static_cast<uint64_t>(h));
@@ -311,30 +319,20 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     if (read_chunk(chunk_file(dir, i * options.chunk_size), i * options.chunk_size, chunk_count(i), out)) cached[static_cast<size_t>(i)] = '1';
   std::vector<int> owner(static_cast<size_t>(chunks), 0);
   std::vector<bool> from_cache(static_cast<size_t>(chunks));
-  std::vector<std::string> cached_by{cached};
-  if (group != nullptr) {
-    // What every rank must agree on for the exchange to mean anything: the texts and the shape
-    // of the outputs (data files or teachers that differ between machines would mix).
-    Fingerprint texts_seen;
-    for (const std::string& t : texts) texts_seen.add(t);
-    const std::string agreement = texts_seen.hex() + " " + Fingerprint().add(teacher_key).hex() + " " +
-                                  std::to_string(n) + " " + std::to_string(c) + " " + std::to_string(k) + " " +
-                                  std::to_string(h);
-    cached_by = group->all_gather(agreement + "|" + cached);
-    const std::string first = cached_by[0].substr(0, cached_by[0].find('|'));
-    for (size_t r = 0; r < cached_by.size(); ++r) {
-      const size_t bar = cached_by[r].find('|');
-      if (cached_by[r].compare(0, bar, first) != 0)
-        throw std::runtime_error("teacher '" + teacher.instance_name() + "' on " +
-                                 (options.split.empty() ? "its texts" : "the " + options.split + " split") +
-                                 ": rank " + std::to_string(r) + " has other texts or another teacher than rank 0 (" +
-                                 cached_by[r].substr(0, bar) + " vs " + first +
-                                 ": the texts' and the teacher's fingerprints (its adapter's library, options and model "
-                                 "files), texts, labels, samples, features); every rank must read the same data files "
-                                 "and teachers");
-      cached_by[r].erase(0, bar + 1);
-    }
-  }
+  // What every rank must agree on for the exchange to mean anything: the texts, the teacher and
+  // the shape of the outputs (data files or teachers that differ between machines would mix).
+  const Agreement same = agreement_on(group, text_key.hex() + " " + Fingerprint().add(teacher_key).hex() + " " +
+                                                 std::to_string(n) + " " + std::to_string(c) + " " +
+                                                 std::to_string(k) + " " + std::to_string(h));
+  if (same.differing > 0)
+    throw std::runtime_error("teacher '" + teacher.instance_name() + "' on " +
+                             (options.split.empty() ? "its texts" : "the " + options.split + " split") + ": rank " +
+                             std::to_string(same.differing) + " has other texts or another teacher than rank 0 (" +
+                             same.values[static_cast<size_t>(same.differing)] + " vs " + same.values[0] +
+                             ": the texts' and the teacher's fingerprints (its adapter's library, options and model "
+                             "files), texts, labels, samples, features); every rank must read the same data files "
+                             "and teachers");
+  const std::vector<std::string> cached_by = group != nullptr ? group->all_gather(cached) : std::vector<std::string>{cached};
   for (int64_t i = 0, dealt = 0; i < chunks; ++i) {
     const auto r = std::find_if(cached_by.begin(), cached_by.end(),
                                 [i](const std::string& flags) { return flags[static_cast<size_t>(i)] == '1'; });

@@ -184,7 +184,7 @@ bool open_state(const std::filesystem::path& file, const std::string& key, torch
 bool load_state(const std::filesystem::path& file, const std::string& key, TrainingState& st,
                 const std::vector<torch::Tensor>& current, std::vector<torch::Tensor>& best,
                 torch::optim::Optimizer& optimizer, const torch::Device& device, ProcessGroup* group) {
-  const bool leader = group == nullptr || group->rank() == 0;
+  const bool leader = is_rank0(group);
   torch::serialize::InputArchive archive;
   std::string verdict = "0";
   if (leader) {
@@ -324,12 +324,11 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
 std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
-                  const torch::Device& device, uint64_t dropout_seed, ProcessGroup* group,
-                  GradientReducer* reducer) {
+                  const torch::Device& device, uint64_t dropout_seed, GradientReducer* reducer) {
   torch::Tensor mine = indices;
   double share = 1.0;
-  if (group != nullptr) {
-    const int64_t b = indices.size(0), w = group->world_size(), r = group->rank();
+  if (reducer != nullptr) {
+    const int64_t b = indices.size(0), w = reducer->group().world_size(), r = reducer->group().rank();
     mine = indices.slice(0, b * r / w, b * (r + 1) / w);
     share = static_cast<double>(mine.size(0)) / static_cast<double>(b);
   }
@@ -397,7 +396,7 @@ class LossMean {
 bool evaluate_and_select(ClassifierImpl& model, const EvalSet& dev, EvalRecord record, TrainingState& st,
                          std::vector<torch::Tensor>& best, const TrainerOptions& o,
                          const torch::Device& device, const EvalCallback& on_eval) {
-  const bool leader = o.group == nullptr || o.group->rank() == 0;
+  const bool leader = is_rank0(o.group);
   if (leader) record.dev = evaluate(model, dev, o.eval_batch_size, device);
   if (o.group != nullptr) {
     double metrics[3] = {record.dev.accuracy, record.dev.macro_f1, static_cast<double>(record.dev.examples)};
@@ -538,7 +537,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       for (const torch::Tensor& p : feature_loss->modules->parameters()) parameters.push_back(p);
     reducer = std::make_unique<GradientReducer>(*o.group, std::move(parameters));
   }
-  const bool leader = o.group == nullptr || o.group->rank() == 0;  // writes the state
+  const bool leader = is_rank0(o.group);  // writes the state
 
   // The best weights so far (by dev accuracy), as clones on the training device.
   std::vector<torch::Tensor> best;
@@ -596,8 +595,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       const double lr = group_lr.front();
       const std::optional<double> step_loss =
           train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len), loss, feature_loss,
-                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), o.group,
-                     reducer.get());
+                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), reducer.get());
       // Training on would only spread the NaN into every weight; the last state stays as it was.
       if (!step_loss)
         throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +

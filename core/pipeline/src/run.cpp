@@ -8,8 +8,6 @@
 #include <optional>
 #include <sstream>
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include "muki/data/dataset.h"
@@ -27,6 +25,7 @@
 #include "muki/pipeline/teacher_training.h"
 #include "muki/report/report.h"
 #include "muki/report/run_summary.h"
+#include "training_setup.h"
 
 namespace muki::core {
 namespace fs = std::filesystem;
@@ -53,11 +52,13 @@ struct RunContext {
   int threads = 0;
   bool deterministic = false;
   ProcessGroup* group = nullptr;  // the job, when the run is one rank of one
-  bool leader = true;             // rank 0 (or alone): writes the run directory
 
-  int world_size() const { return group != nullptr ? group->world_size() : 1; }
-  std::string backend() const { return group != nullptr ? group->backend() : "none"; }
+  bool leader() const { return is_rank0(group); }  // writes the run directory
 };
+
+// What run.json, summary.json and the start event record of the job.
+int64_t world_size(const ProcessGroup* group) { return group != nullptr ? group->world_size() : 1; }
+std::string backend(const ProcessGroup* group) { return group != nullptr ? group->backend() : "none"; }
 
 // The run directory: rank 0 (or a process alone) opens it; in a job the others learn whether
 // that failed, and fail with rank 0's message rather than a later "rank 0 is gone".
@@ -90,22 +91,17 @@ RunContext open_run(const Config& config, const registry::Registry& registry, co
   const bool deterministic = root.at_path("experiment.deterministic").value_or(false);
   configure_determinism(deterministic);
   ProcessGroup* group = options.group;
-  const bool leader = group == nullptr || group->rank() == 0;
-  if (group != nullptr) {  // the same command on every rank, or nothing the ranks exchange is meaningful
-    const std::vector<std::string> configs = group->all_gather(Fingerprint().add(config.to_toml()).hex());
-    for (size_t r = 1; r < configs.size(); ++r)
-      if (configs[r] != configs[0])
-        throw config_error(config, "rank " + std::to_string(r) + " runs another config than rank 0 (resolved config " +
-                                       configs[r] + " vs " + configs[0] + "): every rank must run the same file with "
-                                       "the same --set overrides");
-  }
-  const Json launch = {{"world_size", group != nullptr ? group->world_size() : 1},
-                       {"backend", group != nullptr ? group->backend() : "none"}};
+  // The same command on every rank, or nothing the ranks exchange is meaningful.
+  if (const Agreement a = agreement_on(group, Fingerprint().add(config.to_toml()).hex()); a.differing > 0)
+    throw config_error(config, "rank " + std::to_string(a.differing) + " runs another config than rank 0 (resolved config " +
+                                   a.values[static_cast<size_t>(a.differing)] + " vs " + a.values[0] +
+                                   "): every rank must run the same file with the same --set overrides");
+  const Json launch = {{"world_size", world_size(group)}, {"backend", backend(group)}};
   RunContext run{config, registry, open_run_directory(config, options, launch), started, threads,
-                 deterministic, group, leader};
+                 deterministic, group};
   if (group != nullptr)
     spdlog::info("run {} as rank {} of {} ({}){}", run.dir.path().string(), group->rank(), group->world_size(),
-                 group->backend(), leader ? ": this rank writes the run directory" : "; rank 0 writes the run directory");
+                 group->backend(), run.leader() ? ": this rank writes the run directory" : "; rank 0 writes the run directory");
   spdlog::info("run {}{} ({} threads{})", run.dir.path().string(), run.dir.resumed() ? " (resuming)" : "",
                threads, deterministic ? ", deterministic" : "");
   Json event = {{"config", config.path().string()}, {"threads", threads}};
@@ -519,11 +515,6 @@ Integration integrate(const RunContext& run, const ExperimentPlugins& plugins, c
   return out;
 }
 
-// Where a rank other than 0 writes the student's tokenizer files (removed when it is done).
-fs::path scratch_folder(const ProcessGroup& group) {
-  return fs::temp_directory_path() / ("muki-rank" + std::to_string(group.rank()) + "-" + std::to_string(::getpid()));
-}
-
 std::string fingerprint_floats(const std::vector<float>& v) {
   return Fingerprint()
       .add(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)))
@@ -556,8 +547,8 @@ StudentResult train(const RunContext& run, const ExperimentPlugins& plugins, con
   student.dev_gold = data.dev.gold;
   student.test_texts = data.test.texts;
   student.group = run.group;
-  // The other ranks of a job write their copy of the tokenizer to a folder of their own.
-  student.folder = run.leader ? run.dir.file("student") : scratch_folder(*run.group);
+  const TrainingFolder folder(run.group, run.dir.file("student"), "student");
+  student.folder = folder.path();
   student.state_file = run.dir.file("state") / "student.pt";
   // The state belongs to this config and these targets; anything else starts afresh.
   Fingerprint dev_key;
@@ -647,8 +638,8 @@ RunSummary summarize(const RunContext& run, const ExperimentPlugins& plugins, co
   s.device = student.device;
   s.threads = run.threads;
   s.deterministic = run.deterministic;
-  s.world_size = run.world_size();
-  s.backend = run.backend();
+  s.world_size = world_size(run.group);
+  s.backend = backend(run.group);
   s.transfer = {static_cast<int64_t>(data.transfer_texts.size()), integration.mean_weight,
                 integration.kl_to_reference};
   const UnionEvaluation& ev = test.student;
@@ -772,11 +763,7 @@ RunResult run_experiment(const Config& config, const registry::Registry& registr
   TeacherPasses passes = run_teacher_passes(run, plugins, data, options.batch_size);
   const Integration integration = integrate(run, plugins, data, passes);
   const StudentResult student = train(run, plugins, data, passes, integration);
-  if (!run.leader) {  // rank 0 evaluates and writes the results
-    std::error_code ec;
-    fs::remove_all(scratch_folder(*run.group), ec);
-    return RunResult{run.dir.path(), run.dir.resumed(), RunSummary{}};
-  }
+  if (!run.leader()) return RunResult{run.dir.path(), run.dir.resumed(), RunSummary{}};  // rank 0 writes the results
   const TestResults results = evaluate_on_test(run, plugins, data, passes, student);
   const RunSummary summary = summarize(run, plugins, data, passes, integration, student, results);
   write_run_report(run, plugins, data, passes, student, results, summary);

@@ -141,7 +141,7 @@ StudentResult train_student(const StudentSetup& s) {
   for (const EvalRecord& r : trained.history)
     out.history.push_back(StudentEval{r.step, r.epoch, r.train_loss, r.dev.accuracy, r.dev.macro_f1});
 
-  if (s.group != nullptr && s.group->rank() != 0) return out;  // rank 0 predicts and saves
+  if (!is_rank0(s.group)) return out;  // rank 0 predicts and saves
   if (!s.test_texts.empty()) {
     const EncodedTexts test = encode_texts(*tok.tokenizer, s.test_texts, mc.max_length, true);
     const torch::Tensor probs = torch::softmax(

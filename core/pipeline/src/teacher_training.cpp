@@ -8,7 +8,6 @@
 #include <set>
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 #include <torch/torch.h>
 
 #include "muki/data/dataset.h"
@@ -194,19 +193,8 @@ TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
   const std::string name = *root.at_path("teacher.name").value<std::string>();
   TeacherTrainingResult result;
   result.output = fs::absolute(*root.at_path("teacher.output").value<std::string>()).lexically_normal();
-  const bool leader = group == nullptr || group->rank() == 0;
-  // The other ranks of a job build their tokenizer in a folder of their own, removed at the end.
-  const fs::path folder = leader ? result.output
-                                 : fs::temp_directory_path() / ("muki-rank" + std::to_string(group->rank()) + "-" +
-                                                                std::to_string(::getpid()) + "-" + name);
-  struct RemoveScratch {
-    fs::path path;
-    bool on;
-    ~RemoveScratch() {
-      std::error_code ec;
-      if (on) fs::remove_all(path, ec);
-    }
-  } scratch{folder, !leader};
+  const bool leader = is_rank0(group);
+  const TrainingFolder folder(group, result.output, name);
   // Retraining: the old report is what marks a finished checkpoint, so it goes first; a run
   // killed halfway then leaves a folder that is not taken for a teacher.
   std::error_code gone;
@@ -249,12 +237,10 @@ TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
     Fingerprint seen;
     seen.add(config.to_toml());
     for (size_t i = 0; i < train.texts.size(); ++i) seen.add(train.texts[i]).add(static_cast<uint64_t>(train.gold[i]));
-    const std::vector<std::string> all = group->all_gather(seen.hex());
-    for (size_t r = 1; r < all.size(); ++r)
-      if (all[r] != all[0])
-        throw std::runtime_error("teacher '" + name + "': rank " + std::to_string(r) + " has another config or other "
-                                 "training rows than rank 0 (" + all[r] + " vs " + all[0] + "); every rank must run "
-                                 "the same file on the same data");
+    if (const Agreement a = agreement_on(group, seen.hex()); a.differing > 0)
+      throw std::runtime_error("teacher '" + name + "': rank " + std::to_string(a.differing) + " has another config or "
+                               "other training rows than rank 0 (" + a.values[static_cast<size_t>(a.differing)] + " vs " +
+                               a.values[0] + "); every rank must run the same file on the same data");
   }
   log_split("train", result.train);
   if (dev) log_split("dev", result.dev);
@@ -269,7 +255,7 @@ TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
 
   // --- tokenizer, model, trainer -------------------------------------------------------------
   TrainingModel built = make_training_model(root["tokenizer"].as_table(), root["model"].as_table(), config, "",
-                                            train.texts, folder,
+                                            train.texts, folder.path(),
                                             static_cast<int64_t>(result.labels.size()), seed);
   const TrainingTokenizer& tok = built.tokenizer;
   const Tokenizer* tokenizer = tok.tokenizer.get();

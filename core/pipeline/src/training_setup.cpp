@@ -3,6 +3,8 @@
 #include <fstream>
 #include <tuple>
 
+#include <unistd.h>
+
 #include <torch/torch.h>
 
 #include <spdlog/spdlog.h>
@@ -153,6 +155,18 @@ TrainerOptions trainer_options_from(const toml::table* table) {
   o.grad_clip = t["grad_clip"].value_or(o.grad_clip);
   o.eval_batch_size = t["eval_batch_size"].value_or(o.eval_batch_size);
   return o;
+}
+
+TrainingFolder::TrainingFolder(const ProcessGroup* group, fs::path folder, const std::string& name)
+    : path_(std::move(folder)), temporary_(!is_rank0(group)) {
+  if (temporary_)
+    path_ = fs::temp_directory_path() /
+            ("muki-rank" + std::to_string(group->rank()) + "-" + std::to_string(::getpid()) + "-" + name);
+}
+
+TrainingFolder::~TrainingFolder() {
+  std::error_code ignored;
+  if (temporary_) fs::remove_all(path_, ignored);
 }
 
 }  // namespace muki::core

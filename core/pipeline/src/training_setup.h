@@ -16,6 +16,7 @@
 #include <muki/model/checkpoint.h>
 #include <muki/model/classifier_trainer.h>
 #include <muki/model/models.h>
+#include <muki/model/process_group.h>
 #include <muki/text/tokenizer.h>
 
 namespace muki::core {
@@ -66,5 +67,21 @@ torch::Device device_from(const Config& config, const std::string& key);
 
 // TrainerOptions from a [train] table (null: every default); seed and name are the caller's.
 TrainerOptions trainer_options_from(const toml::table* table);
+
+// The folder a model's files (its tokenizer) go to while it trains: `folder` alone or on rank 0
+// of a job; on the other ranks, which save nothing, a temporary folder of their own, removed when
+// the object goes (`name` tells it apart).
+class TrainingFolder {
+ public:
+  TrainingFolder(const ProcessGroup* group, std::filesystem::path folder, const std::string& name);
+  ~TrainingFolder();
+  const std::filesystem::path& path() const { return path_; }
+  TrainingFolder(const TrainingFolder&) = delete;
+  TrainingFolder& operator=(const TrainingFolder&) = delete;
+
+ private:
+  std::filesystem::path path_;
+  bool temporary_ = false;
+};
 
 }  // namespace muki::core

@@ -24,6 +24,23 @@ class Communicator {
   virtual std::string broadcast(const std::string& bytes, int root) = 0;
 };
 
+// Whether this process writes what a job writes once: rank 0, or a process alone (null).
+inline bool is_rank0(const Communicator* group) { return group == nullptr || group->rank() == 0; }
+
+// Every rank's `value`; the first rank whose value differs from rank 0's, or -1 when all agree
+// (always alone). For what the ranks must share (a config, the texts, a teacher).
+struct Agreement {
+  std::vector<std::string> values;  // indexed by rank
+  int differing = -1;
+};
+inline Agreement agreement_on(Communicator* group, const std::string& value) {
+  Agreement out;
+  out.values = group == nullptr ? std::vector<std::string>{value} : group->all_gather(value);
+  for (size_t r = 1; r < out.values.size() && out.differing < 0; ++r)
+    if (out.values[r] != out.values[0]) out.differing = static_cast<int>(r);
+  return out;
+}
+
 // `value` as rank 0 has it, on every rank (`value` itself when `group` is null): for decisions
 // that read files only rank 0 is sure to have (is there a finished checkpoint?).
 inline bool as_rank0_decides(Communicator* group, bool value) {

@@ -112,7 +112,7 @@ class GradientReducer {
   // After backward (or instead of it): the gradients' sums into .grad; returns `value` summed over
   // the ranks (the step's loss). Throws what a failed exchange throws (ProcessGroup).
   double finish(double value);
-  int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  const ProcessGroup& group() const { return group_; }
 
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
