@@ -97,6 +97,7 @@ bool read_chunk(const fs::path& path, int64_t begin, int64_t count, TeacherOutpu
   }
   const char* at = payload.data();
   for (auto& p : parts) {
+    if (p.per_example == 0) continue;  // an empty part has no data() to copy to
     std::memcpy(part_data(p, begin), at, part_bytes(p, count));
     at += part_bytes(p, count);
   }
@@ -239,7 +240,7 @@ void exchange_chunks(Communicator& group, const std::vector<int>& owner, int64_t
         const size_t bytes = part_bytes(p, count);
         if (static_cast<size_t>(end - at) < bytes)
           throw std::runtime_error("teacher pass: rank " + std::to_string(r) + " sent fewer outputs than its chunks hold");
-        if (static_cast<int>(r) != group.rank()) std::memcpy(part_data(p, begin), at, bytes);
+        if (static_cast<int>(r) != group.rank() && bytes > 0) std::memcpy(part_data(p, begin), at, bytes);
         at += bytes;
       }
       if (group.rank() == 0 && !dir.empty() && cached_here[i] == '0' && static_cast<int>(r) != 0)
