@@ -512,6 +512,53 @@ TEST_F(RunTest, HeterogeneousCrossLingualOverlappingTeachersInOneRun) {
   EXPECT_THAT(r.output, HasSubstr("uhc: the teachers' label sets overlap"));
 }
 
+// Two runs of one config started together (scripts/quickstart.sh runs its variants so): each
+// missing teacher is trained by one of them and each cached teacher-pass chunk computed by one
+// (file_lock.h), and both end as a run alone would.
+TEST_F(RunTest, RunsStartedTogetherDivideTheirTeachersAndTeacherPasses) {
+  const fs::path t = dir_->path() / "together";
+  const fs::path teacher_file = dir_->write(
+      "together-teachers.toml",
+      "[[teacher]]\nname = \"media\"\noutput = \"" + (t / "media").string() +
+          "\"\nlabels = [\"games\", \"sound\", \"graphics\", \"text\"]\n"
+          "[[teacher]]\nname = \"science\"\noutput = \"" + (t / "science").string() +
+          "\"\nlabels = [\"science\", \"math\", \"net\", \"admin\"]\n" + tiny_teacher_tables());
+  const fs::path config = dir_->write(
+      "together.toml", tiny_student("together", dir_->path() / "runs") + "[prepare]\nteachers = \"" +
+                           teacher_file.string() + "\"\n[data]\ntransfer = { path = \"" + (kData / "train.tsv").string() +
+                           "\" }\ntest = { path = \"" + (kData / "test.tsv").string() + "\", label = \"label\" }\n" +
+                           native("media", t / "media") + native("science", t / "science"));
+  std::vector<pid_t> pids;
+  for (const char* name : {"together-a", "together-b"})
+    pids.push_back(spawn_muki({"run", config.string(), "--set", "experiment.deterministic=true", "--set",
+                               std::string("experiment.name=\"") + name + "\""},
+                              dir_->path() / (std::string(name) + ".log")));
+  for (pid_t pid : pids) {
+    ASSERT_GT(pid, 0);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  const std::string logs = read_file(dir_->path() / "together-a.log") + read_file(dir_->path() / "together-b.log");
+  for (const char* teacher : {"media", "science"}) {  // trained once, by one of the two
+    const std::string done = std::string("teacher '") + teacher + "' done";
+    size_t count = 0;
+    for (size_t at = logs.find(done); at != std::string::npos; at = logs.find(done, at + 1)) ++count;
+    EXPECT_EQ(count, 1u) << teacher << "\n" << logs;
+  }
+  auto a = summary(run_dir("together-a")), b = summary(run_dir("together-b"));
+  const int64_t chunks = std::stoll(a["teacher_pass.chunks_computed"]) + std::stoll(a["teacher_pass.chunks_cached"]);
+  EXPECT_EQ(std::stoll(a["teacher_pass.chunks_computed"]) + std::stoll(b["teacher_pass.chunks_computed"]), chunks) << logs;
+  // Alone, a third run with the same seed finds every chunk cached and trains the same student.
+  const Result alone =
+      run_muki("run " + config.string() + " --set experiment.deterministic=true --set experiment.name='\"together-c\"'");
+  ASSERT_EQ(alone.code, 0) << alone.output;
+  auto c = summary(run_dir("together-c"));
+  EXPECT_EQ(c["teacher_pass.chunks_cached"], std::to_string(chunks));
+  EXPECT_EQ(c["test.accuracy"], a["test.accuracy"]);
+  EXPECT_EQ(c["test.accuracy"], b["test.accuracy"]);
+}
+
 // Incremental integration: a student is a teacher like any other. Stage 2 integrates stage 1's
 // student with a newer teacher; [prepare] runs stage 1 first.
 TEST_F(RunTest, IncrementalIntegrationRunsTheEarlierStageFirst) {

@@ -2,9 +2,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <muki/experiment/teacher_pass.h>
+#include <muki/io/file_lock.h>
 #include <muki/io/fingerprint.h>
 
 #include "../test_support.h"
@@ -236,4 +239,63 @@ TEST(TeacherPass, AdaptiveKStopsConvergedTextsAndRepeatsTheirSamples) {
   options.samples = 6;  // rounds of K/4, K/2, K need a multiple of 4
   EXPECT_THAT([&] { run_teacher_pass(*f.teacher, in, "teacher", options); },
               testing::ThrowsMessage<std::invalid_argument>(testing::HasSubstr("multiple of 4")));
+}
+
+// Two runs of one config started together (scripts/quickstart.sh) share the pass through the
+// cache: each chunk is computed once, by whichever claimed it (file_lock.h), and both end with
+// every output, those of a pass alone. Threads stand in for processes: flock(2) locks belong to
+// each open file.
+TEST(TeacherPass, ConcurrentPassesComputeEachChunkOnce) {
+  Fixture a, b;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.batch_size = 2;
+  const auto in = texts(40);
+  const auto alone = run_teacher_pass(*a.teacher, in, "teacher", options);
+  options.cache_dir = dir.path();
+  TeacherPassStats stats_a, stats_b;
+  muki::core::TeacherOutputs out_b;
+  std::thread other([&] { out_b = run_teacher_pass(*b.teacher, in, "teacher", options, &stats_b); });
+  const auto out_a = run_teacher_pass(*a.teacher, in, "teacher", options, &stats_a);
+  other.join();
+  EXPECT_EQ(stats_a.chunks_computed + stats_b.chunks_computed, 10);
+  EXPECT_EQ(stats_a.chunks_computed + stats_a.chunks_cached, 10);
+  EXPECT_EQ(stats_b.chunks_computed + stats_b.chunks_cached, 10);
+  for (const muki::core::TeacherOutputs* out : {&out_a, static_cast<const muki::core::TeacherOutputs*>(&out_b)}) {
+    EXPECT_EQ(out->deterministic, alone.deterministic);
+    EXPECT_EQ(out->stochastic, alone.stochastic);
+  }
+}
+
+// A chunk another process has claimed is left for last and waited for; if that process lets go
+// without writing it (it died), it is computed here.
+TEST(TeacherPass, AChunkClaimedElsewhereIsWaitedForThenComputedIfStillMissing) {
+  Fixture f;
+  TempDir dir;
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.cache_dir = dir.path();
+  const auto in = texts(10);
+  const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
+  std::filesystem::path folder;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  for (const char* chunk : {"chunk-0.bin", "chunk-4.bin", "chunk-8.bin"}) std::filesystem::remove(folder / chunk);
+  std::optional<muki::core::FileLock> held = muki::core::FileLock::try_lock(folder / "chunk-4.lock");
+  ASSERT_TRUE(held.has_value());
+  TeacherPassStats stats;
+  muki::core::TeacherOutputs out;
+  std::thread pass([&] { out = run_teacher_pass(*f.teacher, in, "teacher", options, &stats); });
+  // The pass computes chunks 0 and 8, then waits for 4 (its other two are on disk before it does).
+  for (int i = 0; i < 500 && !std::filesystem::exists(folder / "chunk-8.bin"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(std::filesystem::exists(folder / "chunk-0.bin"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(std::filesystem::exists(folder / "chunk-4.bin"));  // not computed while claimed
+  held.reset();
+  pass.join();
+  EXPECT_EQ(stats.chunks_computed, 3);
+  EXPECT_EQ(out.stochastic, full.stochastic);
 }

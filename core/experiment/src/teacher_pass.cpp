@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "muki/io/communicator.h"
+#include "muki/io/file_lock.h"
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 
@@ -73,6 +74,11 @@ void write_chunk(const fs::path& path, const TeacherOutputs& out, int64_t begin,
 
 fs::path chunk_file(const fs::path& dir, int64_t begin) {
   return dir / ("chunk-" + std::to_string(begin) + ".bin");
+}
+
+// What a process computing that chunk holds (file_lock.h).
+fs::path chunk_lock_file(const fs::path& dir, int64_t begin) {
+  return dir / ("chunk-" + std::to_string(begin) + ".lock");
 }
 
 // Reads a chunk into the outputs at `begin`; false when absent, of another shape or damaged (a
@@ -343,15 +349,10 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
   }
 
   TeacherPassStats local;
-  int64_t computed = 0, mine = 0;  // examples run through the teacher here; examples this rank computes
+  int64_t computed = 0, mine = 0, done = 0;  // examples run through the teacher here; examples this rank supplies; of them, ready
   for (int64_t i = 0; i < chunks; ++i)
-    if (owner[static_cast<size_t>(i)] == rank && !from_cache[static_cast<size_t>(i)]) mine += chunk_count(i);
-  for (int64_t i = 0; i < chunks; ++i) {
-    if (owner[static_cast<size_t>(i)] != rank) continue;
-    if (from_cache[static_cast<size_t>(i)]) {
-      ++local.chunks_cached;
-      continue;
-    }
+    if (owner[static_cast<size_t>(i)] == rank) mine += chunk_count(i);
+  auto compute_chunk = [&](int64_t i) {
     const int64_t chunk_begin = i * options.chunk_size, count_in_chunk = chunk_count(i);
     for (int64_t b = chunk_begin; b < chunk_begin + count_in_chunk; b += options.batch_size) {
       const int64_t count = std::min(options.batch_size, chunk_begin + count_in_chunk - b);
@@ -369,15 +370,52 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     if (!dir.empty()) write_chunk(chunk_file(dir, chunk_begin), out, chunk_begin, count_in_chunk);
     ++local.chunks_computed;
     computed += count_in_chunk;
+    done += count_in_chunk;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const double rate = static_cast<double>(computed) / std::max(elapsed, 1e-9);
-    if (group == nullptr)
-      spdlog::info("teacher '{}': {}/{} examples, {:.0f} ex/s, ETA {}", teacher.instance_name(),
-                   chunk_begin + count_in_chunk, n, rate, format_duration(static_cast<double>(n - chunk_begin - count_in_chunk) / rate));
-    else
-      spdlog::info("teacher '{}': {}/{} examples of rank {}'s share, {:.0f} ex/s, ETA {}", teacher.instance_name(),
-                   computed, mine, rank, rate, format_duration(static_cast<double>(mine - computed) / rate));
+    spdlog::info("teacher '{}': {}/{} examples{}, {:.0f} ex/s, ETA {}", teacher.instance_name(), done, mine,
+                 group == nullptr ? "" : " of rank " + std::to_string(rank) + "'s share", rate,
+                 format_duration(static_cast<double>(mine - done) / rate));
+  };
+  // A chunk some other process finished since this one looked: read, not computed.
+  auto finished_elsewhere = [&](int64_t i) {
+    if (!read_chunk(chunk_file(dir, i * options.chunk_size), i * options.chunk_size, chunk_count(i), out)) return false;
+    ++local.chunks_cached;
+    done += chunk_count(i);
+    return true;
+  };
+  // Alone with a cache, this process may share the pass with others on the same machine (runs of
+  // one config with other strategies, started together): each computes only the chunks it holds
+  // the lock of (file_lock.h), leaves the ones another holds for last, then waits for those and
+  // reads them from the cache, or computes them if their process died. In a job, the ranks have
+  // divided the chunks already.
+  const bool shared = !dir.empty() && group == nullptr;
+  std::vector<int64_t> held_elsewhere;
+  for (int64_t i = 0; i < chunks; ++i) {
+    if (owner[static_cast<size_t>(i)] != rank) continue;
+    if (from_cache[static_cast<size_t>(i)]) {
+      ++local.chunks_cached;
+      done += chunk_count(i);
+      continue;
+    }
+    std::optional<FileLock> claim;
+    if (shared) {
+      claim = FileLock::try_lock(chunk_lock_file(dir, i * options.chunk_size));
+      if (!claim) {
+        held_elsewhere.push_back(i);
+        continue;
+      }
+      if (finished_elsewhere(i)) continue;
+    }
+    compute_chunk(i);
+  }
+  for (int64_t i : held_elsewhere) {
+    spdlog::info("teacher '{}': waiting for another process computing examples {} to {} (chunk {} of {})",
+                 teacher.instance_name(), i * options.chunk_size, i * options.chunk_size + chunk_count(i) - 1,
+                 i + 1, chunks);
+    const FileLock claim = FileLock::lock(chunk_lock_file(dir, i * options.chunk_size));
+    if (!finished_elsewhere(i)) compute_chunk(i);
   }
   if (group != nullptr) exchange_chunks(*group, owner, options.chunk_size, dir, cached, out, local);
   check_finite(teacher, out, texts, options.split);

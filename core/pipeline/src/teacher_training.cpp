@@ -13,6 +13,7 @@
 #include "muki/data/dataset.h"
 #include "muki/data/labeled_split.h"
 #include "muki/experiment/experiment.h"
+#include "muki/io/file_lock.h"
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 #include "muki/io/json.h"
@@ -170,17 +171,52 @@ bool has_teacher_checkpoint(const fs::path& folder) {
   return fs::is_regular_file(folder / "train_report.json", ec);
 }
 
+// What a process training the teacher into `output` holds (file_lock.h): beside the folder, not
+// in it, since the folder's files are the teacher's fingerprint.
+static fs::path training_lock_file(fs::path output) {
+  if (!output.has_filename()) output = output.parent_path();  // "a/b/"
+  return output.string() + ".lock";
+}
+
 std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only, ProcessGroup* group) {
   if (auto problems = validate_teacher_training(file); !problems.empty()) throw ConfigError(std::move(problems));
   std::vector<TeacherTrainingResult> out;
+  // Alone, this process may share the file with others (runs whose [prepare] names it, started
+  // together): a teacher is trained by the process holding its lock. Missing teachers another
+  // process is training are left for last, then waited for; the teacher is trained here only if
+  // that process died first. A retraining (not missing_only) waits for the lock.
+  std::vector<std::pair<Config, fs::path>> held_elsewhere;
   for (const Config& entry : teacher_entries(file)) {
     const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
-    const fs::path output = fs::absolute(entry.root().at_path("teacher.output").value_or(std::string()));
+    const fs::path output = fs::absolute(entry.root().at_path("teacher.output").value_or(std::string())).lexically_normal();
     if (missing_only && as_rank0_decides(group, has_teacher_checkpoint(output))) {
-      spdlog::info("teacher '{}': {} is there already", name, output.lexically_normal().string());
+      spdlog::info("teacher '{}': {} is there already", name, output.string());
       continue;
     }
-    out.push_back(train_teacher(entry, group));
+    if (group != nullptr) {  // the ranks train it together
+      out.push_back(train_teacher(entry, group));
+      continue;
+    }
+    std::optional<FileLock> claim = FileLock::try_lock(training_lock_file(output));
+    if (!claim && missing_only) {
+      held_elsewhere.emplace_back(entry, output);
+      continue;
+    }
+    if (!claim) {
+      spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
+      claim = FileLock::lock(training_lock_file(output));
+    }
+    if (missing_only && has_teacher_checkpoint(output)) continue;  // finished elsewhere since the look above
+    out.push_back(train_teacher(entry, nullptr));
+  }
+  for (const auto& [entry, output] : held_elsewhere) {
+    const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
+    spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
+    const FileLock claim = FileLock::lock(training_lock_file(output));
+    if (has_teacher_checkpoint(output))
+      spdlog::info("teacher '{}': {} was trained by the other process", name, output.string());
+    else
+      out.push_back(train_teacher(entry, nullptr));
   }
   return out;
 }
