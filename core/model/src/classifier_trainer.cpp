@@ -16,6 +16,7 @@
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 #include "muki/model/checkpoint.h"
+#include "muki/model/fused_adamw.h"
 #include "muki/model/keyed_dropout.h"
 #include "muki/model/process_group.h"
 #include "muki/model/text_encoding.h"
@@ -266,7 +267,7 @@ void seed_generators(uint64_t seed, const torch::Device& device) {
 
 // AdamW with two groups: weight decay on weight matrices and embeddings only; a third for the
 // feature loss's modules. Returns the optimiser and every group's peak learning rate.
-std::pair<torch::optim::AdamW, std::vector<double>> make_optimizer(ClassifierImpl& model,
+std::pair<FusedAdamW, std::vector<double>> make_optimizer(ClassifierImpl& model,
                                                                    const TrainerOptions& o,
                                                                    const FeatureLoss* feature_loss) {
   std::vector<torch::Tensor> decay, no_decay;
@@ -287,7 +288,7 @@ std::pair<torch::optim::AdamW, std::vector<double>> make_optimizer(ClassifierImp
                             torch::optim::AdamWOptions(feature_loss->lr).weight_decay(feature_loss->weight_decay)));
     peak.push_back(feature_loss->lr);
   }
-  return {torch::optim::AdamW(std::move(groups)), std::move(peak)};
+  return {FusedAdamW(std::move(groups)), std::move(peak)};
 }
 
 struct Schedule {
@@ -321,7 +322,7 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
 // slice's share, and the gradients (summed while backward runs) and the loss are summed over the
 // ranks: the step of one process on all the rows (exact for a loss that is a mean over rows;
 // DFA's and CFL's batch statistics are per slice).
-std::optional<double> train_step(ClassifierImpl& model, torch::optim::AdamW& optimizer, const std::vector<double>& lr,
+std::optional<double> train_step(ClassifierImpl& model, FusedAdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
                   const torch::Device& device, uint64_t dropout_seed, GradientReducer* reducer) {
