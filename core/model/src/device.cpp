@@ -79,6 +79,11 @@ int configure_threads(int64_t threads) {
     throw std::invalid_argument("threads must be >= 0 (0 = all cores), got " +
                                 std::to_string(threads));
   int n = static_cast<int>(threads);
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); n == 0 && env != nullptr) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0 && v <= 4096) n = static_cast<int>(v);
+  }
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(n);
   return n;

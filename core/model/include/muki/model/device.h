@@ -21,7 +21,8 @@ namespace muki::core {
 torch::Device resolve_device(const std::string& spec);
 
 // Sets torch's intra-op thread count (a process-wide setting): `threads` > 0 as given, 0 = the
-// machine's hardware cores. Returns the count set. Throws std::invalid_argument when threads < 0.
+// value of OMP_NUM_THREADS when that is a positive integer (what a script running several muki
+// processes side by side sets; since 0.6), else the machine's hardware cores. Returns the count set. Throws std::invalid_argument when threads < 0.
 // LibTorch defaults to ONE thread in some builds (Debian's among them), so every entry point that
 // runs models calls this explicitly.
 int configure_threads(int64_t threads);
