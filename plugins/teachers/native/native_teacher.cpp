@@ -122,18 +122,29 @@ class NativeTeacher : public muki::sdk::Teacher {
       const muki::core::EncodedTexts all = muki::core::encode_texts(
           *checkpoint_.tokenizer, texts, checkpoint_.model_config.max_length);
       const std::vector<int64_t> order = muki::core::order_by_length(all.attention_mask);
+      // On CUDA the inputs go up from pinned memory without blocking, and the outputs stay on the
+      // device until every call of the request is queued: the host then cuts and copies the next
+      // call's inputs while the device still runs the last one, instead of waiting for each.
+      struct Call {
+        std::vector<int64_t> rows;
+        torch::Tensor logits, pooled;
+      };
+      std::vector<Call> calls;
+      const bool cuda = device_.is_cuda();
+      auto upload = [&](const torch::Tensor& t) { return cuda ? t.pin_memory().to(device_, true) : t; };
       for (int64_t start = 0; start < n; start += texts_per_call) {
-        const std::vector<int64_t> rows(order.begin() + start,
-                                        order.begin() + std::min(n, start + texts_per_call));
-        const muki::core::EncodedTexts enc = muki::core::select_rows(all, rows);
-        const torch::Tensor ids = enc.input_ids.to(device_), mask = enc.attention_mask.to(device_);
-        torch::Tensor pooled;
-        torch::Tensor* pooled_out = features != nullptr ? &pooled : nullptr;
-        const torch::Tensor logits =
-            k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
-                   : muki::core::mc_dropout_sample(model, ids, mask, k, seed, pooled_out, rows);
-        muki::plugins::copy_passes(logits, out, rows, k);
-        if (features != nullptr) muki::plugins::copy_passes(pooled, *features, rows, k);
+        Call call;
+        call.rows.assign(order.begin() + start, order.begin() + std::min(n, start + texts_per_call));
+        const muki::core::EncodedTexts enc = muki::core::select_rows(all, call.rows);
+        const torch::Tensor ids = upload(enc.input_ids), mask = upload(enc.attention_mask);
+        torch::Tensor* pooled_out = features != nullptr ? &call.pooled : nullptr;
+        call.logits = k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
+                             : muki::core::mc_dropout_sample(model, ids, mask, k, seed, pooled_out, call.rows);
+        calls.push_back(std::move(call));
+      }
+      for (const Call& call : calls) {
+        muki::plugins::copy_passes(call.logits, out, call.rows, k);
+        if (features != nullptr) muki::plugins::copy_passes(call.pooled, *features, call.rows, k);
       }
     } catch (const c10::Error& e) {
       throw Error(MUKI_ERR_INTERNAL, "native teacher forward: " + torch_message(e));
