@@ -33,30 +33,39 @@ variants=(
   "cfl|integration={strategy=\"cfl\"}"
 )
 # The runs go side by side, one single-thread process a core (MUKI_JOBS=N: N at once, the cores
-# shared out): on models this small, two one-thread processes do 1.5-1.7x the work of one
+# shared out): on models this small, two one-thread processes do 1.2-1.5x the work of one
 # two-thread process on 2 cores (bench/README.md). Runs of one config divide their teachers'
 # training and passes between them (each teacher and each cached chunk is claimed with a lock), so
 # nothing is computed twice. Each run's output goes to runs/logs/<its name>.log.
 jobs=${MUKI_JOBS:-$(nproc)}
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "quickstart: MUKI_JOBS must be a positive integer, not '$jobs'" >&2; exit 2; }
 threads=$(( $(nproc) / jobs ))
 [ "$threads" -ge 1 ] || threads=1
 mkdir -p runs/logs
 declare -A name_of
-trap 'kill $(jobs -p) 2> /dev/null; exit 130' INT TERM
+trap 'kill $(jobs -p) 2> /dev/null || true; exit 130' INT TERM
 runs=() running=0 failed=0 started=$SECONDS
-finish_one() {  # waits for one run to end and reports it
-  local pid status=0
-  wait -n -p pid || status=$?
-  local name=${name_of[$pid]}
-  unset "name_of[$pid]"
-  running=$(( running - 1 ))
-  if [ "$status" -eq 0 ]; then
-    echo "$name: done ($(( SECONDS - started )) s since the start)"
-  else
-    echo "$name: failed with exit code $status; the end of runs/logs/$name.log:" >&2
-    tail -n 20 "runs/logs/$name.log" >&2
-    failed=1
-  fi
+finish_one() {  # waits until one of the runs has ended, and reports it
+  local pid status
+  while :; do
+    for pid in "${!name_of[@]}"; do
+      kill -0 "$pid" 2> /dev/null && continue  # still running
+      status=0
+      wait "$pid" || status=$?  # bash keeps an ended job's status until it is asked for
+      local name=${name_of[$pid]}
+      unset "name_of[$pid]"
+      running=$(( running - 1 ))
+      if [ "$status" -eq 0 ]; then
+        echo "$name: done ($(( SECONDS - started )) s since the start)"
+      else
+        echo "$name: failed with exit code $status; the end of runs/logs/$name.log:" >&2
+        tail -n 20 "runs/logs/$name.log" >&2
+        failed=1
+      fi
+      return
+    done
+    sleep 0.2
+  done
 }
 for variant in "${variants[@]}"; do
   IFS='|' read -r name overrides <<< "$variant"

@@ -1,5 +1,7 @@
 #include "muki/experiment/experiment.h"
 
+#include <algorithm>
+
 #include "muki/io/fingerprint.h"
 
 namespace muki::core {
@@ -58,7 +60,10 @@ TeacherPassOptions teacher_pass_options(const Config& config, uint32_t samples, 
   options.seed = experiment_seed(config);
   options.batch_size = batch_size;
   options.adaptive_tolerance = tolerance;
-  options.chunk_size = config.root().at_path("distributed.chunk_size").value_or(options.chunk_size);
+  // Unset, a chunk holds at least one call's texts: a chunk ends a call, so a smaller one would cut
+  // every call short (and change the batches' seeds).
+  options.chunk_size =
+      config.root().at_path("distributed.chunk_size").value_or(std::max(options.chunk_size, batch_size));
   options.cache_dir = cache_dir(config) / "teacher-pass";
   return options;
 }

@@ -76,7 +76,7 @@ torch::Device resolve_device(const std::string& spec) {
 
 int configure_threads(int64_t threads) {
   if (threads < 0)
-    throw std::invalid_argument("threads must be >= 0 (0 = all cores), got " +
+    throw std::invalid_argument("threads must be >= 0 (0 = OMP_NUM_THREADS if set, else all cores), got " +
                                 std::to_string(threads));
   int n = static_cast<int>(threads);
   if (const char* env = std::getenv("OMP_NUM_THREADS"); n == 0 && env != nullptr) {

@@ -25,20 +25,28 @@ typename StateMap::key_type state_key(const torch::Tensor& p) {
   }
 }
 
-bool fusable(const torch::Tensor& p) {
-  const torch::Tensor& g = p.grad();
-  return p.device().is_cpu() && p.scalar_type() == torch::kFloat && p.is_contiguous() && g.defined() &&
-         !g.is_sparse() && g.scalar_type() == torch::kFloat && g.is_contiguous() && g.device().is_cpu();
+bool plain_cpu_float(const torch::Tensor& t) {
+  return t.defined() && !t.is_sparse() && t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
 }
 
 }  // namespace
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
+  auto& states = state_;
+  using StateMap = std::remove_reference_t<decltype(states)>;
   for (const auto& group : param_groups_) {
     if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad())
       return torch::optim::AdamW::step(closure);
-    for (const auto& p : group.params())
-      if (p.grad().defined() && !fusable(p)) return torch::optim::AdamW::step(closure);
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!plain_cpu_float(p) || !plain_cpu_float(p.grad())) return torch::optim::AdamW::step(closure);
+      const auto found = states.find(state_key<StateMap>(p));
+      if (found == states.end()) continue;
+      const auto& state = static_cast<const torch::optim::AdamWParamState&>(*found->second);
+      if (!plain_cpu_float(state.exp_avg()) || !plain_cpu_float(state.exp_avg_sq()) ||
+          state.exp_avg().numel() != p.numel() || state.exp_avg_sq().numel() != p.numel())
+        return torch::optim::AdamW::step(closure);
+    }
   }
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -46,8 +54,6 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
-  auto& states = state_;
-  using StateMap = std::remove_reference_t<decltype(states)>;
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
     for (auto& p : group.params()) {
@@ -85,7 +91,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
           const float mi = m[i] * b1 + one_minus_b1 * g;               // exp_avg.mul_(b1).add_(g, 1 - b1)
           const float vi = v[i] * b2 + one_minus_b2 * g * g;           // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
           const float denom = std::sqrt(vi) / root_bc2 + eps;          // (sqrt(v) / sqrt(bc2)).add_(eps)
-          param[i] = x + minus_step * (mi / denom);                    // p.addcdiv_(m, denom, -lr / bc1)
+          param[i] = x + minus_step * mi / denom;                      // p.addcdiv_(m, denom, -lr / bc1)
           m[i] = mi;
           v[i] = vi;
         }

@@ -206,15 +206,21 @@ std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missi
       spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
       claim = FileLock::lock(training_lock_file(output));
     }
-    if (missing_only && has_teacher_checkpoint(output)) continue;  // finished elsewhere since the look above
+    if (missing_only && has_teacher_checkpoint(output)) {  // finished elsewhere since the look above
+      spdlog::info("teacher '{}': {} was trained by another process", name, output.string());
+      continue;
+    }
     out.push_back(train_teacher(entry, nullptr));
   }
   for (const auto& [entry, output] : held_elsewhere) {
     const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
-    spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
-    const FileLock claim = FileLock::lock(training_lock_file(output));
+    std::optional<FileLock> claim = FileLock::try_lock(training_lock_file(output));
+    if (!claim) {
+      spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
+      claim = FileLock::lock(training_lock_file(output));
+    }
     if (has_teacher_checkpoint(output))
-      spdlog::info("teacher '{}': {} was trained by the other process", name, output.string());
+      spdlog::info("teacher '{}': {} was trained by another process", name, output.string());
     else
       out.push_back(train_teacher(entry, nullptr));
   }

@@ -28,7 +28,8 @@ uint64_t experiment_seed(const Config& config);
 // The teacher pass an experiment runs (`muki run` and `muki analyze` alike, so they share the
 // cache): `samples` (the strategy's K) and `features` as given, the experiment's seed,
 // `batch_size` texts a call, [uncertainty].adaptive_tolerance (default 0 = exact K passes),
-// [distributed].chunk_size examples a cache chunk (default 256; what the ranks of a job share), the
+// [distributed].chunk_size examples a cache chunk (default 256, or batch_size when larger; what
+// concurrent processes and the ranks of a job share), the
 // cache under cache_dir(config). Throws ConfigError at adaptive_tolerance when it is on and
 // `samples` is not a positive multiple of 4.
 TeacherPassOptions teacher_pass_options(const Config& config, uint32_t samples, bool features,
