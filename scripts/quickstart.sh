@@ -3,11 +3,13 @@
 # calibrated per teacher, + weighted + margin; its [prepare] trains the teachers when missing), its
 # variants (kNN feature certainty), the baselines the paper compares it with (vanilla KD, UHC, DFA,
 # CFL) and the supervised upper bound, on the embedded dataset (Debian package descriptions, 8
-# sections), and prints the comparison table. Teacher passes are cached in runs/cache, so the variants after the first
-# cost only their student; a second invocation reuses every finished run.
+# sections), and prints the comparison table. The runs go side by side (below) and share their
+# teachers and teacher passes, which are cached in runs/cache; a second invocation reuses every
+# finished run.
 #   scripts/quickstart.sh [CONFIG]   another experiment over data/ddtp-en, such as
 #                                    configs/pretrained/quickstart.toml (pre-trained teachers and
 #                                    student); runs are named <its experiment.name>-<variant>
+#   MUKI_JOBS=N scripts/quickstart.sh  N runs at a time (default: the core count)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:-configs/quickstart.toml}
