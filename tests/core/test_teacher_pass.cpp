@@ -36,6 +36,13 @@ std::vector<std::string> texts(size_t n) {
   return out;
 }
 
+// The one cache entry (a teacher's folder of chunks) a test's pass made under `cache`.
+std::filesystem::path only_entry(const std::filesystem::path& cache) {
+  std::filesystem::path folder;
+  for (const auto& e : std::filesystem::directory_iterator(cache)) folder = e.path();
+  return folder;
+}
+
 }  // namespace
 
 TEST(Fingerprint, ChangesWithEveryInputAndSeparatesFields) {
@@ -112,8 +119,7 @@ TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
   // Simulate a kill after the first chunk: drop the later chunks, leave a half-written file.
-  std::filesystem::path folder;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  const std::filesystem::path folder = only_entry(dir.path());
   std::filesystem::remove(folder / "chunk-4.bin");
   std::filesystem::remove(folder / "chunk-8.bin");
   std::ofstream(folder / "chunk-4.bin.tmp") << "partial";
@@ -135,8 +141,7 @@ TEST(TeacherPass, ADamagedChunkIsRecomputedNotTrusted) {
   options.cache_dir = dir.path();
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
-  std::filesystem::path folder;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  const std::filesystem::path folder = only_entry(dir.path());
   {
     std::fstream chunk(folder / "chunk-0.bin", std::ios::in | std::ios::out | std::ios::binary);
     chunk.seekp(60);
@@ -280,8 +285,7 @@ TEST(TeacherPass, AChunkClaimedElsewhereIsWaitedForThenComputedIfStillMissing) {
   options.cache_dir = dir.path();
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
-  std::filesystem::path folder;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) folder = e.path();
+  const std::filesystem::path folder = only_entry(dir.path());
   for (const char* chunk : {"chunk-0.bin", "chunk-4.bin", "chunk-8.bin"}) std::filesystem::remove(folder / chunk);
   std::optional<muki::core::FileLock> held = muki::core::FileLock::try_lock(folder / "chunk-4.lock");
   ASSERT_TRUE(held.has_value());
