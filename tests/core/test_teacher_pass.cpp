@@ -36,6 +36,15 @@ std::vector<std::string> texts(size_t n) {
   return out;
 }
 
+// K = 2, chunks of 4 texts, cached under `cache`: the cached passes' tests' options.
+TeacherPassOptions cached_options(const std::filesystem::path& cache) {
+  TeacherPassOptions options;
+  options.samples = 2;
+  options.chunk_size = 4;
+  options.cache_dir = cache;
+  return options;
+}
+
 // The one cache entry (a teacher's folder of chunks) a test's pass made under `cache`.
 std::filesystem::path only_entry(const std::filesystem::path& cache) {
   std::filesystem::path folder;
@@ -89,10 +98,7 @@ TEST(TeacherPass, DeterministicAndStochasticLayouts) {
 TEST(TeacherPass, SecondRunComesFromTheCache) {
   Fixture f;
   TempDir dir;
-  TeacherPassOptions options;
-  options.samples = 2;
-  options.chunk_size = 4;
-  options.cache_dir = dir.path();
+  TeacherPassOptions options = cached_options(dir.path());
   const auto in = texts(10);
   TeacherPassStats first, second;
   const auto a = run_teacher_pass(*f.teacher, in, "teacher", options, &first);
@@ -112,10 +118,7 @@ TEST(TeacherPass, SecondRunComesFromTheCache) {
 TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
   Fixture f;
   TempDir dir;
-  TeacherPassOptions options;
-  options.samples = 2;
-  options.chunk_size = 4;
-  options.cache_dir = dir.path();
+  const TeacherPassOptions options = cached_options(dir.path());
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
   // Simulate a kill after the first chunk: drop the later chunks, leave a half-written file.
@@ -135,10 +138,7 @@ TEST(TeacherPass, AnInterruptedPassResumesFromItsLastChunk) {
 TEST(TeacherPass, ADamagedChunkIsRecomputedNotTrusted) {
   Fixture f;
   TempDir dir;
-  TeacherPassOptions options;
-  options.samples = 2;
-  options.chunk_size = 4;
-  options.cache_dir = dir.path();
+  const TeacherPassOptions options = cached_options(dir.path());
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
   const std::filesystem::path folder = only_entry(dir.path());
@@ -279,10 +279,7 @@ TEST(TeacherPass, ConcurrentPassesComputeEachChunkOnce) {
 TEST(TeacherPass, AChunkClaimedElsewhereIsWaitedForThenComputedIfStillMissing) {
   Fixture f;
   TempDir dir;
-  TeacherPassOptions options;
-  options.samples = 2;
-  options.chunk_size = 4;
-  options.cache_dir = dir.path();
+  const TeacherPassOptions options = cached_options(dir.path());
   const auto in = texts(10);
   const auto full = run_teacher_pass(*f.teacher, in, "teacher", options);
   const std::filesystem::path folder = only_entry(dir.path());

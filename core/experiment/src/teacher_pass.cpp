@@ -411,14 +411,11 @@ TeacherOutputs run_teacher_pass(const registry::TeacherInstance& teacher,
     compute_chunk(i);
   }
   for (int64_t i : held_elsewhere) {
-    const fs::path lock_file = chunk_lock_file(dir, i * options.chunk_size);
-    std::optional<FileLock> claim = FileLock::try_lock(lock_file);
-    if (!claim) {
+    const FileLock claim = FileLock::lock(chunk_lock_file(dir, i * options.chunk_size), [&] {
       spdlog::info("teacher '{}': waiting for another process computing examples {} to {} (chunk {} of {})",
                    teacher.instance_name(), i * options.chunk_size, i * options.chunk_size + chunk_count(i) - 1,
                    i + 1, chunks);
-      claim = FileLock::lock(lock_file);
-    }
+    });
     if (!finished_elsewhere(i)) compute_chunk(i);
   }
   if (group != nullptr) exchange_chunks(*group, owner, options.chunk_size, dir, cached, out, local);

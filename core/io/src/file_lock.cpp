@@ -39,7 +39,11 @@ std::optional<FileLock> FileLock::try_lock(const fs::path& file) {
   return FileLock(fd);
 }
 
-FileLock FileLock::lock(const fs::path& file) { return FileLock(open_and_lock(file, LOCK_EX)); }
+FileLock FileLock::lock(const fs::path& file, const std::function<void()>& before_waiting) {
+  if (std::optional<FileLock> free = try_lock(file)) return std::move(*free);
+  if (before_waiting) before_waiting();
+  return FileLock(open_and_lock(file, LOCK_EX));
+}
 
 FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
 

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -34,14 +35,23 @@ void (*g_unlock)() = &unlock_own;
 
 // The GPU of this process when one is not named: in a distributed job, the launcher's LOCAL_RANK
 // (modulo the devices visible, as PyTorch's examples do), else 0.
-c10::DeviceIndex local_cuda_index() {
-  const char* local = std::getenv("LOCAL_RANK");
-  // Only in a job (RANK set too): a process started from inside one keeps cuda:0.
-  if (local == nullptr || std::getenv("RANK") == nullptr || !torch::cuda::is_available()) return 0;
+// The environment variable `name` when it is a whole non-negative integer; else nothing (whoever
+// owns the variable reports a malformed one).
+std::optional<long> whole_number_variable(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return std::nullopt;
   char* end = nullptr;
-  const long rank = std::strtol(local, &end, 10);
-  if (end == local || *end != '\0' || rank < 0) return 0;  // distributed_environment() names the problem
-  return static_cast<c10::DeviceIndex>(rank % static_cast<long>(torch::cuda::device_count()));
+  const long value = std::strtol(text, &end, 10);
+  if (end == text || *end != '\0' || value < 0) return std::nullopt;
+  return value;
+}
+
+c10::DeviceIndex local_cuda_index() {
+  // Only in a job (RANK set too): a process started from inside one keeps cuda:0.
+  if (std::getenv("RANK") == nullptr || !torch::cuda::is_available()) return 0;
+  const std::optional<long> rank = whole_number_variable("LOCAL_RANK");  // distributed_environment() names a bad one
+  if (!rank) return 0;
+  return static_cast<c10::DeviceIndex>(*rank % static_cast<long>(torch::cuda::device_count()));
 }
 
 }  // namespace
@@ -79,11 +89,8 @@ int configure_threads(int64_t threads) {
     throw std::invalid_argument("threads must be >= 0 (0 = OMP_NUM_THREADS if set, else all cores), got " +
                                 std::to_string(threads));
   int n = static_cast<int>(threads);
-  if (const char* env = std::getenv("OMP_NUM_THREADS"); n == 0 && env != nullptr) {
-    char* end = nullptr;
-    const long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v > 0 && v <= 4096) n = static_cast<int>(v);
-  }
+  if (const std::optional<long> omp = whole_number_variable("OMP_NUM_THREADS"); n == 0 && omp && *omp <= 4096)
+    n = static_cast<int>(*omp);  // 0 stays 0: all cores
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(n);
   return n;

@@ -178,6 +178,10 @@ static fs::path training_lock_file(fs::path output) {
   return output.string() + ".lock";
 }
 
+static std::string teacher_name(const Config& entry) {
+  return entry.root().at_path("teacher.name").value_or(std::string());
+}
+
 std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missing_only, ProcessGroup* group) {
   if (auto problems = validate_teacher_training(file); !problems.empty()) throw ConfigError(std::move(problems));
   std::vector<TeacherTrainingResult> out;
@@ -186,44 +190,37 @@ std::vector<TeacherTrainingResult> train_teachers(const Config& file, bool missi
   // process is training are left for last, then waited for; the teacher is trained here only if
   // that process died first. A retraining (not missing_only) waits for the lock.
   std::vector<std::pair<Config, fs::path>> held_elsewhere;
+  // Trains the teacher into `output` while this process holds its lock, unless another process
+  // finished it first.
+  auto train_holding = [&](const Config& entry, const fs::path& output, const FileLock&) {
+    if (missing_only && has_teacher_checkpoint(output))
+      spdlog::info("teacher '{}': {} was trained by another process", teacher_name(entry), output.string());
+    else
+      out.push_back(train_teacher(entry, nullptr));
+  };
+  auto wait_for = [](const Config& entry, const fs::path& output) {
+    return FileLock::lock(training_lock_file(output), [&] {
+      spdlog::info("teacher '{}': waiting for another process training it into {}", teacher_name(entry), output.string());
+    });
+  };
   for (const Config& entry : teacher_entries(file)) {
-    const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
     const fs::path output = fs::absolute(entry.root().at_path("teacher.output").value_or(std::string())).lexically_normal();
     if (missing_only && as_rank0_decides(group, has_teacher_checkpoint(output))) {
-      spdlog::info("teacher '{}': {} is there already", name, output.string());
+      spdlog::info("teacher '{}': {} is there already", teacher_name(entry), output.string());
       continue;
     }
     if (group != nullptr) {  // the ranks train it together
       out.push_back(train_teacher(entry, group));
       continue;
     }
-    std::optional<FileLock> claim = FileLock::try_lock(training_lock_file(output));
-    if (!claim && missing_only) {
+    if (std::optional<FileLock> claim = FileLock::try_lock(training_lock_file(output)))
+      train_holding(entry, output, *claim);
+    else if (missing_only)
       held_elsewhere.emplace_back(entry, output);
-      continue;
-    }
-    if (!claim) {
-      spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
-      claim = FileLock::lock(training_lock_file(output));
-    }
-    if (missing_only && has_teacher_checkpoint(output)) {  // finished elsewhere since the look above
-      spdlog::info("teacher '{}': {} was trained by another process", name, output.string());
-      continue;
-    }
-    out.push_back(train_teacher(entry, nullptr));
-  }
-  for (const auto& [entry, output] : held_elsewhere) {
-    const std::string name = entry.root().at_path("teacher.name").value_or(std::string());
-    std::optional<FileLock> claim = FileLock::try_lock(training_lock_file(output));
-    if (!claim) {
-      spdlog::info("teacher '{}': waiting for another process training it into {}", name, output.string());
-      claim = FileLock::lock(training_lock_file(output));
-    }
-    if (has_teacher_checkpoint(output))
-      spdlog::info("teacher '{}': {} was trained by another process", name, output.string());
     else
-      out.push_back(train_teacher(entry, nullptr));
+      train_holding(entry, output, wait_for(entry, output));
   }
+  for (const auto& [entry, output] : held_elsewhere) train_holding(entry, output, wait_for(entry, output));
   return out;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 namespace muki::core {
@@ -16,9 +17,10 @@ class FileLock {
   // it; std::nullopt when one does. Throws std::runtime_error naming the file when it cannot be
   // created or locked for another reason.
   static std::optional<FileLock> try_lock(const std::filesystem::path& file);
-  // Takes the lock on `file`, waiting for as long as another process holds it. Throws like
-  // try_lock.
-  static FileLock lock(const std::filesystem::path& file);
+  // Takes the lock on `file`, waiting for as long as another process holds it; `before_waiting`
+  // (may be empty) is called once, only when it is held, so a caller can say what it waits for.
+  // Throws like try_lock.
+  static FileLock lock(const std::filesystem::path& file, const std::function<void()>& before_waiting = {});
 
   FileLock(FileLock&& other) noexcept;
   FileLock& operator=(FileLock&& other) noexcept;
