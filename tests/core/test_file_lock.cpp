@@ -49,7 +49,9 @@ TEST(FileLock, AKilledHolderReleasesItsClaim) {
   char c = 0;
   const bool ready_read = read(ready[0], &c, 1) == 1;  // not ASSERT: the child must be killed below
   EXPECT_TRUE(ready_read);
-  if (ready_read) EXPECT_FALSE(FileLock::try_lock(file).has_value());
+  if (ready_read) {
+    EXPECT_FALSE(FileLock::try_lock(file).has_value());
+  }
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);

@@ -63,7 +63,9 @@ TEST(FusedAdamW, FollowsTorchsAdamWStepForStep) {
     // The same formula in float; torch's vector kernels may fuse a multiply-add this loop does not.
     EXPECT_TRUE(torch::allclose(mine[i], theirs[i], 1e-5, 1e-6)) << "parameter " << i << ": max difference "
                                                                  << (mine[i] - theirs[i]).abs().max().item<float>();
-    if (i < 2) EXPECT_FALSE(torch::equal(mine[i], parameters(7)[i]));  // it moved
+    if (i < 2) {
+      EXPECT_FALSE(torch::equal(mine[i], parameters(7)[i]));  // it moved
+    }
   }
   EXPECT_TRUE(torch::equal(mine[2], parameters(7)[2]));  // no gradient, no step, no state
 }
