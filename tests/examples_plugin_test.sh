@@ -56,9 +56,9 @@ done
 out=$("$work/prefix/bin/muki" plugins --path "$work/max_probability-build" \
       --path "$work/c_strategy-build" --path "$work/lexicon_teacher-build")
 echo "$out"
-grep -q "uncertainty  max_probability      v1.0.0    ABI 1.1" <<< "$out"
-grep -q "uncertainty  top2_margin          v1.0.0    ABI 1.1" <<< "$out"
-grep -q "teacher      lexicon              v1.0.0    ABI 1.1" <<< "$out"
+grep -q "uncertainty  max_probability      v1.0.0    ABI 1.2" <<< "$out"
+grep -q "uncertainty  top2_margin          v1.0.0    ABI 1.2" <<< "$out"
+grep -q "teacher      lexicon              v1.0.0    ABI 1.2" <<< "$out"
 # The installed muki also finds its own plugins in <prefix>/lib/muki/plugins.
 grep -q "uncertainty  mc_dropout" <<< "$out"
 echo "PASS: out-of-tree plugins built against the installed SDK and loaded"

@@ -174,6 +174,21 @@ int cmd_analyze(const std::vector<std::string>& args) {
     names.push_back(t.name);
   }
   const std::vector<std::vector<int64_t>> dev_gold(teachers.size(), dev.gold);
+  // A strategy fitted against a background (ABI 1.2) gets the transfer set's features, as in
+  // `muki run`: a deterministic pass, cached under the same key as the run's.
+  std::vector<core::TeacherOutputs> background;
+  if (std::any_of(uncertainties.begin(), uncertainties.end(), [](const auto& u) { return u->needs_background(); })) {
+    std::vector<core::DatasetSpec> transfer_specs = core::dataset_specs(config, "transfer");
+    for (core::DatasetSpec& spec : transfer_specs) spec.label_field.clear();  // unlabeled, as in a run
+    const core::Dataset transfer = core::read_all(transfer_specs);
+    if (transfer.report.rows_skipped > 0 || !transfer.report.problems.empty())
+      spdlog::warn("{}", transfer.report.summary(transfer_specs.front().path));
+    std::vector<std::string> transfer_texts;
+    for (const core::Example& e : transfer.examples) transfer_texts.push_back(e.text);
+    const core::TeacherPassOptions background_pass = core::teacher_pass_options(config, 0, true, batch_size);
+    for (const auto& t : teachers)
+      background.push_back(core::run_teacher_pass(*t.instance, transfer_texts, t.cache_key, background_pass));
+  }
   struct Variant {
     size_t strategy;
     std::string name;
@@ -187,7 +202,7 @@ int cmd_analyze(const std::vector<std::string>& args) {
                                "' is fitted on each teacher's texts of the labeled dev split: set "
                                "[data.dev] with a label column");
     if (uncertainties[u]->needs_reference())
-      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev_gold, labels);
+      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev_gold, labels, &background);
     else if (has_dev)
       variants.push_back({u, u_names[u] + " (calibrated on dev)",
                           core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev_gold, labels)});

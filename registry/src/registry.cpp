@@ -461,6 +461,9 @@ UncertaintyInstance::UncertaintyInstance(std::shared_ptr<const PluginInfo> plugi
     if (needs_reference() && api_->fit == nullptr)
       refuse("needs reference data but its function table has no fit");
   }
+  // Older plugins never set the bit; a 1.2 one sets it only with features and a reference to fit.
+  if (needs_background() && !(needs_features() && needs_reference()))
+    refuse("asks for a background without asking for features and reference data");
   if (has_1_1) score_teacher_ = api_->score_teacher;
 }
 
@@ -480,6 +483,14 @@ void UncertaintyInstance::fit(const ReferenceView& reference) const {
   r.logits = &logits;
   r.features = reference.features != nullptr ? &features : nullptr;
   r.labels = reference.labels != nullptr ? &labels : nullptr;
+  int64_t background_shape[2] = {reference.background_rows, reference.feature_dim};
+  DLTensor background = make_tensor(reference.background, kFloat32, background_shape, 2);
+  if (needs_background()) {
+    if (reference.background == nullptr || reference.background_rows < 1)
+      refuse("needs the transfer set's features of teacher '" + reference.teacher_name +
+             "' (a background), and got none");
+    r.background_features = &background;
+  }
   muki_error error;
   check(api_->fit(handle_, &r, &error), error, "fit");
 }

@@ -45,7 +45,7 @@ std::string experiment() {
 TEST(Cli, PluginsListsBuiltinsWithVersionAndAbi) {
   const Result r = run_muki("plugins");
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("uncertainty  mc_dropout           v0.1.0    ABI 1.1"));
+  EXPECT_THAT(r.output, HasSubstr("uncertainty  mc_dropout           v0.1.0    ABI 1.2"));
   EXPECT_THAT(r.output, HasSubstr("integration  weighted"));
   EXPECT_THAT(r.output, HasSubstr("samples               int          default 16  in [2, 4096]"));
 }
@@ -56,7 +56,7 @@ TEST(Cli, PluginsWithBadLibrariesPrintsOneLineEachAndFails) {
   EXPECT_EQ(count_lines_with(r.output, "error: /"), 3u) << r.output;  // one per library
   EXPECT_THAT(r.output, HasSubstr("error: no plugins found"));
   EXPECT_THAT(r.output, HasSubstr("libfixture_no_entry.so: not a muki plugin"));
-  EXPECT_THAT(r.output, HasSubstr("libfixture_wrong_major.so: plugin ABI 2.0 is incompatible with host ABI 1.1"));
+  EXPECT_THAT(r.output, HasSubstr("libfixture_wrong_major.so: plugin ABI 2.0 is incompatible with host ABI 1.2"));
   EXPECT_THAT(r.output, HasSubstr("libfixture_failing_init.so: init failed: licence file"));
   EXPECT_THAT(r.output, HasSubstr("3 libraries refused"));
 }

@@ -262,6 +262,25 @@ TEST_F(RunTest, TeachersOwnReferencesReplaceTheDevSplit) {
   EXPECT_THAT(r.output, HasSubstr("unlabeled-refs.toml:15:13: missing required key 'teachers[0].reference.label'"));
 }
 
+// relative_mahalanobis (ABI 1.2) is fitted on each teacher's dev texts against its features of
+// the transfer set, in a run and in `muki analyze` alike, and picks the teacher better than chance.
+TEST_F(RunTest, RelativeMahalanobisIsFittedAgainstTheTransferSet) {
+  const fs::path config = experiment("relative");
+  Result r = run_muki("run " + config.string() + " --set uncertainty='{strategy=\"relative_mahalanobis\"}'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto s = summary(run_dir("relative"));
+  EXPECT_EQ(s["uncertainty"], "relative_mahalanobis");
+  EXPECT_EQ(s["uncertainty.calibration"], "fitted");
+  const double selection = std::stod(s["test.selection_accuracy"]);
+  EXPECT_GT(selection, 0.5);
+  r = run_muki("analyze " + config.string() + " --uncertainty relative_mahalanobis --integration max");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // The same teachers, texts and fit: the same selection on the test split.
+  char expected[64];
+  std::snprintf(expected, sizeof(expected), "| relative_mahalanobis | 0 | %.3f |", selection);
+  EXPECT_THAT(r.output, HasSubstr(expected));
+}
+
 TEST_F(RunTest, AnotherIntegrationReusesTheTeacherPassAndTheSeedFixesTheTable) {
   const Result first = run_muki("run " + experiment("a").string());
   ASSERT_EQ(first.code, 0) << first.output;

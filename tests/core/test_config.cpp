@@ -208,7 +208,7 @@ TEST(ConfigValidate, MissingSectionsAndPluginNames) {
                           "exp.toml:1:1: missing required key 'integration'",
                           "exp.toml:4:12: 'uncertainty.strategy': uncertainty strategy 'nope' not "
                           "found; available: bald, energy, entropy, knn, mahalanobis, mc_dropout, "
-                          "throwing"));
+                          "relative_mahalanobis, throwing"));
 }
 
 TEST(ConfigValidate, PathOptionsMustExistRelativeToTheConfig) {

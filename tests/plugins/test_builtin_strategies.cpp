@@ -633,7 +633,8 @@ TEST(BuiltinStrategies, EveryPluginIsDescribed) {
     for (const auto& q : p->params) EXPECT_FALSE(q.doc.empty()) << p->name << "." << q.name;
   }
   EXPECT_EQ(registry().names(Kind::Uncertainty),
-            (std::vector<std::string>{"bald", "energy", "entropy", "knn", "mahalanobis", "mc_dropout"}));
+            (std::vector<std::string>{"bald", "energy", "entropy", "knn", "mahalanobis", "mc_dropout",
+                                      "relative_mahalanobis"}));
   EXPECT_EQ(registry().names(Kind::Integration),
             (std::vector<std::string>{"cfl", "concat", "dfa", "gold", "max", "oracle", "uhc", "weighted"}));
 }
@@ -644,17 +645,21 @@ namespace {
 
 // Fits `strategy` for teacher 0 on reference features [n, h] (labels, or nullptr = argmax of
 // zero logits = label 0 everywhere) and scores features [b, h] of one deterministic pass.
+// A strategy that needs_background() gets `background` [m, h] as the transfer set's features.
 std::vector<float> feature_certainty(const std::string& strategy, const std::string& options,
                                      const std::vector<float>& reference, int64_t h,
                                      const std::vector<int64_t>& labels,
-                                     const std::vector<float>& queries, int64_t c = 2) {
+                                     const std::vector<float>& queries, int64_t c = 2,
+                                     const std::vector<float>& background = {}) {
   auto s = registry().create_uncertainty(strategy, CreateArgs{"u", options, "/", 0});
   EXPECT_TRUE(s->needs_features());
   EXPECT_TRUE(s->needs_reference());
+  EXPECT_EQ(s->needs_background(), !background.empty());
   const int64_t n = static_cast<int64_t>(reference.size()) / h;
   const std::vector<float> ref_logits(static_cast<size_t>(n * c), 0.0f);
   s->fit({0, "t", ref_logits.data(), n, c, reference.data(), h,
-          labels.empty() ? nullptr : labels.data()});
+          labels.empty() ? nullptr : labels.data(), background.empty() ? nullptr : background.data(),
+          static_cast<int64_t>(background.size()) / h});
   const int64_t b = static_cast<int64_t>(queries.size()) / h;
   const std::vector<float> logits(static_cast<size_t>(b * c), 0.0f);
   std::vector<float> out(static_cast<size_t>(b));
@@ -684,6 +689,42 @@ TEST(MahalanobisStrategy, WithoutLabelsTheTeachersPredictionsGroupTheRows) {
   const auto s = feature_certainty("mahalanobis", "calibrate = false", kSquare, 2, {},
                                    {1, 1, 3, 1});
   EXPECT_THAT(s, ElementsAre(FloatNear(0.0f, 1e-6f), FloatNear(-4.0f, 1e-5f)));
+}
+
+// The class term as in TiedShrunkCovarianceByHand. The background (-1,1), (3,1), (1,-1), (1,3) has
+// mean (1,1) and Sigma = diag(2, 2), so S = 0.9 Sigma + 0.1 (tr/H) I = 2 I: MD_0 = |x - (1,1)|^2 / 2.
+// certainty = -min_c MD_c + MD_0: (1,1) -> -20 + 0; (1,0) -> 0 + 0.5; (3,0) -> -4/0.95 + 2.5.
+TEST(RelativeMahalanobisStrategy, ClassDistanceMinusBackgroundDistanceByHand) {
+  const std::vector<float> background = {-1, 1, 3, 1, 1, -1, 1, 3};
+  const auto s = feature_certainty("relative_mahalanobis", "calibrate = false", kSquare, 2, kSquareLabels,
+                                   {1, 1, 1, 0, 3, 0}, 2, background);
+  EXPECT_THAT(s, ElementsAre(FloatNear(-20.0f, 1e-4f), FloatNear(0.5f, 1e-5f),
+                             FloatNear(-4.0f / 0.95f + 2.5f, 1e-5f)));
+}
+
+// Two texts at the same class distance (1/0.95: (0,0) and (2,0) are 1 from class 0's mean (1,0)
+// along x) are told apart by the background: with its mean at (3,1) (S = 2 I again), (2,0) lies
+// where the transfer texts lie (MD_0 = 2/2) and is less typical of the teacher than (0,0)
+// (MD_0 = 10/2). Plain Mahalanobis scores them alike.
+TEST(RelativeMahalanobisStrategy, EqualClassDistancesAreRankedByTheBackground) {
+  const std::vector<float> background = {1, 1, 5, 1, 3, -1, 3, 3};
+  const auto s = feature_certainty("relative_mahalanobis", "calibrate = false", kSquare, 2, kSquareLabels,
+                                   {0, 0, 2, 0}, 2, background);
+  EXPECT_THAT(s, ElementsAre(FloatNear(-1.0f / 0.95f + 5.0f, 1e-5f), FloatNear(-1.0f / 0.95f + 1.0f, 1e-5f)));
+  const auto plain = feature_certainty("mahalanobis", "calibrate = false", kSquare, 2, kSquareLabels, {0, 0, 2, 0});
+  EXPECT_NEAR(plain[0], plain[1], 1e-5f);
+}
+
+TEST(RelativeMahalanobisStrategy, RefusesToFitWithoutABackground) {
+  auto s = registry().create_uncertainty("relative_mahalanobis", CreateArgs{"u", "", "/", 0});
+  const std::vector<float> logits(8, 0.0f);
+  try {
+    s->fit({0, "media", logits.data(), 4, 2, kSquare.data(), 2, kSquareLabels.data()});
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'media' (a background), "
+                                    "and got none"));
+  }
 }
 
 TEST(KnnStrategy, DistanceToTheKthNearestUnitVector) {

@@ -1,6 +1,6 @@
 // The compatibility matrix of the plugin ABI, as ONNX Runtime and Triton keep theirs: a library
-// built against the frozen 1.0 header (tests/abi/v1_0) loads, lists and runs on this 1.1 host; a
-// 1.1 library on a host that claims 1.0 is refused with both numbers. Also the 1.1 additions:
+// built against the frozen 1.0 header (tests/abi/v1_0) loads, lists and runs on this host (1.2); a
+// library of a newer minor on a host that claims 1.0 is refused with both numbers. Also the 1.1 additions:
 // the typed option getters, parameter flags, teacher features and the contract checks.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -101,10 +101,32 @@ TEST(AbiCompatibility, OnePointZeroPluginsRunOnTheNewHost) {
   EXPECT_EQ(weight, (std::vector<float>{1.0f, 1.0f}));
 }
 
+// A 1.1 strategy fitted on reference data, on this 1.2 host: the host's reference struct is larger
+// than the plugin knows (the 1.2 background), and the 1.1 fields stay where the plugin reads them.
+TEST(AbiCompatibility, AOnePointOneFittedStrategyRunsOnThisHost) {
+  Registry registry;
+  registry.load_library(fixture_dir("abi11") / "libfixture_abi11.so");
+  const muki::registry::PluginInfo* info = registry.find(Kind::Uncertainty, "abi11_feature_mean");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(muki::registry::format_abi(info->abi_version), "1.1");
+  auto strategy = registry.create_uncertainty("abi11_feature_mean", {"u", "", "/", 0});
+  EXPECT_TRUE(strategy->needs_features());
+  EXPECT_TRUE(strategy->needs_reference());
+  EXPECT_FALSE(strategy->needs_background());
+  // Teacher 1's reference: first features 1 and 3 (mean 2), second features ignored.
+  const std::vector<float> logits(4, 0.0f), features = {1, 9, 3, 9};
+  const std::vector<int64_t> labels = {0, 1};
+  strategy->fit({1, "t", logits.data(), 2, 2, features.data(), 2, labels.data()});
+  const std::vector<float> query = {2.5f, 0, -1, 0};
+  std::vector<float> out(2);
+  strategy->score(1, logits.data(), 1, 2, 2, query.data(), 2, out.data());
+  EXPECT_THAT(out, ::testing::ElementsAre(::testing::FloatEq(-0.5f), ::testing::FloatEq(-3.0f)));
+}
+
 TEST(AbiCompatibility, NewerPluginOnAHostThatClaimsOnePointZeroIsRefusedWithBothNumbers) {
   Registry old_host(MUKI_MAKE_VERSION(1, 0));
   const std::string error = load_error(old_host, plugin_dir() / "libmuki_uncertainty_builtin.so");
-  EXPECT_THAT(error, HasSubstr("plugin ABI 1.1 is incompatible with host ABI 1.0"));
+  EXPECT_THAT(error, HasSubstr("plugin ABI 1.2 is incompatible with host ABI 1.0"));
   // ... while the 1.0 library is still welcome there.
   EXPECT_EQ(load_error(old_host, abi10_library()), "(no error)");
 }

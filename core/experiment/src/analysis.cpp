@@ -47,7 +47,11 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
 std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
                                      const std::vector<std::string>& teacher_names,
                                      const std::vector<TeacherOutputs>& reference,
-                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels) {
+                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels,
+                                     const std::vector<TeacherOutputs>* background) {
+  if (strategy.needs_background() && (background == nullptr || background->size() != reference.size()))
+    throw std::logic_error("uncertainty strategy '" + strategy.plugin().name +
+                           "' needs every teacher's features of the transfer set");
   std::vector<int64_t> counts;
   for (size_t t = 0; t < reference.size(); ++t) {
     const TeacherOutputs& out = reference[t];
@@ -74,6 +78,15 @@ std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strate
     view.features = out.feature_dim > 0 ? features.data() : nullptr;
     view.feature_dim = out.feature_dim;
     view.labels = local.data();
+    if (strategy.needs_background()) {
+      const TeacherOutputs& b = (*background)[t];
+      if (b.feature_dim != out.feature_dim)
+        throw std::logic_error("teacher '" + teacher_names[t] + "': the transfer pass kept " +
+                               std::to_string(b.feature_dim) + " features a text, the reference pass " +
+                               std::to_string(out.feature_dim));
+      view.background = b.features.data();
+      view.background_rows = b.num_examples;
+    }
     strategy.fit(view);
     counts.push_back(view.rows);
   }

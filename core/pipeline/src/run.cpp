@@ -362,7 +362,7 @@ void fit_on_references(const RunContext& run, const ExperimentPlugins& plugins, 
   const std::vector<std::string> names = teacher_names(plugins);
   const std::vector<int64_t> counts = fit_uncertainty(*plugins.uncertainty, names,
                                                       reference_passes(run, plugins, refs, passes, 0),
-                                                      refs.gold, plugins.labels);
+                                                      refs.gold, plugins.labels, &passes.transfer);
   for (size_t t = 0; t < names.size(); ++t) {
     spdlog::info("uncertainty '{}': teacher '{}' fitted on its {} texts of {}", plugins.uncertainty_name,
                  names[t], counts[t], refs.source[t]);

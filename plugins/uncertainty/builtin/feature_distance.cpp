@@ -43,8 +43,6 @@ struct Rows {
   }
 };
 
-namespace {
-
 // Mahalanobis distance to the closest class mean under one covariance shared by the classes
 // (Lee, Lee, Lee and Shin, "A Simple Unified Framework for Detecting Out-of-Distribution Samples
 // and Adversarial Attacks", NeurIPS 2018): raw = -min_c (x - mu_c)' S^-1 (x - mu_c).
@@ -127,6 +125,8 @@ class MahalanobisScorer : public FeatureScorer {
   std::vector<double> chol_;  // lower triangle, row-major h x h
 };
 
+namespace {
+
 // Distance to the k-th nearest reference feature after L2 normalisation (Sun, Ming, Zhu and Li,
 // "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022): raw = -|z - z_(k)|.
 // Needs no labels and assumes no Gaussian shape.
@@ -171,6 +171,29 @@ class NearestNeighborScorer : public FeatureScorer {
   int64_t h_;
   size_t k_;
   std::vector<double> reference_;  // [n, h], unit rows
+};
+
+// One Gaussian per class of the reference against one Gaussian of the background (Ren, Fort, Liu,
+// Roy, Padhy and Lakshminarayanan, "A Simple Fix to Mahalanobis Distance for Improving Near-OOD
+// Detection", 2021): raw = -min_c [ MD_c(x) - MD_0(x) ], MD_0 the distance to the background's
+// mean under its own shrunk covariance. Up to constants that z-scoring removes, this is the log
+// ratio of x's likelihood under the teacher's classes to its likelihood under the background: a
+// text lying where every text lies (short, generic descriptions; or a region an over-trained
+// teacher collapses foreign texts into) is not taken for one of the teacher's own. The paper fits
+// MD_0 on the in-distribution training data; here it is the transfer set, the mix of texts the
+// teacher is asked about, so the ratio is how much more typical of the teacher's labels a text is
+// than of that mix.
+class RelativeMahalanobisScorer : public FeatureScorer {
+ public:
+  RelativeMahalanobisScorer(const Rows& rows, double shrinkage,
+                            std::shared_ptr<const MahalanobisScorer> background)
+      : classes_(rows, shrinkage), background_(std::move(background)) {}
+  // MahalanobisScorer::score is -min_c MD_c, so MD_0 = -background.score.
+  double score(const float* x) const override { return classes_.score(x) - background_->score(x); }
+
+ private:
+  MahalanobisScorer classes_;
+  std::shared_ptr<const MahalanobisScorer> background_;
 };
 
 }  // namespace
@@ -244,6 +267,27 @@ std::unique_ptr<FeatureScorer> Mahalanobis::make_scorer(const Rows& rows, double
 
 NearestNeighbor::NearestNeighbor(const sdk::Context& ctx)
     : FeatureDistance(ctx), k_(ctx.options.get_int("k", 10)) {}
+
+RelativeMahalanobis::RelativeMahalanobis(const sdk::Context& ctx) : Mahalanobis(ctx) {}
+
+void RelativeMahalanobis::fit(const sdk::TeacherReference& reference) {
+  if (reference.background == nullptr)  // the SDK's trampoline refuses this first
+    throw Error(MUKI_ERR_INVALID_ARGUMENT,
+                "teacher '" + std::string(reference.teacher_name) + "' came without a background");
+  const sdk::ConstTensor& b = *reference.background;
+  Rows all{{}, {}, b.dim(1), 1};  // one class: the background's single Gaussian
+  for (int64_t i = 0; i < b.dim(0); ++i) {
+    all.x.push_back(&b(i, 0));
+    all.y.push_back(0);
+  }
+  // Fitted once a teacher; the calibration folds and the final scorer share it.
+  background_ = std::make_shared<const MahalanobisScorer>(all, shrinkage());
+  FeatureDistance::fit(reference);
+}
+
+std::unique_ptr<FeatureScorer> RelativeMahalanobis::make_scorer(const Rows& rows, double) const {
+  return std::make_unique<RelativeMahalanobisScorer>(rows, shrinkage(), background_);
+}
 
 std::unique_ptr<FeatureScorer> NearestNeighbor::make_scorer(const Rows& rows, double share) const {
   const auto k = std::max<int64_t>(1, std::llround(static_cast<double>(k_) * share));

@@ -59,6 +59,11 @@ MUKI_PLUGIN_LIBRARY(
                      "-Mahalanobis distance of the teacher's features to its nearest class mean "
                      "(tied, shrunk covariance), per-teacher z-score; needs features + reference",
                      kMahalanobisParams),
+    MUKI_UNCERTAINTY(u::RelativeMahalanobis, "relative_mahalanobis", "0.1.0",
+                     "-(Mahalanobis distance to the nearest class mean - distance to one Gaussian "
+                     "of the transfer set), per-teacher z-score; needs features + reference + "
+                     "background (ABI 1.2)",
+                     kMahalanobisParams),
     MUKI_UNCERTAINTY(u::NearestNeighbor, "knn", "0.1.0",
                      "-distance to the k-th nearest L2-normalised reference feature, per-teacher "
                      "z-score; needs features + reference",

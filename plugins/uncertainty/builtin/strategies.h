@@ -95,9 +95,27 @@ class Mahalanobis : public FeatureDistance {
  public:
   explicit Mahalanobis(const sdk::Context& ctx);
 
+ protected:
+  double shrinkage() const { return shrinkage_; }
+
  private:
   std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
   double shrinkage_;
+};
+
+class MahalanobisScorer;
+
+// -min_c [MD_c(x) - MD_0(x)]: Mahalanobis to the class means relative to the distance to one
+// Gaussian of the transfer set's features (ABI 1.2 background; relative Mahalanobis).
+class RelativeMahalanobis : public Mahalanobis {
+ public:
+  explicit RelativeMahalanobis(const sdk::Context& ctx);
+  bool needs_background() const override { return true; }
+  void fit(const sdk::TeacherReference& reference) override;
+
+ private:
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
+  std::shared_ptr<const MahalanobisScorer> background_;  // of the teacher being fitted
 };
 
 // -distance to the k-th nearest L2-normalised reference feature.

@@ -64,6 +64,9 @@
  *        (MUKI_PARAM_ALLOW_NON_FINITE); arrays strided by their elements' struct_size;
  *        feature-level objectives of integration strategies (muki_integration_info
  *        .feature_objective and .feature_weight: DFA, CFL).
+ *   1.2 (muki 0.7.0): uncertainty strategies fitted against a background as well as a reference
+ *        (MUKI_UNCERTAINTY_NEEDS_BACKGROUND, muki_uncertainty_reference.background_features):
+ *        the features of the texts the strategy will score, e.g. for relative Mahalanobis.
  */
 #ifndef MUKI_PLUGIN_H
 #define MUKI_PLUGIN_H
@@ -84,7 +87,7 @@ extern "C" {
 /* The ABI this header describes. A host accepts a library whose major equals its own and whose
  * minor is <= its own (a newer plugin may rely on host features an older host lacks). */
 #define MUKI_ABI_MAJOR 1
-#define MUKI_ABI_MINOR 1
+#define MUKI_ABI_MINOR 2
 #define MUKI_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define MUKI_VERSION_MAJOR(v) ((uint32_t)(v) >> 16)
 #define MUKI_VERSION_MINOR(v) ((uint32_t)(v)&0xFFFFu)
@@ -323,6 +326,11 @@ typedef struct muki_teacher_api {
 /* The strategy must see in-distribution reference data of each teacher (fit()) before it scores
  * that teacher, e.g. the class-conditional statistics of its features. */
 #define MUKI_UNCERTAINTY_NEEDS_REFERENCE 0x2u
+/* (ABI 1.2) fit() also needs the teacher's features of the texts the strategy will score (the
+ * experiment's transfer set: unlabeled, a mix of the teacher's own labels and others'), to tell a
+ * region typical of the teacher's reference from one that is merely dense in every text, e.g. a
+ * density ratio. Only with both flags above; the host refuses it otherwise. */
+#define MUKI_UNCERTAINTY_NEEDS_BACKGROUND 0x4u
 
 /* (ABI 1.0) */
 typedef struct muki_uncertainty_info {
@@ -348,6 +356,11 @@ typedef struct muki_uncertainty_reference {
   /* [N] int64: each text's gold label as an index into the teacher's own labels (0..C_i-1), or
    * NULL when the host has no labels for these texts (then use the teacher's predictions). */
   const DLTensor* labels;
+  /* ---- ABI 1.2 ---- */
+  /* [M, H_i] float32: the teacher's features of the experiment's transfer set (deterministic
+   * pass, unlabeled, in no particular order), M >= 1. Non-NULL when the strategy describes
+   * MUKI_UNCERTAINTY_NEEDS_BACKGROUND, NULL otherwise. A reader checks MUKI_HAS_FIELD first. */
+  const DLTensor* background_features;
 } muki_uncertainty_reference;
 
 /* One score_teacher() request. Valid only during the call. (ABI 1.1) */

@@ -53,7 +53,8 @@
 //
 // Added in ABI 1.0 (muki 0.1.0). ABI 1.1 (muki 0.2.0): options through the host's getters (no
 // toml++), teacher features, feature-reading uncertainty strategies, library hooks, the log
-// source names the plugin under the name it was created by.
+// source names the plugin under the name it was created by. ABI 1.2 (muki 0.7.0): strategies
+// fitted against the transfer set's features (needs_background, TeacherReference::background).
 #ifndef MUKI_PLUGIN_HPP
 #define MUKI_PLUGIN_HPP
 
@@ -248,6 +249,8 @@ struct TeacherReference {
   ConstTensor logits;             // [N, C]
   const ConstTensor* features;    // [N, H], or nullptr when the teacher has none
   const int64_t* labels;          // [N] teacher-local label indices, or nullptr
+  // ABI 1.2: [M, H] features of the transfer set, when the strategy needs_background().
+  const ConstTensor* background = nullptr;
 };
 
 // What score_teacher() scores (ABI 1.1), see muki_score_request.
@@ -270,6 +273,9 @@ class UncertaintyStrategy {
   // ABI 1.1: whether score_teacher() needs features / fit() before it scores a teacher.
   virtual bool needs_features() const { return false; }
   virtual bool needs_reference() const { return false; }
+  // ABI 1.2: whether fit() needs the transfer set's features too (TeacherReference::background);
+  // only together with the two above.
+  virtual bool needs_background() const { return false; }
   virtual void fit(const TeacherReference& reference) {
     (void)reference;
     throw Error(MUKI_ERR_UNSUPPORTED, "this strategy takes no reference data");
@@ -479,7 +485,8 @@ struct UncertaintyTrampolines {
       info->samples = in.object->samples();
       MUKI_SDK_SET_FIELD(muki_uncertainty_info, info, flags,
                          (in.object->needs_features() ? MUKI_UNCERTAINTY_NEEDS_FEATURES : 0u) |
-                             (in.object->needs_reference() ? MUKI_UNCERTAINTY_NEEDS_REFERENCE : 0u));
+                             (in.object->needs_reference() ? MUKI_UNCERTAINTY_NEEDS_REFERENCE : 0u) |
+                             (in.object->needs_background() ? MUKI_UNCERTAINTY_NEEDS_BACKGROUND : 0u));
     });
   }
   static muki_status fit(void* p, const muki_uncertainty_reference* ref, muki_error* error) {
@@ -503,8 +510,20 @@ struct UncertaintyTrampolines {
                                                        " is not one of the teacher's " +
                                                        std::to_string(logits.dim(1)));
       }
+      std::optional<ConstTensor> background;
+      if (MUKI_HAS_FIELD(muki_uncertainty_reference, ref, background_features))
+        background = optional_view(ref->background_features, 2, "background features");
+      if (in.object->needs_background()) {
+        if (!background || !features)
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "fit() needs the reference's and the transfer set's "
+                                                 "features (a host of ABI 1.2 or later gives them)");
+        if (background->dim(1) != features->dim(1) || background->dim(0) < 1)
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "background features must be [M >= 1, " +
+                                                     std::to_string(features->dim(1)) + "]");
+      }
       in.object->fit(TeacherReference{ref->teacher, to_view(ref->teacher_name), logits,
-                                      features ? &*features : nullptr, labels});
+                                      features ? &*features : nullptr, labels,
+                                      background ? &*background : nullptr});
     });
   }
   static muki_status score_teacher(void* p, const muki_score_request* req, DLTensor* out,

@@ -61,7 +61,7 @@ MUKI_PIN_OFFSET(DLTensor, byte_offset, 40);
 /* ABI 1.1: fields appended to seven structs, two new structs; every other struct is unchanged. */
 MUKI_PIN_SIZE(muki_uncertainty_info, 16);
 MUKI_PIN_SIZE(muki_uncertainty_api, 56);
-MUKI_PIN_SIZE(muki_uncertainty_reference, 56);
+MUKI_PIN_OFFSET(muki_uncertainty_reference, background_features, 56); /* 1.1 size */
 MUKI_PIN_OFFSET(muki_uncertainty_reference, labels, 48);
 MUKI_PIN_SIZE(muki_score_request, 32);
 MUKI_PIN_OFFSET(muki_score_request, features, 24);
@@ -73,6 +73,9 @@ MUKI_PIN_SIZE(muki_create_args, 96);
 MUKI_PIN_OFFSET(muki_create_args, plugin_name, 80);
 MUKI_PIN_SIZE(muki_teacher_info, 48);
 MUKI_PIN_SIZE(muki_teacher_api, 56);
+
+/* ABI 1.2: one field appended to muki_uncertainty_reference; every other struct is unchanged. */
+MUKI_PIN_SIZE(muki_uncertainty_reference, 64);
 #endif
 
 #endif /* MUKI_PLUGIN_LAYOUT_H */

@@ -122,6 +122,10 @@ struct ReferenceView {
   const float* features = nullptr;  // [rows, feature_dim], or nullptr
   int64_t feature_dim = 0;
   const int64_t* labels = nullptr;  // [rows] teacher-local label indices, or nullptr
+  // ABI 1.2: the transfer set's features [background_rows, feature_dim], for a strategy that
+  // needs_background(); nullptr otherwise.
+  const float* background = nullptr;
+  int64_t background_rows = 0;
 };
 
 class UncertaintyInstance : public Instance {
@@ -130,6 +134,8 @@ class UncertaintyInstance : public Instance {
   // ABI 1.1 capabilities; always false for a 1.0 plugin.
   bool needs_features() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_FEATURES) != 0; }
   bool needs_reference() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_REFERENCE) != 0; }
+  // ABI 1.2; always false for an older plugin.
+  bool needs_background() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_BACKGROUND) != 0; }
   // logits: K * B * C floats ([K, B, C]); out: B floats. The 1.0 call, without the teacher's
   // identity: only for strategies that need neither features nor a reference.
   void score(const float* logits, int64_t k, int64_t b, int64_t c, float* out) const;
@@ -138,7 +144,8 @@ class UncertaintyInstance : public Instance {
   void score(uint64_t teacher, const float* logits, int64_t k, int64_t b, int64_t c,
              const float* features, int64_t h, float* out) const;
   // Hands a teacher's reference data to a strategy that needs_reference(); throws PluginError
-  // otherwise, or with the plugin's message when it cannot fit them.
+  // otherwise, when a strategy that needs_background() gets none, or with the plugin's message
+  // when it cannot fit them.
   void fit(const ReferenceView& reference) const;
 
  private:

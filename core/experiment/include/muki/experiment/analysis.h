@@ -26,12 +26,15 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
 // texts of a labeled split (reference[t]: teacher t's deterministic outputs on its split, with
 // features when it has them; gold[t]: that split's union labels; teachers may have different
 // splits) whose gold label is one of the teacher's, with that label as the teacher's own index.
+// A strategy that needs_background() also gets background[t]: teacher t's outputs, with features,
+// on the texts it will score (the transfer set); `background` may be nullptr for any other.
 // Returns the number of reference texts per teacher. Throws std::runtime_error naming a teacher
 // without any.
 std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
                                      const std::vector<std::string>& teacher_names,
                                      const std::vector<TeacherOutputs>& reference,
-                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels);
+                                     const std::vector<std::vector<int64_t>>& gold, const LabelSpace& labels,
+                                     const std::vector<TeacherOutputs>* background = nullptr);
 
 // Per-teacher calibration of certainty scores: score' = (score - mean[t]) / scale[t], where mean
 // and scale are the mean and standard deviation of teacher t's scores on its own held-out
