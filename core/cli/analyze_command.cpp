@@ -175,20 +175,26 @@ int cmd_analyze(const std::vector<std::string>& args) {
   }
   const std::vector<std::vector<int64_t>> dev_gold(teachers.size(), dev.gold);
   // A strategy fitted against a background (ABI 1.2) gets the transfer set's features, as in
-  // `muki run`: a deterministic pass, cached under the same key as the run's.
+  // `muki run`: a deterministic pass, cached under the run's key (unless the run's integration
+  // reads gold labels, which reads the transfer set with them). Computed once, when first needed.
   std::vector<core::TeacherOutputs> background;
-  if (std::any_of(uncertainties.begin(), uncertainties.end(), [](const auto& u) { return u->needs_background(); })) {
+  auto background_outputs = [&]() -> const std::vector<core::TeacherOutputs>& {
+    if (!background.empty()) return background;
     std::vector<core::DatasetSpec> transfer_specs = core::dataset_specs(config, "transfer");
-    for (core::DatasetSpec& spec : transfer_specs) spec.label_field.clear();  // unlabeled, as in a run
+    for (core::DatasetSpec& spec : transfer_specs) spec.label_field.clear();
     const core::Dataset transfer = core::read_all(transfer_specs);
     if (transfer.report.rows_skipped > 0 || !transfer.report.problems.empty())
       spdlog::warn("{}", transfer.report.summary(transfer_specs.front().path));
+    if (transfer.examples.empty())
+      throw std::runtime_error("[data.transfer] holds no example: a strategy fitted against the "
+                               "transfer set has nothing to measure against");
     std::vector<std::string> transfer_texts;
     for (const core::Example& e : transfer.examples) transfer_texts.push_back(e.text);
     const core::TeacherPassOptions background_pass = core::teacher_pass_options(config, 0, true, batch_size);
     for (const auto& t : teachers)
       background.push_back(core::run_teacher_pass(*t.instance, transfer_texts, t.cache_key, background_pass));
-  }
+    return background;
+  };
   struct Variant {
     size_t strategy;
     std::string name;
@@ -202,7 +208,8 @@ int cmd_analyze(const std::vector<std::string>& args) {
                                "' is fitted on each teacher's texts of the labeled dev split: set "
                                "[data.dev] with a label column");
     if (uncertainties[u]->needs_reference())
-      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev_gold, labels, &background);
+      core::fit_uncertainty(*uncertainties[u], names, dev_outputs, dev_gold, labels,
+                            uncertainties[u]->needs_background() ? &background_outputs() : nullptr);
     else if (has_dev)
       variants.push_back({u, u_names[u] + " (calibrated on dev)",
                           core::calibrate_scores(*uncertainties[u], names, dev_outputs, dev_gold, labels)});

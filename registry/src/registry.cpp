@@ -454,6 +454,9 @@ UncertaintyInstance::UncertaintyInstance(std::shared_ptr<const PluginInfo> plugi
   check(api_->describe(handle_, &info, &error), error, "describe");
   samples_ = info.samples;
   flags_ = info.flags;  // zero-filled for a 1.0 plugin
+  // A bit a plugin's own header did not define means nothing: a 1.1 plugin that happened to set
+  // 0x4 never asked for a background.
+  if (MUKI_VERSION_MINOR(plugin->abi_version) < 2) flags_ &= ~MUKI_UNCERTAINTY_NEEDS_BACKGROUND;
   const bool has_1_1 = MUKI_HAS_FIELD(muki_uncertainty_api, api_, score_teacher);
   if (needs_features() || needs_reference()) {
     if (!has_1_1 || api_->score_teacher == nullptr)
@@ -461,7 +464,7 @@ UncertaintyInstance::UncertaintyInstance(std::shared_ptr<const PluginInfo> plugi
     if (needs_reference() && api_->fit == nullptr)
       refuse("needs reference data but its function table has no fit");
   }
-  // Older plugins never set the bit; a 1.2 one sets it only with features and a reference to fit.
+  // A background is only ever an addition to features and a reference to fit.
   if (needs_background() && !(needs_features() && needs_reference()))
     refuse("asks for a background without asking for features and reference data");
   if (has_1_1) score_teacher_ = api_->score_teacher;

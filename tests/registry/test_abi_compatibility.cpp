@@ -103,6 +103,7 @@ TEST(AbiCompatibility, OnePointZeroPluginsRunOnTheNewHost) {
 
 // A 1.1 strategy fitted on reference data, on this 1.2 host: the host's reference struct is larger
 // than the plugin knows (the 1.2 background), and the 1.1 fields stay where the plugin reads them.
+// The plugin also sets flag bit 0x4, undefined in 1.1: the host ignores it.
 TEST(AbiCompatibility, AOnePointOneFittedStrategyRunsOnThisHost) {
   Registry registry;
   registry.load_library(fixture_dir("abi11") / "libfixture_abi11.so");

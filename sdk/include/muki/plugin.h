@@ -66,7 +66,7 @@
  *        .feature_objective and .feature_weight: DFA, CFL).
  *   1.2 (muki 0.7.0): uncertainty strategies fitted against a background as well as a reference
  *        (MUKI_UNCERTAINTY_NEEDS_BACKGROUND, muki_uncertainty_reference.background_features):
- *        the features of the texts the strategy will score, e.g. for relative Mahalanobis.
+ *        the teacher's features of the experiment's transfer set, e.g. for relative Mahalanobis.
  */
 #ifndef MUKI_PLUGIN_H
 #define MUKI_PLUGIN_H
@@ -326,10 +326,11 @@ typedef struct muki_teacher_api {
 /* The strategy must see in-distribution reference data of each teacher (fit()) before it scores
  * that teacher, e.g. the class-conditional statistics of its features. */
 #define MUKI_UNCERTAINTY_NEEDS_REFERENCE 0x2u
-/* (ABI 1.2) fit() also needs the teacher's features of the texts the strategy will score (the
- * experiment's transfer set: unlabeled, a mix of the teacher's own labels and others'), to tell a
+/* (ABI 1.2) fit() also needs the teacher's features of the experiment's transfer set (unlabeled, a
+ * mix of the teacher's own labels and others': the texts the teacher is asked about), to tell a
  * region typical of the teacher's reference from one that is merely dense in every text, e.g. a
- * density ratio. Only with both flags above; the host refuses it otherwise. */
+ * density ratio. Only with both flags above; the host refuses it otherwise. A host ignores the
+ * bit in a plugin built against an older minor version. */
 #define MUKI_UNCERTAINTY_NEEDS_BACKGROUND 0x4u
 
 /* (ABI 1.0) */

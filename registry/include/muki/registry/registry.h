@@ -134,7 +134,7 @@ class UncertaintyInstance : public Instance {
   // ABI 1.1 capabilities; always false for a 1.0 plugin.
   bool needs_features() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_FEATURES) != 0; }
   bool needs_reference() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_REFERENCE) != 0; }
-  // ABI 1.2; always false for an older plugin.
+  // ABI 1.2; always false for an older plugin (the host clears the bit).
   bool needs_background() const { return (flags_ & MUKI_UNCERTAINTY_NEEDS_BACKGROUND) != 0; }
   // logits: K * B * C floats ([K, B, C]); out: B floats. The 1.0 call, without the teacher's
   // identity: only for strategies that need neither features nor a reference.

@@ -27,7 +27,7 @@ TeacherScores score_teachers(const registry::UncertaintyInstance& strategy,
 // features when it has them; gold[t]: that split's union labels; teachers may have different
 // splits) whose gold label is one of the teacher's, with that label as the teacher's own index.
 // A strategy that needs_background() also gets background[t]: teacher t's outputs, with features,
-// on the texts it will score (the transfer set); `background` may be nullptr for any other.
+// on the experiment's transfer set; `background` may be nullptr for any other.
 // Returns the number of reference texts per teacher. Throws std::runtime_error naming a teacher
 // without any.
 std::vector<int64_t> fit_uncertainty(const registry::UncertaintyInstance& strategy,
