@@ -43,6 +43,8 @@ struct Rows {
   }
 };
 
+namespace {
+
 // Mahalanobis distance to the closest class mean under one covariance shared by the classes
 // (Lee, Lee, Lee and Shin, "A Simple Unified Framework for Detecting Out-of-Distribution Samples
 // and Adversarial Attacks", NeurIPS 2018): raw = -min_c (x - mu_c)' S^-1 (x - mu_c).
@@ -125,8 +127,6 @@ class MahalanobisScorer : public FeatureScorer {
   std::vector<double> chol_;  // lower triangle, row-major h x h
 };
 
-namespace {
-
 // Distance to the k-th nearest reference feature after L2 normalisation (Sun, Ming, Zhu and Li,
 // "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022): raw = -|z - z_(k)|.
 // Needs no labels and assumes no Gaussian shape.
@@ -186,14 +186,14 @@ class NearestNeighborScorer : public FeatureScorer {
 class RelativeMahalanobisScorer : public FeatureScorer {
  public:
   RelativeMahalanobisScorer(const Rows& rows, double shrinkage,
-                            std::shared_ptr<const MahalanobisScorer> background)
+                            std::shared_ptr<const FeatureScorer> background)
       : classes_(rows, shrinkage), background_(std::move(background)) {}
-  // MahalanobisScorer::score is -min_c MD_c, so MD_0 = -background.score.
+  // Both scores are -min_c MD_c (one class in the background's), so MD_0 = -background.score.
   double score(const float* x) const override { return classes_.score(x) - background_->score(x); }
 
  private:
   MahalanobisScorer classes_;
-  std::shared_ptr<const MahalanobisScorer> background_;
+  std::shared_ptr<const FeatureScorer> background_;
 };
 
 }  // namespace

@@ -103,8 +103,6 @@ class Mahalanobis : public FeatureDistance {
   double shrinkage_;
 };
 
-class MahalanobisScorer;
-
 // -min_c [MD_c(x) - MD_0(x)]: Mahalanobis to the class means relative to the distance to one
 // Gaussian of the transfer set's features (ABI 1.2 background; relative Mahalanobis).
 class RelativeMahalanobis : public Mahalanobis {
@@ -115,7 +113,7 @@ class RelativeMahalanobis : public Mahalanobis {
 
  private:
   std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
-  std::shared_ptr<const MahalanobisScorer> background_;  // of the teacher being fitted
+  std::shared_ptr<const FeatureScorer> background_;  // a MahalanobisScorer of the teacher being fitted
 };
 
 // -distance to the k-th nearest L2-normalised reference feature.
