@@ -207,8 +207,8 @@ TEST(ConfigValidate, MissingSectionsAndPluginNames) {
               ElementsAre("exp.toml:1:1: missing required key 'teachers'",
                           "exp.toml:1:1: missing required key 'integration'",
                           "exp.toml:4:12: 'uncertainty.strategy': uncertainty strategy 'nope' not "
-                          "found; available: bald, energy, entropy, knn, mahalanobis, mc_dropout, "
-                          "relative_mahalanobis, throwing"));
+                          "found; available: bald, density_ratio, energy, entropy, knn, mahalanobis, "
+                          "mc_dropout, relative_mahalanobis, throwing"));
 }
 
 TEST(ConfigValidate, PathOptionsMustExistRelativeToTheConfig) {

@@ -115,6 +115,10 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   EXPECT_THROW(RunDirectory(dir.path() / "other", config_of(base), false), ConfigError);
   EXPECT_THROW(RunDirectory(dir.path() / "other", config_of(base), true), ConfigError);
   EXPECT_TRUE(fs::exists(dir.path() / "other" / "notes.txt"));
+  // `muki analyze` writes its report into the output folder before any run: still muki's folder.
+  dir.write("analyzed/analysis-test.json", "{}");
+  EXPECT_FALSE(RunDirectory(dir.path() / "analyzed", config_of(base), false).resumed());
+  EXPECT_TRUE(fs::exists(dir.path() / "analyzed" / "analysis-test.json"));
   // Nor emptied when it holds the teacher-pass cache.
   const std::string holds_cache = base + "cache_dir = \"" + (run / "cache").string() + "\"\n";
   try {

@@ -633,8 +633,8 @@ TEST(BuiltinStrategies, EveryPluginIsDescribed) {
     for (const auto& q : p->params) EXPECT_FALSE(q.doc.empty()) << p->name << "." << q.name;
   }
   EXPECT_EQ(registry().names(Kind::Uncertainty),
-            (std::vector<std::string>{"bald", "energy", "entropy", "knn", "mahalanobis", "mc_dropout",
-                                      "relative_mahalanobis"}));
+            (std::vector<std::string>{"bald", "density_ratio", "energy", "entropy", "knn",
+                                      "mahalanobis", "mc_dropout", "relative_mahalanobis"}));
   EXPECT_EQ(registry().names(Kind::Integration),
             (std::vector<std::string>{"cfl", "concat", "dfa", "gold", "max", "oracle", "uhc", "weighted"}));
 }
@@ -724,6 +724,55 @@ TEST(RelativeMahalanobisStrategy, RefusesToFitWithoutABackground) {
   } catch (const PluginError& e) {
     EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'media' (a background), "
                                     "and got none"));
+  }
+}
+
+// One feature: reference texts at 3, background at 1. Standardised on all four rows (mean 2,
+// sd 1) they sit at z = +1 and -1, so by symmetry the bias is 0 and the loss is
+// 1/2 log(1 + e^-w) + 1/2 log(1 + e^-w) + l2/2 w^2, whose derivative vanishes where
+// sigmoid(-w) = l2 w: w* = 1.6335061701558462 for l2 = 0.1 (bisection). The log-odds of x is
+// w* (x - 2): 3 -> w*, 2 -> 0, 1 -> -w*, 4 -> 2 w*.
+TEST(DensityRatioStrategy, SymmetricLogisticFitByHand) {
+  const double w = 1.6335061701558462;
+  EXPECT_NEAR(1.0 / (1.0 + std::exp(w)), 0.1 * w, 1e-12);
+  const auto s = feature_certainty("density_ratio", "calibrate = false", {3, 3}, 1, {0, 0},
+                                   {3, 2, 1, 4}, 2, {1, 1});
+  EXPECT_THAT(s, ElementsAre(FloatNear(static_cast<float>(w), 1e-5f), FloatNear(0.0f, 1e-6f),
+                             FloatNear(static_cast<float>(-w), 1e-5f), FloatNear(static_cast<float>(2 * w), 1e-5f)));
+}
+
+// An asymmetric case against a reference computed with numpy (the same loss, Newton's method to
+// a gradient of 1e-17): reference (2,1), (3,0), (2.5,2), (4,1); background (0,0), (1,1), (3,1),
+// (0,2), (1,-1), (2,0); l2 = 0.1. The label of a reference row plays no part.
+TEST(DensityRatioStrategy, AsymmetricFitMatchesAReference) {
+  const auto s = feature_certainty("density_ratio", "calibrate = false\nl2 = 0.1",
+                                   {2, 1, 3, 0, 2.5, 2, 4, 1}, 2, {0, 1, 0, 1}, {3, 1, 0, 0, 1, 2}, 2,
+                                   {0, 0, 1, 1, 3, 1, 0, 2, 1, -1, 2, 0});
+  EXPECT_THAT(s, ElementsAre(FloatNear(0.92755812f, 1e-5f), FloatNear(-2.09713271f, 1e-5f),
+                             FloatNear(-0.33736502f, 1e-5f)));
+}
+
+// Separable data: without the ridge the weights would grow without bound; with it the fit stays
+// finite and orders the texts by which side they lie on.
+TEST(DensityRatioStrategy, SeparableDataStayFinite) {
+  const auto s = feature_certainty("density_ratio", "calibrate = false\nl2 = 0.000001", {5, 6, 7}, 1,
+                                   {0, 0, 0}, {6, 0}, 2, {-5, -6, -7});
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_TRUE(std::isfinite(s[0]) && std::isfinite(s[1]));
+  EXPECT_GT(s[0], 5.0f);
+  EXPECT_LT(s[1], 1e-3f);
+  EXPECT_GT(s[1], -1e-3f);
+}
+
+TEST(DensityRatioStrategy, RefusesToFitWithoutABackground) {
+  auto s = registry().create_uncertainty("density_ratio", CreateArgs{"u", "", "/", 0});
+  const std::vector<float> logits(8, 0.0f);
+  try {
+    s->fit({0, "science", logits.data(), 4, 2, kSquare.data(), 2, kSquareLabels.data()});
+    FAIL() << "expected PluginError";
+  } catch (const PluginError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'science' (a "
+                                    "background), and got none"));
   }
 }
 

@@ -36,11 +36,15 @@ constexpr const char* kLockFile = ".lock";
 
 // Whether `dir` holds anything besides the lock file a muki run leaves, and the temporary of its
 // first file (run.json) when it was killed while writing it.
-bool holds_more_than_a_lock(const fs::path& dir) {
+// True when `dir` holds something muki did not put there before a run: its lock, a half-written
+// run.json, and `muki analyze`'s reports (analysis-<split>.json, which analyze writes into the
+// output folder before any run has been made there) are muki's own.
+bool holds_foreign_files(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name != kLockFile && name.rfind("run.json.tmp", 0) != 0) return true;
+    const bool analysis = name.rfind("analysis-", 0) == 0 && entry.path().extension() == ".json";
+    if (name != kLockFile && name.rfind("run.json.tmp", 0) != 0 && !analysis) return true;
   }
   return false;
 }
@@ -92,7 +96,7 @@ RunDirectory::RunDirectory(fs::path dir, const Config& config, bool fresh, const
   const fs::path run_json = dir_ / "run.json";
   std::error_code ec;
   // Also with --fresh: what is in a folder muki did not make is not muki's to delete (or lock).
-  if (!fs::exists(run_json, ec) && fs::exists(dir_, ec) && holds_more_than_a_lock(dir_))
+  if (!fs::exists(run_json, ec) && fs::exists(dir_, ec) && holds_foreign_files(dir_))
     throw ConfigError({ConfigProblem{config.path().string(), 0, 0,
                                      dir_.string() + " exists and is not a muki run directory (no "
                                                      "run.json): set experiment.output_dir to "

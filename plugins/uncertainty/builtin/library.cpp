@@ -32,6 +32,14 @@ const muki_param_desc kMahalanobisParams[] = {
     muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
                      "z-score each teacher's distances against its own held-out reference texts")};
 
+const muki_param_desc kDensityRatioParams[] = {
+    muki::sdk::param("l2", MUKI_PARAM_FLOAT, "0.1",
+                     "ridge strength on the classifier's weights over standardised features (each "
+                     "side's loss weighted 1/2)",
+                     1e-6, 1e3),
+    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
+                     "z-score each teacher's log-odds against its own held-out reference texts")};
+
 const muki_param_desc kKnnParams[] = {
     muki::sdk::param("k", MUKI_PARAM_INT, "10", "the k of the k-th nearest reference feature", 1,
                      1e6),
@@ -64,6 +72,11 @@ MUKI_PLUGIN_LIBRARY(
                      "of the transfer set), per-teacher z-score; needs features + reference + "
                      "background (ABI 1.2)",
                      kMahalanobisParams),
+    MUKI_UNCERTAINTY(u::DensityRatio, "density_ratio", "0.1.0",
+                     "log-odds of a logistic classifier of the teacher's reference texts against "
+                     "the transfer set in its feature space (log density ratio), per-teacher "
+                     "z-score; needs features + reference + background (ABI 1.2)",
+                     kDensityRatioParams),
     MUKI_UNCERTAINTY(u::NearestNeighbor, "knn", "0.1.0",
                      "-distance to the k-th nearest L2-normalised reference feature, per-teacher "
                      "z-score; needs features + reference",

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 namespace muki::plugins::uncertainty {
 
@@ -55,7 +56,21 @@ class Energy : public sdk::UncertaintyStrategy {
 
 // ---- Feature-space certainty (ABI 1.1; feature_distance.cpp) ----
 
-struct Rows;
+// Rows of one teacher's reference: features [n, h] (pointers into the host's tensor, valid during
+// fit()) and labels in 0..c-1.
+struct Rows {
+  std::vector<const float*> x;
+  std::vector<int64_t> y;
+  int64_t h = 0, c = 0;
+  Rows subset(size_t parity) const {  // every other row, from `parity`: a calibration fold
+    Rows r{{}, {}, h, c};
+    for (size_t i = parity; i < x.size(); i += 2) {
+      r.x.push_back(x[i]);
+      r.y.push_back(y[i]);
+    }
+    return r;
+  }
+};
 
 // A raw feature-space score fitted on one teacher's reference rows: higher = more typical.
 class FeatureScorer {
@@ -114,6 +129,20 @@ class RelativeMahalanobis : public Mahalanobis {
  private:
   std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
   std::shared_ptr<const FeatureScorer> background_;  // a MahalanobisScorer of the teacher being fitted
+};
+
+// The log-odds of an L2-regularised logistic classifier of the reference texts against the
+// transfer set (ABI 1.2 background): a discriminative estimate of log p_teacher(x) / p_transfer(x).
+class DensityRatio : public FeatureDistance {
+ public:
+  explicit DensityRatio(const sdk::Context& ctx);
+  bool needs_background() const override { return true; }
+  void fit(const sdk::TeacherReference& reference) override;
+
+ private:
+  std::unique_ptr<FeatureScorer> make_scorer(const Rows& rows, double share) const override;
+  double l2_;
+  Rows background_;  // the teacher being fitted, during fit() only
 };
 
 // -distance to the k-th nearest L2-normalised reference feature.
