@@ -6,7 +6,7 @@
 # results.md and results.csv):
 #   baselines  vanilla KD (`concat`), UHC, DFA, CFL
 #   muki       MUKI `max` and `weighted` with MC dropout (K = 16) and with the feature-space
-#              certainties kNN and relative Mahalanobis
+#              certainties kNN, relative Mahalanobis and the density ratio
 #   gold       the supervised upper bound: the same student trained on the transfer set's labels
 # Run it (from anywhere) after scripts/quickstart.sh or scripts/test.sh has built muki. On a
 # 2-core machine MC-dropout teacher passes dominate: about an hour per seed for all settings.
@@ -38,7 +38,7 @@ for setting in "${settings[@]}"; do
   baselines='{strategy="concat"},{strategy="uhc"},{strategy="dfa"},{strategy="cfl"}'
   # uhc refuses overlapping label sets: leave it out there.
   [ "$setting" = overlapping ] && baselines='{strategy="concat"},{strategy="dfa"},{strategy="cfl"}'
-  sweep "$setting" muki --grid "uncertainty=$mc,{strategy=\"knn\"},{strategy=\"relative_mahalanobis\"}" \
+  sweep "$setting" muki --grid "uncertainty=$mc,{strategy=\"knn\"},{strategy=\"relative_mahalanobis\"},{strategy=\"density_ratio\"}" \
     --grid "integration=$max,$weighted" &&
     sweep "$setting" baselines --grid "integration=$baselines" &&
     sweep "$setting" gold --set 'data.transfer.label="label"' --grid 'integration={strategy="gold"}'

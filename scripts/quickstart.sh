@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The README's main command: installs, builds, runs configs/quickstart.toml (MUKI: MC dropout,
 # calibrated per teacher, + weighted + margin; its [prepare] trains the teachers when missing), its
-# variants (feature-space certainty: kNN, relative Mahalanobis), the baselines the paper compares
-# it with (vanilla KD, UHC, DFA, CFL) and the supervised upper bound, on the embedded dataset
-# (Debian package descriptions, 8 sections), and prints the comparison table. The runs go side
-# by side (below) and share their teachers and teacher passes, which are cached in runs/cache; a
-# second invocation reuses every finished run.
+# variants (feature-space certainty: kNN, the density ratio against the transfer set), the
+# baselines the paper compares it with (vanilla KD, UHC, DFA, CFL) and the supervised upper bound,
+# on the embedded dataset (Debian package descriptions, 8 sections), and prints the comparison
+# table. The runs go side by side (below) and share their teachers and teacher passes, which are
+# cached in runs/cache; a second invocation reuses every finished run.
 #   scripts/quickstart.sh [CONFIG]   another experiment over data/ddtp-en, such as
 #                                    configs/pretrained/quickstart.toml (pre-trained teachers and
 #                                    student); runs are named <its experiment.name>-<variant>
@@ -31,7 +31,7 @@ variants=(
   "mc-weighted-margin"
   "knn-max|uncertainty={strategy=\"knn\"}|integration={strategy=\"max\",options={margin_reweighting=false}}"
   "knn-weighted-margin|uncertainty={strategy=\"knn\"}"
-  "rmd-max|uncertainty={strategy=\"relative_mahalanobis\"}|integration={strategy=\"max\",options={margin_reweighting=false}}"
+  "density-ratio-max|uncertainty={strategy=\"density_ratio\"}|integration={strategy=\"max\",options={margin_reweighting=false}}"
   "dfa|integration={strategy=\"dfa\"}"
   "cfl|integration={strategy=\"cfl\"}"
 )

@@ -84,7 +84,7 @@ TEST(Registry, UnknownNameListsWhatIsAvailable) {
     FAIL() << "expected PluginError";
   } catch (const PluginError& e) {
     EXPECT_THAT(e.what(), HasSubstr("uncertainty strategy 'no_such_strategy' not found; available: "
-                                    "bald, energy, entropy, knn, mahalanobis, mc_dropout"));
+                                    "bald, density_ratio, energy, entropy, knn, mahalanobis, mc_dropout"));
   }
 }
 
@@ -93,7 +93,7 @@ TEST(Registry, LoadingTheSameFileTwiceIsANoOp) {
   const auto path = plugin_dir() / "libmuki_uncertainty_builtin.so";
   registry.load_library(path);
   EXPECT_NO_THROW(registry.load_library(path));
-  EXPECT_EQ(registry.names(Kind::Uncertainty).size(), 7u);
+  EXPECT_EQ(registry.names(Kind::Uncertainty).size(), 8u);
 }
 
 TEST(RegistryRefuses, MissingFile) {
