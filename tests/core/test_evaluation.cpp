@@ -119,6 +119,9 @@ TEST(RunDirectory, BindsTheFolderToItsConfig) {
   dir.write("analyzed/analysis-test.json", "{}");
   EXPECT_FALSE(RunDirectory(dir.path() / "analyzed", config_of(base), false).resumed());
   EXPECT_TRUE(fs::exists(dir.path() / "analyzed" / "analysis-test.json"));
+  // A folder of that name is not analyze's report.
+  fs::create_directories(dir.path() / "mine" / "analysis-x.json");
+  EXPECT_THROW(RunDirectory(dir.path() / "mine", config_of(base), false), ConfigError);
   // Nor emptied when it holds the teacher-pass cache.
   const std::string holds_cache = base + "cache_dir = \"" + (run / "cache").string() + "\"\n";
   try {

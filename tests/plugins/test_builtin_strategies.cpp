@@ -764,6 +764,17 @@ TEST(DensityRatioStrategy, SeparableDataStayFinite) {
   EXPECT_GT(s[1], -1e-3f);
 }
 
+// A feature constant over reference and background carries no information: a query that differs
+// there scores as if it did not (the feature is not divided by its rounding-level spread).
+TEST(DensityRatioStrategy, AConstantFeatureIsIgnored) {
+  // Six rows: the mean of 0.1f, summed in sixths, is off by rounding (variance 2e-34, not 0).
+  const std::vector<float> ref = {3, 0.1f, 3, 0.1f}, background = {1, 0.1f, 1, 0.1f, 1, 0.1f, 1, 0.1f};
+  const auto s = feature_certainty("density_ratio", "calibrate = false", ref, 2, {0, 0},
+                                   {3, 0.1f, 3, 5.0f}, 2, background);
+  EXPECT_GT(s[0], 1.0f);
+  EXPECT_NEAR(s[1], s[0], 1e-4f);
+}
+
 TEST(DensityRatioStrategy, RefusesToFitWithoutABackground) {
   auto s = registry().create_uncertainty("density_ratio", CreateArgs{"u", "", "/", 0});
   const std::vector<float> logits(8, 0.0f);

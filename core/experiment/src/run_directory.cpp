@@ -43,7 +43,8 @@ bool holds_foreign_files(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    const bool analysis = name.rfind("analysis-", 0) == 0 && entry.path().extension() == ".json";
+    const bool analysis = name.rfind("analysis-", 0) == 0 && entry.path().extension() == ".json" &&
+                          entry.is_regular_file(ec);
     if (name != kLockFile && name.rfind("run.json.tmp", 0) != 0 && !analysis) return true;
   }
   return false;

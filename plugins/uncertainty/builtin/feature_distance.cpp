@@ -217,10 +217,17 @@ class LogisticRatioScorer : public FeatureScorer {
     mean_.assign(h, 0.0);
     scale_.assign(h, 0.0);
     for (const float* r : x)
-      for (size_t j = 0; j < h; ++j) mean_[j] += r[j] / static_cast<double>(n);
+      for (size_t j = 0; j < h; ++j) {
+        if (!std::isfinite(r[j]))
+          throw Error(MUKI_ERR_INVALID_ARGUMENT, "density_ratio: a feature is not finite");
+        mean_[j] += r[j] / static_cast<double>(n);
+      }
     for (const float* r : x)
       for (size_t j = 0; j < h; ++j) scale_[j] += (r[j] - mean_[j]) * (r[j] - mean_[j]) / static_cast<double>(n);
-    for (double& v : scale_) v = v > 0.0 ? std::sqrt(v) : 1.0;  // a constant feature stays 0
+    // A constant feature (its variance only the mean's rounding) is left unscaled: it stays ~0
+    // in training, and a query that differs there must not be multiplied by 1e16.
+    for (size_t j = 0; j < h; ++j)
+      scale_[j] = scale_[j] > 1e-12 * (1.0 + mean_[j] * mean_[j]) ? std::sqrt(scale_[j]) : 1.0;
     std::vector<double> z(n * d), target(n), weight(n);
     for (size_t i = 0; i < n; ++i) {
       for (size_t j = 0; j < h; ++j) z[i * d + j] = (x[i][j] - mean_[j]) / scale_[j];
@@ -404,7 +411,12 @@ DensityRatio::DensityRatio(const sdk::Context& ctx)
 
 void DensityRatio::fit(const sdk::TeacherReference& reference) {
   background_ = background_rows(reference);
-  FeatureDistance::fit(reference);
+  try {
+    FeatureDistance::fit(reference);
+  } catch (...) {
+    background_ = Rows{};
+    throw;
+  }
   background_ = Rows{};  // its pointers are the host's, valid only during fit()
 }
 
