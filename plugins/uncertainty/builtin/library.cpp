@@ -24,27 +24,29 @@ const muki_param_desc kEnergyParams[] = {
                      "subtract T * log C so teachers with different label counts compare (all-zero "
                      "logits score 0)")};
 
+// Every feature-space strategy's calibration switch (FeatureDistance).
+const muki_param_desc kCalibrate = muki::sdk::param(
+    "calibrate", MUKI_PARAM_BOOL, "true",
+    "z-score each teacher's raw scores against its own held-out reference texts");
+
 const muki_param_desc kMahalanobisParams[] = {
     muki::sdk::param("shrinkage", MUKI_PARAM_FLOAT, "0.1",
                      "lambda in (1 - lambda) Sigma + lambda tr(Sigma)/H I, the tied covariance "
                      "shrunk towards a scaled identity",
                      1e-6, 1.0),
-    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
-                     "z-score each teacher's distances against its own held-out reference texts")};
+    kCalibrate};
 
 const muki_param_desc kDensityRatioParams[] = {
     muki::sdk::param("l2", MUKI_PARAM_FLOAT, "0.1",
                      "ridge strength on the classifier's weights over standardised features (each "
                      "side's loss weighted 1/2)",
                      1e-6, 1e3),
-    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
-                     "z-score each teacher's log-odds against its own held-out reference texts")};
+    kCalibrate};
 
 const muki_param_desc kKnnParams[] = {
     muki::sdk::param("k", MUKI_PARAM_INT, "10", "the k of the k-th nearest reference feature", 1,
                      1e6),
-    muki::sdk::param("calibrate", MUKI_PARAM_BOOL, "true",
-                     "z-score each teacher's distances against its own held-out reference texts")};
+    kCalibrate};
 
 }  // namespace
 
