@@ -3,8 +3,8 @@
 // thousand texts is confidently wrong outside its labels; its features still land far from
 // where its own texts lie).
 //
-// Both strategies are fitted per teacher on the reference data the host hands them (texts whose
-// gold label is one of the teacher's, run through it deterministically), and score the
+// Every strategy here is fitted per teacher on the reference data the host hands it (texts whose
+// gold label is one of the teacher's, run through it deterministically), and scores the
 // deterministic pass's features. Raw scores live on each teacher's own scale (a distance in its
 // feature space), so by default they are calibrated per teacher: certainty = (raw - m) / s,
 // where m and s are the mean and standard deviation of the raw scores of the reference texts,
@@ -194,7 +194,6 @@ class RelativeMahalanobisScorer : public FeatureScorer {
   std::shared_ptr<const FeatureScorer> background_;
 };
 
-
 // The log-odds of an L2-regularised logistic classifier that tells the teacher's reference texts
 // (positives) from the transfer set (the background), in the teacher's feature space. With the two
 // sides weighted equally, the Bayes-optimal log-odds is log p_ref(x) / p_transfer(x), so this is
@@ -223,7 +222,8 @@ class LogisticRatioScorer : public FeatureScorer {
         mean_[j] += r[j] / static_cast<double>(n);
       }
     for (const float* r : x)
-      for (size_t j = 0; j < h; ++j) scale_[j] += (r[j] - mean_[j]) * (r[j] - mean_[j]) / static_cast<double>(n);
+      for (size_t j = 0; j < h; ++j)
+        scale_[j] += (r[j] - mean_[j]) * (r[j] - mean_[j]) / static_cast<double>(n);
     // A constant feature (its variance only the mean's rounding) is left unscaled: it stays ~0
     // in training, and a query that differs there must not be multiplied by 1e16.
     for (size_t j = 0; j < h; ++j)
@@ -238,7 +238,8 @@ class LogisticRatioScorer : public FeatureScorer {
     }
     auto margins = [&](const std::vector<double>& beta) {
       std::vector<double> m(n);
-      for (size_t i = 0; i < n; ++i) m[i] = std::inner_product(beta.begin(), beta.end(), &z[i * d], 0.0);
+      for (size_t i = 0; i < n; ++i)
+        m[i] = std::inner_product(beta.begin(), beta.end(), &z[i * d], 0.0);
       return m;
     };
     auto loss = [&](const std::vector<double>& beta) {
@@ -283,8 +284,8 @@ class LogisticRatioScorer : public FeatureScorer {
       }
       if (step <= 1e-10) break;  // no descent left: converged to rounding
       beta_ = candidate;
-      const double moved = step * std::abs(*std::max_element(
-          gradient.begin(), gradient.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }));
+      double moved = 0.0;
+      for (double v : gradient) moved = std::max(moved, step * std::abs(v));
       current = next;
       if (moved < 1e-9) break;
     }
@@ -299,7 +300,8 @@ class LogisticRatioScorer : public FeatureScorer {
 
  private:
   int64_t h_;
-  std::vector<double> mean_, scale_, beta_;  // beta_: h weights on standardised features, then the bias
+  std::vector<double> mean_, scale_;
+  std::vector<double> beta_;  // h weights on the standardised features, then the bias
 };
 
 }  // namespace
