@@ -18,6 +18,7 @@ seeds=${SEEDS:-1,2,3}
 max='{strategy="max",options={margin_reweighting=false}}'
 weighted='{strategy="weighted",options={tau=0.2,margin_reweighting=true}}'
 mc='{strategy="mc_dropout",options={samples=16}}'
+features='{strategy="knn"},{strategy="relative_mahalanobis"},{strategy="density_ratio"}'
 
 sweep() {  # SETTING FAMILY ARGS...
   local setting=$1 family=$2
@@ -38,7 +39,7 @@ for setting in "${settings[@]}"; do
   baselines='{strategy="concat"},{strategy="uhc"},{strategy="dfa"},{strategy="cfl"}'
   # uhc refuses overlapping label sets: leave it out there.
   [ "$setting" = overlapping ] && baselines='{strategy="concat"},{strategy="dfa"},{strategy="cfl"}'
-  sweep "$setting" muki --grid "uncertainty=$mc,{strategy=\"knn\"},{strategy=\"relative_mahalanobis\"},{strategy=\"density_ratio\"}" \
+  sweep "$setting" muki --grid "uncertainty=$mc,$features" \
     --grid "integration=$max,$weighted" &&
     sweep "$setting" baselines --grid "integration=$baselines" &&
     sweep "$setting" gold --set 'data.transfer.label="label"' --grid 'integration={strategy="gold"}'

@@ -15,6 +15,7 @@
 #include "muki/data/labeled_split.h"
 #include "muki/experiment/analysis.h"
 #include "muki/experiment/experiment.h"
+#include "muki/experiment/run_directory.h"
 #include "muki/experiment/teacher_pass.h"
 #include "muki/io/files.h"
 #include "muki/io/json.h"
@@ -257,7 +258,8 @@ int cmd_analyze(const std::vector<std::string>& args) {
   report << figure.str() << targets_table.str();
   std::cout << report.str() << std::flush;
 
-  const fs::path json_file = json_path.empty() ? out_dir / ("analysis-" + split + ".json") : fs::path(json_path);
+  const fs::path json_file =
+      json_path.empty() ? core::analysis_report_path(out_dir, split) : fs::path(json_path);
   if (json_file.has_parent_path()) fs::create_directories(json_file.parent_path());
   core::write_file_atomically(json_file, core::json_line(json) + "\n");
   spdlog::info("wrote {}", json_file.string());

@@ -715,15 +715,19 @@ TEST(RelativeMahalanobisStrategy, EqualClassDistancesAreRankedByTheBackground) {
   EXPECT_NEAR(plain[0], plain[1], 1e-5f);
 }
 
-TEST(RelativeMahalanobisStrategy, RefusesToFitWithoutABackground) {
-  auto s = registry().create_uncertainty("relative_mahalanobis", CreateArgs{"u", "", "/", 0});
-  const std::vector<float> logits(8, 0.0f);
-  try {
-    s->fit({0, "media", logits.data(), 4, 2, kSquare.data(), 2, kSquareLabels.data()});
-    FAIL() << "expected PluginError";
-  } catch (const PluginError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'media' (a background), "
-                                    "and got none"));
+// Both strategies fitted against the transfer set refuse a fit without it, naming the teacher.
+TEST(BackgroundStrategies, RefuseToFitWithoutABackground) {
+  for (const char* strategy : {"relative_mahalanobis", "density_ratio"}) {
+    auto s = registry().create_uncertainty(strategy, CreateArgs{"u", "", "/", 0});
+    const std::vector<float> logits(8, 0.0f);
+    try {
+      s->fit({0, "media", logits.data(), 4, 2, kSquare.data(), 2, kSquareLabels.data()});
+      ADD_FAILURE() << strategy << ": expected PluginError";
+    } catch (const PluginError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'media' (a "
+                                      "background), and got none"))
+          << strategy;
+    }
   }
 }
 
@@ -773,18 +777,6 @@ TEST(DensityRatioStrategy, AConstantFeatureIsIgnored) {
                                    {3, 0.1f, 3, 5.0f}, 2, background);
   EXPECT_GT(s[0], 1.0f);
   EXPECT_NEAR(s[1], s[0], 1e-4f);
-}
-
-TEST(DensityRatioStrategy, RefusesToFitWithoutABackground) {
-  auto s = registry().create_uncertainty("density_ratio", CreateArgs{"u", "", "/", 0});
-  const std::vector<float> logits(8, 0.0f);
-  try {
-    s->fit({0, "science", logits.data(), 4, 2, kSquare.data(), 2, kSquareLabels.data()});
-    FAIL() << "expected PluginError";
-  } catch (const PluginError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("needs the transfer set's features of teacher 'science' (a "
-                                    "background), and got none"));
-  }
 }
 
 TEST(KnnStrategy, DistanceToTheKthNearestUnitVector) {

@@ -34,17 +34,16 @@ void flatten(const toml::node& node, const std::string& key, std::map<std::strin
 
 constexpr const char* kLockFile = ".lock";
 
-// Whether `dir` holds anything besides the lock file a muki run leaves, and the temporary of its
-// first file (run.json) when it was killed while writing it.
-// True when `dir` holds something muki did not put there before a run: its lock, a half-written
-// run.json, and `muki analyze`'s reports (analysis-<split>.json, which analyze writes into the
-// output folder before any run has been made there) are muki's own.
+constexpr const char* kAnalysisPrefix = "analysis-";
+
+// Whether `dir` holds anything muki did not put there before a run: its lock file, the temporary
+// of run.json when a run was killed while writing it, and `muki analyze`'s reports are muki's.
 bool holds_foreign_files(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    const bool analysis = name.rfind("analysis-", 0) == 0 && entry.path().extension() == ".json" &&
-                          entry.is_regular_file(ec);
+    const bool analysis = name.rfind(kAnalysisPrefix, 0) == 0 &&
+                          entry.path().extension() == ".json" && entry.is_regular_file(ec);
     if (name != kLockFile && name.rfind("run.json.tmp", 0) != 0 && !analysis) return true;
   }
   return false;
@@ -199,6 +198,10 @@ void RunDirectory::log_event(const std::string& event, const Json& fields) const
   }
   if (::close(fd) != 0 && error == 0) error = errno;
   if (error != 0) fail(error);
+}
+
+fs::path analysis_report_path(const fs::path& run_dir, const std::string& split) {
+  return run_dir / (kAnalysisPrefix + split + ".json");
 }
 
 std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins) {

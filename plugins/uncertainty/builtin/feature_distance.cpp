@@ -236,14 +236,11 @@ class LogisticRatioScorer : public FeatureScorer {
       target[i] = positive ? 1.0 : 0.0;
       weight[i] = 0.5 / static_cast<double>(positive ? own.x.size() : background.x.size());
     }
-    auto margins = [&](const std::vector<double>& beta) {
-      std::vector<double> m(n);
+    // The loss at beta; `m` receives the margins z_i . beta, which the next Newton step reuses.
+    auto loss = [&](const std::vector<double>& beta, std::vector<double>& m) {
+      m.resize(n);
       for (size_t i = 0; i < n; ++i)
         m[i] = std::inner_product(beta.begin(), beta.end(), &z[i * d], 0.0);
-      return m;
-    };
-    auto loss = [&](const std::vector<double>& beta) {
-      const std::vector<double> m = margins(beta);
       double v = 0.0;
       for (size_t i = 0; i < n; ++i) {
         const double t = target[i] > 0.0 ? -m[i] : m[i];  // log(1 + e^t), stable for either sign
@@ -253,9 +250,9 @@ class LogisticRatioScorer : public FeatureScorer {
       return v;
     };
     beta_.assign(d, 0.0);
-    double current = loss(beta_);
+    std::vector<double> m, candidate_m;
+    double current = loss(beta_, m);
     for (int iteration = 0; iteration < 100; ++iteration) {
-      const std::vector<double> m = margins(beta_);
       std::vector<double> gradient(d, 0.0), hessian(d * d, 0.0);
       for (size_t i = 0; i < n; ++i) {
         const double p = 1.0 / (1.0 + std::exp(-m[i]));
@@ -279,11 +276,12 @@ class LogisticRatioScorer : public FeatureScorer {
       std::vector<double> candidate(d);
       for (; step > 1e-10; step *= 0.5) {
         for (size_t a = 0; a < d; ++a) candidate[a] = beta_[a] - step * gradient[a];
-        next = loss(candidate);
+        next = loss(candidate, candidate_m);
         if (next <= current) break;
       }
       if (step <= 1e-10) break;  // no descent left: converged to rounding
       beta_ = candidate;
+      m.swap(candidate_m);
       double moved = 0.0;
       for (double v : gradient) moved = std::max(moved, step * std::abs(v));
       current = next;
@@ -412,14 +410,13 @@ DensityRatio::DensityRatio(const sdk::Context& ctx)
     : FeatureDistance(ctx), l2_(ctx.options.get_float("l2", 0.1)) {}
 
 void DensityRatio::fit(const sdk::TeacherReference& reference) {
+  // Its pointers are the host's, valid only during fit(): cleared on the way out, thrown or not.
+  struct Clear {
+    Rows& rows;
+    ~Clear() { rows = Rows{}; }
+  } clear{background_};
   background_ = background_rows(reference);
-  try {
-    FeatureDistance::fit(reference);
-  } catch (...) {
-    background_ = Rows{};
-    throw;
-  }
-  background_ = Rows{};  // its pointers are the host's, valid only during fit()
+  FeatureDistance::fit(reference);
 }
 
 std::unique_ptr<FeatureScorer> DensityRatio::make_scorer(const Rows& rows, double) const {

@@ -10,6 +10,7 @@
 //   predictions.tsv the student's test predictions (id, gold, predicted, probability)
 //   student/        the student as a checkpoint folder (the `native` teacher adapter loads it)
 //   state/          the resumable training state
+//   analysis-<split>.json  `muki analyze`'s report, which may come before any run
 // Teacher passes are cached outside it, under the cache folder, so that experiments that differ
 // only in their strategies share them.
 #pragma once
@@ -62,6 +63,11 @@ class RunDirectory {
   bool writes_ = true;
   std::shared_ptr<int> lock_;  // the open, flock()ed lock file
 };
+
+// Where `muki analyze` writes its report on `split` for the experiment whose run folder is
+// `run_dir`. The run folder owns it: a folder holding only such reports is still muki's.
+std::filesystem::path analysis_report_path(const std::filesystem::path& run_dir,
+                                           const std::string& split);
 
 // plugins.lock: the plugins a run used, with a fingerprint of each library file.
 std::string plugin_lock(const std::vector<const registry::PluginInfo*>& plugins);
