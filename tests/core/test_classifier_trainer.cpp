@@ -5,6 +5,8 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <random>
+#include <set>
 
 #include <torch/torch.h>
 
@@ -130,6 +132,56 @@ TEST(ClassifierTrainer, LearnsAndIsReproducibleWithTheSameSeed) {
   EXPECT_GT(a.best_dev.accuracy, 0.95);
   EXPECT_EQ(a.history.size(), 8u);  // one evaluation per epoch
   EXPECT_TRUE(torch::equal(logits_a, logits_b));
+}
+
+TEST(ClassifierTrainer, LengthBucketingPadsLittleAndKeepsBatchesRandom) {
+  // 1000 rows (31 full batches of 32 and 8 rows), lengths 1..128 drawn uniformly.
+  std::mt19937_64 draw(3);
+  std::vector<int64_t> lengths(1000);
+  for (int64_t& l : lengths) l = 1 + static_cast<int64_t>(draw() % 128);
+  // Padded tokens of an order: each batch is as long as its longest row.
+  auto padded = [&](const std::vector<int64_t>& order) {
+    int64_t tokens = 0;
+    for (size_t b = 0; b < order.size(); b += 32) {
+      int64_t longest = 0;
+      for (size_t i = b; i < std::min(order.size(), b + 32); ++i) longest = std::max(longest, lengths[order[i]]);
+      tokens += longest * static_cast<int64_t>(std::min<size_t>(32, order.size() - b));
+    }
+    return tokens;
+  };
+  std::mt19937_64 plain_rng(9), rng(9);
+  const std::vector<int64_t> plain = epoch_training_order(plain_rng, lengths, 32, 0);
+  const std::vector<int64_t> order = epoch_training_order(rng, lengths, 32, 8);
+  // Bucketing starts from the very same shuffle, then reorders: a permutation of the rows.
+  std::vector<int64_t> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(sorted[static_cast<size_t>(i)], i);
+  // The short last batch is the shuffle's last 8 rows of the last window, sorted: all 8 were in
+  // the shuffle's last window (its last 1000 - 768 = 232 rows).
+  const std::set<int64_t> last_window(plain.begin() + 768, plain.end());
+  for (size_t i = 992; i < 1000; ++i) EXPECT_EQ(last_window.count(order[i]), 1u) << i;
+  // Random batches of 32 from 1..128 pad to about 124.3 a row; batches of neighbours in sorted
+  // windows of 256 to about 1 + (mean) + 127 / 8 / 2 ~ 73: well under two thirds.
+  EXPECT_LT(static_cast<double>(padded(order)), 0.66 * static_cast<double>(padded(plain)));
+  // Each full batch holds rows of one window, sorted (a contiguous slice of it).
+  for (size_t b = 0; b + 32 <= 992; b += 32)
+    EXPECT_TRUE(std::is_sorted(order.begin() + b, order.begin() + b + 32,
+                               [&](int64_t x, int64_t y) { return lengths[x] < lengths[y]; }))
+        << "batch " << b / 32;
+  // The batches come in shuffled order, not sorted within their windows: about half of the 30
+  // neighbouring pairs of batches go up in their shortest row (7 to 23 hold in 99% of shuffles;
+  // sorted windows would give 26 or more).
+  int ascents = 0;
+  for (size_t b = 32; b + 32 <= 992; b += 32) ascents += lengths[order[b]] > lengths[order[b - 32]] ? 1 : 0;
+  EXPECT_GE(ascents, 7);
+  EXPECT_LE(ascents, 23);
+  // bucket_batches = 0 is the plain Fisher-Yates shuffle of earlier versions (index draw
+  // rng() % (i + 1)), draw for draw.
+  std::vector<int64_t> fisher_yates(1000);
+  for (int64_t i = 0; i < 1000; ++i) fisher_yates[static_cast<size_t>(i)] = i;
+  std::mt19937_64 again(9);
+  for (size_t i = 999; i > 0; --i) std::swap(fisher_yates[i], fisher_yates[again() % (i + 1)]);
+  EXPECT_EQ(plain, fisher_yates);
 }
 
 TEST(ClassifierTrainer, WeightedKlMatchesHandComputation) {

@@ -54,6 +54,7 @@ void check_options(const TrainerOptions& o) {
   if (o.patience < 0) fail("patience must be >= 0");
   if (o.grad_clip < 0) fail("grad_clip must be >= 0");
   if (o.eval_batch_size < 1) fail("eval_batch_size must be >= 1");
+  if (o.bucket_batches < 0) fail("bucket_batches must be >= 0");
 }
 
 
@@ -316,6 +317,12 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
   return order;
 }
 
+// The rows' lengths (their attention masks' sums), for length bucketing.
+std::vector<int64_t> row_lengths(const torch::Tensor& attention_mask) {
+  const torch::Tensor sums = attention_mask.sum(1).to(torch::kLong).contiguous();
+  return {sums.data_ptr<int64_t>(), sums.data_ptr<int64_t>() + sums.numel()};
+}
+
 // One optimiser step on the training rows `indices`, each parameter group at its learning rate
 // `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite. In a job
 // (`reducer` set), this rank computes its contiguous slice of the rows, its loss weighted by the
@@ -504,6 +511,26 @@ torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_i
   return out;
 }
 
+std::vector<int64_t> epoch_training_order(std::mt19937_64& rng, const std::vector<int64_t>& lengths,
+                                          int64_t batch_size, int64_t bucket_batches) {
+  const auto n = static_cast<int64_t>(lengths.size());
+  std::vector<int64_t> order = epoch_order(rng, n);
+  if (bucket_batches <= 0) return order;
+  const int64_t window = batch_size * bucket_batches;
+  for (int64_t begin = 0; begin < n; begin += window)
+    std::stable_sort(order.begin() + begin, order.begin() + std::min(n, begin + window),
+                     [&](int64_t a, int64_t b) {
+                       return lengths[static_cast<size_t>(a)] < lengths[static_cast<size_t>(b)];
+                     });
+  const int64_t full = n / batch_size;
+  std::vector<int64_t> bucketed;
+  bucketed.reserve(order.size());
+  for (int64_t b : epoch_order(rng, full))
+    bucketed.insert(bucketed.end(), order.begin() + b * batch_size, order.begin() + (b + 1) * batch_size);
+  bucketed.insert(bucketed.end(), order.begin() + full * batch_size, order.end());
+  return bucketed;
+}
+
 ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_t batch_size,
                                const torch::Device& device) {
   const torch::Tensor logits = predict_logits(model, set.input_ids, set.attention_mask, batch_size, device);
@@ -529,6 +556,10 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   std::vector<double> group_lr(peak_lr.size());
   const std::vector<torch::Tensor> current = trainable_state(model, feature_loss);
   const Schedule schedule = plan_schedule(n, o);
+  const std::vector<int64_t> lengths = row_lengths(train.attention_mask);
+  // A state written under another batch order must not be resumed into this one.
+  const std::string state_key = o.bucket_batches > 0 ? o.state_key + "|buckets " + std::to_string(o.bucket_batches)
+                                                     : o.state_key;
   // Every rank starts from rank 0's weights (seeded alike already; this makes sure).
   if (o.group != nullptr) o.group->broadcast(current, 0);
   std::unique_ptr<GradientReducer> reducer;
@@ -544,12 +575,12 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   std::vector<torch::Tensor> best;
   TrainingState st;
   const bool stateful = !o.state_file.empty();
-  if (stateful && load_state(o.state_file, o.state_key, st, current, best, optimizer, device, o.group))
+  if (stateful && load_state(o.state_file, state_key, st, current, best, optimizer, device, o.group))
     spdlog::info("{}: resuming from {} at step {}{}", o.name, o.state_file.string(), st.step,
                  st.finished ? " (training had finished)" : "");
   const int64_t resume_step = st.step;
   auto save = [&] {
-    if (stateful && leader) save_state(o.state_file, o.state_key, st, current, best, optimizer, device);
+    if (stateful && leader) save_state(o.state_file, state_key, st, current, best, optimizer, device);
   };
   LossMean since_eval, since_log;
   // An evaluation point: evaluate (with a dev set), then record the state to resume from.
@@ -577,7 +608,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
                  o.name, n, o.epochs, schedule.steps_per_epoch, o.batch_size, schedule.warmup_steps,
                  device.str());
   for (int64_t epoch = 0; epoch < o.epochs && !stop; ++epoch) {
-    std::vector<int64_t> order = epoch_order(rng, n);
+    std::vector<int64_t> order = epoch_training_order(rng, lengths, o.batch_size, o.bucket_batches);
     if ((epoch + 1) * schedule.steps_per_epoch <= resume_step) {
       step = (epoch + 1) * schedule.steps_per_epoch;
       continue;  // finished before the state was written

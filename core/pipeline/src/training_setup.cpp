@@ -154,6 +154,7 @@ TrainerOptions trainer_options_from(const toml::table* table) {
   o.patience = t["patience"].value_or(o.patience);
   o.grad_clip = t["grad_clip"].value_or(o.grad_clip);
   o.eval_batch_size = t["eval_batch_size"].value_or(o.eval_batch_size);
+  o.bucket_batches = t["bucket_batches"].value_or(o.bucket_batches);
   return o;
 }
 

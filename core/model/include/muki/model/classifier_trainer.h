@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,12 @@ struct TrainerOptions {
   // torch's default generator is seeded with it too (for a plain torch dropout elsewhere).
   uint64_t seed = 1;
   int64_t eval_batch_size = 128;
+  // Length bucketing of the training batches (added in muki 0.9): each epoch's shuffled order is
+  // cut into windows of this many batches, each window's rows are sorted by length and cut into
+  // batches, and the epoch's full batches are shuffled (a short last batch stays last). Batches
+  // are then padded little, and each is still a random draw of rows of about one length. 0: the
+  // plain shuffled order (muki 0.8 and earlier). Part of the state key.
+  int64_t bucket_batches = 50;
   double log_interval_s = 2.0;  // a progress line at most this often
   std::string name = "train";   // prefix of the progress lines
   std::filesystem::path state_file;  // empty: no resumable state
@@ -156,6 +163,13 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
 torch::Tensor predict_logits(ClassifierImpl& model, const torch::Tensor& input_ids,
                              const torch::Tensor& attention_mask, int64_t batch_size,
                              const torch::Device& device);
+
+// One epoch's order of the training rows, as train_classifier takes them (batch b is the rows at
+// [b * batch_size, (b + 1) * batch_size)): a shuffle drawn from `rng`, then, when bucket_batches
+// > 0, length bucketing by `lengths` (one per row; TrainerOptions::bucket_batches), which draws
+// from `rng` again. A permutation of 0..N-1; a short last batch stays last. (muki 0.9)
+std::vector<int64_t> epoch_training_order(std::mt19937_64& rng, const std::vector<int64_t>& lengths,
+                                          int64_t batch_size, int64_t bucket_batches);
 
 // Accuracy and macro-F1 of the argmax of predict_logits against set.labels.
 ClassificationMetrics evaluate(ClassifierImpl& model, const EvalSet& set, int64_t batch_size,
