@@ -2,6 +2,7 @@
 // gradient clipping, weighted KL to soft targets: MUKI step 5) on real texts, for a model with
 // the architecture of a checkpoint (freshly initialised), batch 32, no evaluation.
 //   muki_bench_student --checkpoint DIR --data TSV [--examples 1024] [--epochs 1] [--threads 2]
+//       [--bucket-batches 0 (the trainer's length bucketing; 0: random batches, the reference's work)]
 //       [--ids-out FILE] [--profile TRACE (LibTorch's operator profiler; bench/profile.sh)]
 // Prints one JSON object. --ids-out writes the token ids for bench/reference.py.
 #include <chrono>
@@ -33,6 +34,7 @@ int main(int argc, char** argv) try {
   o.epochs = epochs;
   o.batch_size = 32;
   o.eval_every = 0;
+  o.bucket_batches = args.get_int("bucket-batches", 0);
   o.log_interval_s = 1e9;
   const auto start = std::chrono::steady_clock::now();
   const bench::Profile profile(args);
@@ -42,7 +44,7 @@ int main(int argc, char** argv) try {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "{\"bench\": \"student\", \"implementation\": \"muki\", \"model\": \"" << mc.type
             << "\", \"threads\": " << threads << ", \"examples\": " << n << ", \"epochs\": " << epochs
-            << ", \"batch_size\": 32, \"steps\": " << r.steps << ", \"seconds\": " << s
+            << ", \"batch_size\": 32, \"bucket_batches\": " << o.bucket_batches << ", \"steps\": " << r.steps << ", \"seconds\": " << s
             << ", \"examples_per_s\": " << static_cast<double>(n * epochs) / s << "}" << std::endl;
   return 0;
 } catch (const std::exception& e) {

@@ -51,12 +51,13 @@ struct TrainerOptions {
   // torch's default generator is seeded with it too (for a plain torch dropout elsewhere).
   uint64_t seed = 1;
   int64_t eval_batch_size = 128;
-  // Length bucketing of the training batches (added in muki 0.9): each epoch's shuffled order is
-  // cut into windows of this many batches, each window's rows are sorted by length and cut into
-  // batches, and the epoch's full batches are shuffled (a short last batch stays last). Batches
-  // are then padded little, and each is still a random draw of rows of about one length. 0: the
-  // plain shuffled order (muki 0.8 and earlier). Part of the state key.
-  int64_t bucket_batches = 50;
+  // Length bucketing of the training batches (added in muki 0.9), a speed option: each epoch's
+  // shuffled order is cut into windows of this many batches, each window's rows are sorted by
+  // length and cut into batches, and the epoch's full batches are shuffled (a short last batch
+  // stays last). Batches are then padded little, and each is still a random draw of rows of about
+  // one length. 0 (the default): the plain shuffled order of every earlier version, so the
+  // published numbers reproduce. Part of the state key when on.
+  int64_t bucket_batches = 0;
   double log_interval_s = 2.0;  // a progress line at most this often
   std::string name = "train";   // prefix of the progress lines
   std::filesystem::path state_file;  // empty: no resumable state
