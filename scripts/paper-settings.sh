@@ -10,7 +10,9 @@
 #   gold       the supervised upper bound: the same student trained on the transfer set's labels
 # Run it (from anywhere) after scripts/quickstart.sh or scripts/test.sh has built muki. On a
 # 2-core machine MC-dropout teacher passes dominate: about an hour per seed for all settings.
-#   scripts/paper-settings.sh [SETTING...]     (default: all; a setting is a config's name)
+#   scripts/paper-settings.sh [SETTING...]     (default: all; a setting is a config's path under
+#                                               configs/ without .toml, e.g. pretrained/quickstart
+#                                               for the pre-trained variants in configs/pretrained/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 muki=build/bin/muki
@@ -38,7 +40,7 @@ for setting in "${settings[@]}"; do
   set +e
   baselines='{strategy="concat"},{strategy="uhc"},{strategy="dfa"},{strategy="cfl"}'
   # uhc refuses overlapping label sets: leave it out there.
-  [ "$setting" = overlapping ] && baselines='{strategy="concat"},{strategy="dfa"},{strategy="cfl"}'
+  case $setting in overlapping | */overlapping) baselines='{strategy="concat"},{strategy="dfa"},{strategy="cfl"}' ;; esac
   sweep "$setting" muki --grid "uncertainty=$mc,$features" \
     --grid "integration=$max,$weighted" &&
     sweep "$setting" baselines --grid "integration=$baselines" &&
