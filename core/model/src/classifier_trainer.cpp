@@ -317,12 +317,6 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
   return order;
 }
 
-// The rows' lengths (their attention masks' sums), for length bucketing.
-std::vector<int64_t> row_lengths(const torch::Tensor& attention_mask) {
-  const torch::Tensor sums = attention_mask.sum(1).to(torch::kLong).contiguous();
-  return {sums.data_ptr<int64_t>(), sums.data_ptr<int64_t>() + sums.numel()};
-}
-
 // One optimiser step on the training rows `indices`, each parameter group at its learning rate
 // `lr[g]`; returns the loss, or nothing (and no step) when the loss is not finite. In a job
 // (`reducer` set), this rank computes its contiguous slice of the rows, its loss weighted by the
@@ -556,7 +550,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   std::vector<double> group_lr(peak_lr.size());
   const std::vector<torch::Tensor> current = trainable_state(model, feature_loss);
   const Schedule schedule = plan_schedule(n, o);
-  const std::vector<int64_t> lengths = row_lengths(train.attention_mask);
+  const std::vector<int64_t> lengths = token_counts(train.attention_mask);
   // A state written under another batch order must not be resumed into this one.
   const std::string state_key = o.bucket_batches > 0 ? o.state_key + "|buckets " + std::to_string(o.bucket_batches)
                                                      : o.state_key;

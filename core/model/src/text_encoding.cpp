@@ -38,12 +38,18 @@ EncodedTexts trim_padding(const torch::Tensor& input_ids, const torch::Tensor& a
   return {input_ids.narrow(1, 0, longest), attention_mask.narrow(1, 0, longest)};
 }
 
+std::vector<int64_t> token_counts(const torch::Tensor& attention_mask) {
+  const torch::Tensor counts = attention_mask.ne(0).sum(1).to(torch::kLong).contiguous().cpu();
+  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+}
+
 std::vector<int64_t> order_by_length(const torch::Tensor& attention_mask) {
-  const torch::Tensor lengths = attention_mask.ne(0).sum(1).to(torch::kLong).contiguous().cpu();
-  const int64_t* len = lengths.data_ptr<int64_t>();
-  std::vector<int64_t> order(static_cast<size_t>(lengths.size(0)));
+  const std::vector<int64_t> len = token_counts(attention_mask);
+  std::vector<int64_t> order(len.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  std::stable_sort(order.begin(), order.end(), [len](int64_t a, int64_t b) { return len[a] < len[b]; });
+  std::stable_sort(order.begin(), order.end(), [&len](int64_t a, int64_t b) {
+    return len[static_cast<size_t>(a)] < len[static_cast<size_t>(b)];
+  });
   return order;
 }
 

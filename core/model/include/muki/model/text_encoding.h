@@ -29,6 +29,9 @@ EncodedTexts encode_texts(const Tokenizer& tokenizer, const std::vector<std::str
 // max_length costs only as much as its longest text). Keeps at least one column.
 EncodedTexts trim_padding(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
 
+// The token count of every row of `attention_mask` [N, L] (its non-zero entries), on the CPU.
+std::vector<int64_t> token_counts(const torch::Tensor& attention_mask);
+
 // Length bucketing: the row indices of `attention_mask` [N, L] sorted by token count (ties keep
 // their order; a stable sort, so the result is a function of the lengths alone). Batches cut
 // from consecutive runs of it are padded little.
