@@ -39,6 +39,15 @@ Output folder (--out, default <repo>/.cache/pretrain-corpus):
                                  and of every input file, the command line
 The bytes of the text files depend only on the input files. The build ends with the check below.
 
+--wordnet DIR adds English WordNet noun glosses (DIR holds data.noun of Debian's wordnet-base; the
+encoder for the settings with data/wordnet-supersense, whose dev and test texts then join --devtest).
+Their language is "en-wn"; in the meta files a gloss's "packages" is its synset id n<offset> and its
+"sources" its first hypernym n<offset> (itself when it has none), the two ids the supersense set
+groups by. A gloss is kept only when both ids are in the train split of the same salted hash, neither
+is a committed dev/test id or group, and its text passes the checks of step 4; lemmas are masked as
+<lemma> as in data/wordnet-supersense (build_wordnet_supersense.mask_lemmas), and its held-out unit
+is its hypernym, so siblings stay in one file.
+
 --check: verifies an existing output folder: no line equals (after normalisation) or shares the first
 100 normalised characters with a dev/test text of the --devtest sets, no meta row names a source outside
 the train split, a committed dev/test group or id, heldout and corpus share no source, the sha256s
@@ -70,6 +79,8 @@ DEFAULT_DEVTEST = [os.path.join(REPO, "data", "ddtp-en"), os.path.join(REPO, "da
 HELDOUT_SALT = "muki-pretrain-heldout-v1"
 META_HEADER = "lang\tpackages\tsources\tmd5"
 OUTPUTS = ("corpus", "heldout")
+WORDNET_LANG = "en-wn"
+WORDNET_SET = os.path.join(REPO, "data", "wordnet-supersense")
 MAX_ERRORS = 20
 _NONWORD = re.compile(r"\W+")
 
@@ -206,6 +217,8 @@ def check(out_dir: str, dt: dict) -> tuple[list[str], str]:
             for pkg in f[1].split(","):
                 if pkg in dt["ids"]:
                     errors.append(f"{mpath}:{ln}: package {pkg!r} is a dev/test id of {dt['ids'][pkg]}")
+                if f[0] == WORDNET_LANG and dc.split_of(pkg) != "train":
+                    errors.append(f"{mpath}:{ln}: synset {pkg!r} is in the {dc.split_of(pkg)} split")
             for src in f[2].split(","):
                 srcs.add(src)
                 if dc.split_of(src) != "train":
@@ -240,6 +253,37 @@ def report(errors: list[str], summary: str) -> int:
     return 0
 
 
+def wordnet_candidates(data_noun: str, dt: dict, min_words: int, excluded: dict) -> list:
+    """The WordNet noun glosses that may be pre-trained on (--wordnet; the module docstring has the
+    rules), as candidate rows of language WORDNET_LANG; counts the exclusions into `excluded`."""
+    import build_wordnet_supersense as wn
+    if not os.path.isfile(data_noun):
+        raise SystemExit(f"build_pretrain_corpus: {data_noun} missing; --wordnet names the folder of WordNet's "
+                         "data.noun (Debian's wordnet-base: /usr/share/wordnet, or `apt-get download wordnet-base` "
+                         "and `dpkg -x` it)")
+    rows = []
+    for offset, _lex, lemmas, hyper, gloss in wn.synsets(open(data_noun, encoding="utf-8").read()):
+        sid, group = f"n{offset}", f"n{hyper or offset}"
+        if dc.split_of(sid) != "train" or dc.split_of(group) != "train":
+            excluded["dev_test_split"] += 1
+            continue
+        if sid in dt["ids"] or sid in dt["groups"] or group in dt["groups"]:
+            excluded["committed_dev_test"] += 1
+            continue
+        text, _ = wn.mask_lemmas(dc.one_line(gloss), lemmas)
+        if len(text.split()) < min_words:
+            excluded["too_short"] += 1
+            continue
+        k = norm_key(text)
+        if k in dt["texts"]:
+            excluded["dev_test_text"] += 1
+        elif k[:NEAR_CHARS] in dt["near"]:
+            excluded["dev_test_near_text"] += 1
+        else:
+            rows.append((WORDNET_LANG, sid, "wordnet", text, [sid], [group]))
+    return rows
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lists", default=DEFAULT_LISTS, help="folder with the apt index files")
@@ -249,18 +293,21 @@ def main(argv: list[str]) -> int:
                     help="committed sets whose dev.tsv/test.tsv must stay out (default data/ddtp-en data/ddtp-fr)")
     ap.add_argument("--min-words", type=int, default=5, help="minimum words of a text after masking")
     ap.add_argument("--heldout-permille", type=int, default=20, help="held-out share of source units, per mille")
+    ap.add_argument("--wordnet", metavar="DIR", help="also WordNet's noun glosses from DIR/data.noun (wordnet-base)")
     ap.add_argument("--check", action="store_true", help="only check an existing --out folder")
     args = ap.parse_args(argv[1:])
     t0 = time.time()
+    if args.wordnet and WORDNET_SET not in map(os.path.abspath, args.devtest):
+        args.devtest = args.devtest + [WORDNET_SET]
     dt = load_devtest(args.devtest)
     if args.check:
         return report(*check(args.out, dt))
 
     requested = list(dict.fromkeys(l for l in re.split(r"[\s,]+", args.langs.strip()) if l))
-    langs = sorted(requested)
+    langs = sorted(requested + [WORDNET_LANG] * bool(args.wordnet))
     lang_arg = " ".join(requested)
     pk_path = locate(args.lists, "_main_binary-amd64_Packages", lang_arg)
-    tr_paths = {l: locate(args.lists, f"_main_i18n_Translation-{l}", lang_arg) for l in langs}
+    tr_paths = {l: locate(args.lists, f"_main_i18n_Translation-{l}", lang_arg) for l in requested}
     if "en" not in langs:  # still needed to spot untranslated copies
         tr_paths["en"] = locate(args.lists, "_main_i18n_Translation-en", " ".join(["en"] + requested))
 
@@ -302,10 +349,10 @@ def main(argv: list[str]) -> int:
     excluded = {lang: {r: 0 for r in reasons} for lang in langs}
     committed_any = 0  # descriptions with a committed dev/test group/id, whatever their primary reason
     candidates = []  # (lang, first package, md5, text, packages, sources)
-    all_md5 = sorted(set().union(*(trans[l].keys() for l in langs)))
+    all_md5 = sorted(set().union(*(trans[l].keys() for l in requested)))
     for md5 in all_md5:  # md5-major order: the name patterns of mask_names stay in re's cache across languages
         cs = carriers.get(md5)
-        present = [l for l in langs if md5 in trans[l]]
+        present = [l for l in langs if md5 in trans.get(l, ())]
         if cs is None:
             for l in present:
                 excluded[l]["not_in_packages"] += 1
@@ -341,6 +388,9 @@ def main(argv: list[str]) -> int:
                 continue
             candidates.append((lang, pkgs[0], md5, text, pkgs, srcs))
     del trans, english, english_long
+    if args.wordnet:
+        real_paths["wordnet/data.noun"] = os.path.realpath(os.path.join(args.wordnet, "data.noun"))
+        candidates += wordnet_candidates(real_paths["wordnet/data.noun"], dt, args.min_words, excluded[WORDNET_LANG])
 
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     seen: set[tuple[str, str]] = set()
@@ -351,7 +401,8 @@ def main(argv: list[str]) -> int:
             excluded[lang]["duplicate_text"] += 1
             continue
         seen.add((lang, text))
-        name = "heldout" if heldout_bucket(units.find(srcs[0])) < args.heldout_permille else "corpus"
+        unit = srcs[0] if lang == WORDNET_LANG else units.find(srcs[0])
+        name = "heldout" if heldout_bucket(unit) < args.heldout_permille else "corpus"
         out_rows[name].append((lang, text, pkgs, srcs, md5))
         counts[lang][name]["descriptions"] += 1
         counts[lang][name]["words"] += len(text.split())
@@ -375,9 +426,9 @@ def main(argv: list[str]) -> int:
     inputs = {}
     for name, real in sorted(real_paths.items()):
         md5, sha, size = file_hashes(real)
-        listed = rel_info["sha256"].get(name, (None,))[0]
-        inputs[name] = {"file": os.path.basename(real), "bytes": size, "sha256": sha,
-                        "matches_inrelease": listed == sha}
+        inputs[name] = {"file": os.path.basename(real), "bytes": size, "sha256": sha}
+        if not name.startswith("wordnet/"):  # apt's indexes are listed in InRelease; wordnet-base's file is not
+            inputs[name]["matches_inrelease"] = rel_info["sha256"].get(name, (None,))[0] == sha
     tot_ex = {r: sum(excluded[l][r] for l in langs) for r in reasons}
     totals = {name: {k: sum(counts[l][name][k] for l in langs) for k in ("descriptions", "words")} for name in OUTPUTS}
     manifest = {

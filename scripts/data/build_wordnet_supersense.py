@@ -75,6 +75,27 @@ def mask_lemmas(gloss: str, lemmas: list[str]) -> tuple[str, int]:
     return gloss, n
 
 
+def synsets(data: str):
+    """The synsets of a WordNet data.<pos> file's text: (offset, lex_filenum, lemmas, first hypernym
+    offset or None, gloss) per synset line, in file order; the licence header is skipped."""
+    for line in data.split("\n"):
+        if not line or line.startswith("  "):
+            continue
+        head, sep, gloss = line.partition(" | ")
+        if not sep:
+            continue
+        f = head.split()
+        w_cnt = int(f[3], 16)
+        lemmas = [f[4 + 2 * i] for i in range(w_cnt)]
+        p_at = 4 + 2 * w_cnt
+        hyper = None
+        for i in range(int(f[p_at])):
+            if f[p_at + 1 + 4 * i] in ("@", "@i"):
+                hyper = f[p_at + 2 + 4 * i]
+                break
+        yield f[0], int(f[1]), lemmas, hyper, gloss
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--classes", default=",".join(DEFAULT_CLASSES), help="comma-separated lexicographer files")
@@ -117,27 +138,11 @@ def main(argv: list[str]) -> int:
     stats = {"synsets": 0, "other_class": 0, "short": 0, "dup": 0}
     seen_text = set()
     masked = 0
-    for line in raw.decode("utf-8").split("\n"):
-        if not line or line.startswith("  "):
-            continue
-        head, sep, gloss = line.partition(" | ")
-        if not sep:
-            continue
-        f = head.split()
+    for offset, lex, lemmas, hyper, gloss in synsets(raw.decode("utf-8")):
         stats["synsets"] += 1
-        offset, lex, w_cnt = f[0], int(f[1]), int(f[3], 16)
         if lex not in wanted_nums:
             stats["other_class"] += 1
             continue
-        lemmas = [f[4 + 2 * i] for i in range(w_cnt)]
-        p_at = 4 + 2 * w_cnt
-        p_cnt = int(f[p_at])
-        hyper = None
-        for i in range(p_cnt):
-            sym, tgt = f[p_at + 1 + 4 * i], f[p_at + 2 + 4 * i]
-            if sym in ("@", "@i"):
-                hyper = tgt
-                break
         text, k = mask_lemmas(dc.one_line(gloss), lemmas)
         masked += k > 0
         if len(text) < args.min_chars:

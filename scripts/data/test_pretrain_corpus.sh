@@ -210,5 +210,48 @@ elif grep -qF "Translation-es" <<<"$o" && grep -qF 'fetch_debian_indexes.sh --la
   ok "missing index named: $(cut -c1-110 <<<"$o")..."
 else fail "unclear message for a missing index:"; echo "$o"; fi
 
+# --wordnet: WordNet noun glosses join the corpus only when the synset and its first hypernym are
+# both in the train split and the gloss is no dev/test text of data/wordnet-supersense
+names_ok="$(cd "$here" && $py -B -c '
+import datasets_common as dc, build_pretrain_corpus as b
+bad = [o for o in ("n10000001", "n10000002", "n10000004") if dc.split_of(o) != "train" or b.heldout_bucket(o) < 20]
+bad += [o for o in ("n10000005",) if dc.split_of(o) != "dev"]
+print(" ".join(bad) or "yes")')"
+[ "$names_ok" = yes ] || { echo "FAIL: WordNet fixture offsets changed split/held-out bucket: $names_ok"; exit 1; }
+IFS=$'\t' read -r wn_dev_id wn_dev_group _ _ < <(sed -n 2p "$repo/data/wordnet-supersense/dev.tsv")
+wn_test_text="$(sed -n 2p "$repo/data/wordnet-supersense/test.tsv" | cut -f4)"
+mkdir -p "$tmp/wordnet"
+cat > "$tmp/wordnet/data.noun" <<WORDNET
+  1 This software and database is being provided to you, the LICENSEE, by a licence header line
+10000001 03 n 01 entity 0 000 | that which is perceived or known or inferred to have its own distinct existence
+10000002 05 n 02 pack_animal 0 sumpter 0 001 @ 10000001 n 0000 | WNMARK a pack animal (such as a mule) used to carry loads; "pack animals and sumpters"
+10000003 05 n 01 grazer 0 001 @ 10000005 n 0000 | WNDEVHYPER an animal whose hypernym is in the dev split by the hash
+${wn_dev_id#n} 05 n 01 dev_animal 0 001 @ ${wn_dev_group#n} n 0000 | WNDEVSECRET the gloss of a synset of the committed dev split
+10000004 05 n 01 testlike 0 001 @ 10000001 n 0000 | $wn_test_text
+10000006 05 n 01 tiny 0 001 @ 10000001 n 0000 | WNSHORT too short
+WORDNET
+if $py -B "$build" --lists "$lists" --langs "en fr" --wordnet "$tmp/wordnet" --out "$tmp/wn" >"$tmp/wn.log" 2>&1; then
+  ok "build with --wordnet -> $(tail -n1 "$tmp/wn.log" | cut -c1-90)..."
+else fail "build with --wordnet failed:"; cat "$tmp/wn.log"; fi
+want='WNMARK a <lemma> (such as a mule) used to carry loads; "<lemma> and <lemma>"'
+grep -qxF -- "$want" "$tmp/wn/corpus.txt" && ok "train gloss kept with its lemmas masked: $want" \
+  || { fail "expected gloss missing: $want"; cat "$tmp/wn/corpus.txt"; }
+grep -qF $'en-wn\tn10000002\tn10000001\twordnet' "$tmp/wn/corpus.meta.tsv" \
+  && ok "its meta row names the synset and its hypernym" || fail "meta row of n10000002 missing"
+for mark in WNDEVHYPER WNDEVSECRET WNSHORT "$wn_test_text"; do
+  grep -qF -- "$mark" "$tmp/wn/corpus.txt" "$tmp/wn/heldout.txt" && fail "gloss '$mark' reached the corpus"
+done
+ex="$($py -c 'import json,sys; e=json.load(open(sys.argv[1]))["excluded"]["en-wn"]; print(" ".join(f"{k}={v}" for k,v in e.items() if v))' "$tmp/wn/manifest.json")"
+[ "$ex" = "dev_test_split=2 too_short=1 dev_test_text=1" ] \
+  && ok "WordNet glosses of dev-split synsets and families, test texts and short glosses left out: $ex" \
+  || fail "WordNet exclusion counts: $ex"
+cmp -s "$corpus" <(grep -v '^WNMARK\|existence$' "$tmp/wn/corpus.txt") \
+  && ok "--wordnet adds the glosses and leaves the Debian texts as they were" || fail "--wordnet changed the Debian texts"
+cp -r "$tmp/wn" "$tmp/wnleak"
+printf '%s\n' "$wn_test_text" >> "$tmp/wnleak/corpus.txt"
+if $py -B "$build" --check --out "$tmp/wnleak" --devtest "$repo/data/wordnet-supersense" >/dev/null 2>&1; then
+  fail "check passed a corpus with a wordnet-supersense test text appended"
+else ok "check fails on an appended wordnet-supersense test text"; fi
+
 if [ "$failures" -ne 0 ]; then echo "test_pretrain_corpus: $failures failure(s)"; exit 1; fi
 echo "test_pretrain_corpus: all passed"
