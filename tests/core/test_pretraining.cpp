@@ -238,12 +238,16 @@ TEST(Pretrain, LearnsIsDeterministicAndTeachersFineTuneFromIt) {
   EXPECT_NE(r.report_json.find("\"init\": \"" + a.output.string() + "\""), std::string::npos) << r.report_json;
 }
 
-TEST(RepositoryConfigs, ThePretrainingFileIsValidButForItsBuiltCorpus) {
-  // Its corpus is built in .cache/ (scripts/pretrain-encoder.sh), not committed: the only
+TEST(RepositoryConfigs, ThePretrainingFilesAreValidButForTheirBuiltCorpus) {
+  // Their corpora are built in .cache/ (scripts/pretrain-encoder.sh), not committed: the only
   // problems a fresh clone may have are those two files.
-  const fs::path file = muki::test::source_dir() / "configs/pretrain/ddtp-multilingual.toml";
-  for (const auto& p : validate_pretraining(Config::load(file)))
-    EXPECT_THAT(p.message, testing::AnyOf(testing::HasSubstr("corpus.txt does not exist"),
-                                            testing::HasSubstr("heldout.txt does not exist")))
-        << p.format();
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(muki::test::source_dir() / "configs/pretrain")) {
+    ++files;
+    for (const auto& p : validate_pretraining(Config::load(entry.path())))
+      EXPECT_THAT(p.message, testing::AnyOf(testing::HasSubstr("corpus.txt does not exist"),
+                                              testing::HasSubstr("heldout.txt does not exist")))
+          << p.format();
+  }
+  EXPECT_EQ(files, 2);  // ddtp-multilingual and ddtp-wordnet-multilingual
 }
