@@ -12,7 +12,8 @@
 # 2-core machine MC-dropout teacher passes dominate: about an hour per seed for all settings.
 #   scripts/paper-settings.sh [SETTING...]     (default: all; a setting is a config's path under
 #                                               configs/ without .toml, e.g. pretrained/quickstart
-#                                               for the pre-trained variants in configs/pretrained/)
+#                                               for the pre-trained variants in configs/pretrained/;
+#                                               `pretrained` stands for all of those)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 muki=build/bin/muki
@@ -32,9 +33,11 @@ sweep() {  # SETTING FAMILY ARGS...
 }
 
 failed=()
-settings=("$@")
-[ ${#settings[@]} -gt 0 ] || settings=(quickstart four_teachers cross_dataset heterogeneous cross_lingual
-                                       overlapping wordnet_four incremental_stage2)
+all=(quickstart four_teachers cross_dataset heterogeneous cross_lingual overlapping wordnet_four incremental_stage2)
+settings=()
+for s in "${@:-${all[@]}}"; do
+  if [ "$s" = pretrained ]; then settings+=("${all[@]/#/pretrained/}"); else settings+=("$s"); fi
+done
 for setting in "${settings[@]}"; do
   # One setting's failure (reported in its table) does not stop the others.
   set +e
