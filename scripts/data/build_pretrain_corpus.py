@@ -48,7 +48,8 @@ is a committed dev/test id or group, and its text passes the checks of step 4; l
 <lemma> as in data/wordnet-supersense (build_wordnet_supersense.mask_lemmas), and its held-out unit
 is its hypernym, so siblings stay in one file.
 
---check: verifies an existing output folder: no line equals (after normalisation) or shares the first
+--check: verifies an existing output folder (a corpus whose manifest lists "en-wn" against the WordNet set
+too): no line equals (after normalisation) or shares the first
 100 normalised characters with a dev/test text of the --devtest sets, no meta row names a source outside
 the train split, a committed dev/test group or id, heldout and corpus share no source, the sha256s
 match manifest.json. Exit 1 with file:line per problem otherwise.
@@ -297,8 +298,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--check", action="store_true", help="only check an existing --out folder")
     args = ap.parse_args(argv[1:])
     t0 = time.time()
-    if args.wordnet and WORDNET_SET not in map(os.path.abspath, args.devtest):
-        args.devtest = args.devtest + [WORDNET_SET]
+    manifest_path = os.path.join(args.out, "manifest.json")
+    has_wordnet = args.wordnet or (args.check and os.path.isfile(manifest_path) and
+                                   WORDNET_LANG in json.load(open(manifest_path, encoding="utf-8")).get("langs", []))
+    if has_wordnet and WORDNET_SET not in map(os.path.abspath, args.devtest):
+        args.devtest = args.devtest + [WORDNET_SET]  # a corpus with glosses is checked against WordNet's dev/test too
     dt = load_devtest(args.devtest)
     if args.check:
         return report(*check(args.out, dt))
