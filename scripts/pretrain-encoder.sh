@@ -26,13 +26,11 @@ fi
 corpus=(--out .cache/pretrain-corpus)
 if [ "$encoder" = ddtp-wordnet-multilingual ]; then
   wordnet=/usr/share/wordnet
+  [ -f $wordnet/data.noun ] || wordnet=.cache/wordnet-base/usr/share/wordnet
   if [ ! -f $wordnet/data.noun ]; then
-    wordnet=.cache/wordnet-base/usr/share/wordnet
-    if [ ! -f $wordnet/data.noun ]; then
-      mkdir -p .cache/wordnet-base
-      (cd .cache && apt-get download wordnet-base 2> /dev/null)
-      dpkg -x .cache/wordnet-base_*.deb .cache/wordnet-base
-    fi
+    mkdir -p .cache/wordnet-base
+    (cd .cache && apt-get download wordnet-base)
+    dpkg -x .cache/wordnet-base_*.deb .cache/wordnet-base
   fi
   corpus=(--out .cache/pretrain-corpus-wordnet --wordnet "$wordnet")
 fi

@@ -97,6 +97,14 @@ def near_key(text: str) -> str:
     return norm_key(text)[:NEAR_CHARS]
 
 
+def devtest_match(text: str, dt: dict) -> str | None:
+    """Why step 4 drops `text` ("dev_test_text" or "dev_test_near_text"), or None to keep it."""
+    k = norm_key(text)
+    if k in dt["texts"]:
+        return "dev_test_text"
+    return "dev_test_near_text" if k[:NEAR_CHARS] in dt["near"] else None
+
+
 def rel(path: str) -> str:
     p = os.path.abspath(path)
     return os.path.relpath(p, REPO) if p.startswith(REPO + os.sep) else path
@@ -275,11 +283,9 @@ def wordnet_candidates(data_noun: str, dt: dict, min_words: int, excluded: dict)
         if len(text.split()) < min_words:
             excluded["too_short"] += 1
             continue
-        k = norm_key(text)
-        if k in dt["texts"]:
-            excluded["dev_test_text"] += 1
-        elif k[:NEAR_CHARS] in dt["near"]:
-            excluded["dev_test_near_text"] += 1
+        reason = devtest_match(text, dt)
+        if reason:
+            excluded[reason] += 1
         else:
             rows.append((WORDNET_LANG, sid, "wordnet", text, [sid], [group]))
     return rows
@@ -383,12 +389,9 @@ def main(argv: list[str]) -> int:
             if len(text.split()) < args.min_words:
                 excluded[lang]["too_short"] += 1
                 continue
-            k = norm_key(text)
-            if k in dt["texts"]:
-                excluded[lang]["dev_test_text"] += 1
-                continue
-            if k[:NEAR_CHARS] in dt["near"]:
-                excluded[lang]["dev_test_near_text"] += 1
+            reason = devtest_match(text, dt)
+            if reason:
+                excluded[lang][reason] += 1
                 continue
             candidates.append((lang, pkgs[0], md5, text, pkgs, srcs))
     del trans, english, english_long
@@ -405,8 +408,7 @@ def main(argv: list[str]) -> int:
             excluded[lang]["duplicate_text"] += 1
             continue
         seen.add((lang, text))
-        unit = srcs[0] if lang == WORDNET_LANG else units.find(srcs[0])
-        name = "heldout" if heldout_bucket(unit) < args.heldout_permille else "corpus"
+        name = "heldout" if heldout_bucket(units.find(srcs[0])) < args.heldout_permille else "corpus"
         out_rows[name].append((lang, text, pkgs, srcs, md5))
         counts[lang][name]["descriptions"] += 1
         counts[lang][name]["words"] += len(text.split())

@@ -182,15 +182,20 @@ cmp -s "$corpus" "$tmp/out2/corpus.txt" && cmp -s "$out/heldout.txt" "$tmp/out2/
 if o="$($py -B "$build" --check --out "$out" 2>&1)"; then ok "check passes: $(cut -c1-60 <<<"$o")..."
 else fail "check rejected a clean corpus:"; echo "$o"; fi
 
-# the no-test-text-in-corpus check must catch a real test line appended to the corpus
-cp -r "$out" "$tmp/leak"
-printf '%s\n' "$test_text" >> "$tmp/leak/corpus.txt"
-line="$(wc -l < "$tmp/leak/corpus.txt")"
-if o="$($py -B "$build" --check --out "$tmp/leak" 2>&1)"; then
-  fail "check passed a corpus with a test.tsv line appended"
-elif grep -qE "corpus.txt:$line: equals the dev/test text of data/ddtp-en/test.tsv:2 " <<<"$o"; then
-  ok "check fails on an appended test line -> $(grep -m1 "corpus.txt:$line" <<<"$o" | cut -c1-120)"
-else fail "check failed without naming line $line:"; echo "$o"; fi
+# the no-test-text-in-corpus check must catch a real test line appended to a built corpus (OUT), and
+# name the line and the test file (TESTFILE, whose line 2 it is)
+check_catches_leak() {  # OUT TEXT TESTFILE
+  cp -r "$1" "$1-leak"
+  printf '%s\n' "$2" >> "$1-leak/corpus.txt"
+  local line o
+  line="$(wc -l < "$1-leak/corpus.txt")"
+  if o="$($py -B "$build" --check --out "$1-leak" 2>&1)"; then
+    fail "check passed a corpus with a line of $3 appended"
+  elif grep -qE "corpus.txt:$line: equals the dev/test text of $3:2 " <<<"$o"; then
+    ok "check fails on an appended line of $3 -> $(grep -m1 "corpus.txt:$line" <<<"$o" | cut -c1-120)"
+  else fail "check failed without naming line $line as $3:2:"; echo "$o"; fi
+}
+check_catches_leak "$out" "$test_text" data/ddtp-en/test.tsv
 
 # belt and braces: a group of a committed dev/test file is left out even when its split hash says train
 mkdir -p "$tmp/fakeset"
@@ -247,14 +252,8 @@ ex="$($py -c 'import json,sys; e=json.load(open(sys.argv[1]))["excluded"]["en-wn
   || fail "WordNet exclusion counts: $ex"
 cmp -s "$corpus" <(grep -v '^WNMARK\|existence$' "$tmp/wn/corpus.txt") \
   && ok "--wordnet adds the glosses and leaves the Debian texts as they were" || fail "--wordnet changed the Debian texts"
-cp -r "$tmp/wn" "$tmp/wnleak"
-printf '%s\n' "$wn_test_text" >> "$tmp/wnleak/corpus.txt"
-line="$(wc -l < "$tmp/wnleak/corpus.txt")"
-if o="$($py -B "$build" --check --out "$tmp/wnleak" 2>&1)"; then
-  fail "check passed a corpus with a wordnet-supersense test text appended"
-elif grep -qE "corpus.txt:$line: equals the dev/test text of data/wordnet-supersense/test.tsv:2 " <<<"$o"; then
-  ok "check (told of the glosses by the manifest) fails on an appended wordnet-supersense test text"
-else fail "check failed without naming line $line as a wordnet-supersense test text:"; echo "$o"; fi
+# without --devtest: the check learns from the corpus's manifest that it holds glosses
+check_catches_leak "$tmp/wn" "$wn_test_text" data/wordnet-supersense/test.tsv
 
 if [ "$failures" -ne 0 ]; then echo "test_pretrain_corpus: $failures failure(s)"; exit 1; fi
 echo "test_pretrain_corpus: all passed"
