@@ -3,6 +3,7 @@
 // the architecture of a checkpoint (freshly initialised), batch 32, no evaluation.
 //   muki_bench_student --checkpoint DIR --data TSV [--examples 1024] [--epochs 1] [--threads 2]
 //       [--bucket-batches 0 (the trainer's length bucketing; 0: random batches, the reference's work)]
+//       [--precision fp32 | bf16 (the trainer's mixed precision, TrainerOptions::bf16)]
 //       [--ids-out FILE] [--profile TRACE (LibTorch's operator profiler; bench/profile.sh)]
 // Prints one JSON object. --ids-out writes the token ids for bench/reference.py.
 #include <chrono>
@@ -35,6 +36,9 @@ int main(int argc, char** argv) try {
   o.batch_size = 32;
   o.eval_every = 0;
   o.bucket_batches = args.get_int("bucket-batches", 0);
+  const std::string precision = args.get("precision", "fp32");
+  if (precision != "fp32" && precision != "bf16") throw std::invalid_argument("--precision must be fp32 or bf16");
+  o.bf16 = precision == "bf16";
   o.log_interval_s = 1e9;
   const auto start = std::chrono::steady_clock::now();
   const bench::Profile profile(args);
@@ -44,7 +48,8 @@ int main(int argc, char** argv) try {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "{\"bench\": \"student\", \"implementation\": \"muki\", \"model\": \"" << mc.type
             << "\", \"threads\": " << threads << ", \"examples\": " << n << ", \"epochs\": " << epochs
-            << ", \"batch_size\": 32, \"bucket_batches\": " << o.bucket_batches << ", \"steps\": " << r.steps << ", \"seconds\": " << s
+            << ", \"batch_size\": 32, \"bucket_batches\": " << o.bucket_batches << ", \"precision\": \"" << precision
+            << "\", \"steps\": " << r.steps << ", \"seconds\": " << s
             << ", \"examples_per_s\": " << static_cast<double>(n * epochs) / s << "}" << std::endl;
   return 0;
 } catch (const std::exception& e) {

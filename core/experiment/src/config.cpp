@@ -319,7 +319,8 @@ std::vector<Field> train_fields(bool student = false) {
       leaf("lr", Type::Float, 1e-12, 10), leaf("weight_decay", Type::Float, 0, 10),
       leaf("warmup", Type::Float, 0, 1), leaf("eval_every", Type::Int, 0, 1e9),
       leaf("patience", Type::Int, 0, 1e9), leaf("grad_clip", Type::Float, 0, 1e6),
-      leaf("eval_batch_size", Type::Int, 1, 1e6), leaf("bucket_batches", Type::Int, 0, 1e6)};
+      leaf("eval_batch_size", Type::Int, 1, 1e6), leaf("bucket_batches", Type::Int, 0, 1e6),
+      choice("precision", {"fp32", "bf16"})};
   if (student) {
     fields.push_back(leaf("feature_lr", Type::Float, 1e-12, 10));
     fields.push_back(leaf("feature_weight_decay", Type::Float, 0, 10));

@@ -16,6 +16,7 @@
 #include "muki/io/files.h"
 #include "muki/io/fingerprint.h"
 #include "muki/model/checkpoint.h"
+#include "muki/model/device.h"
 #include "muki/model/fused_adamw.h"
 #include "muki/model/keyed_dropout.h"
 #include "muki/model/process_group.h"
@@ -326,7 +327,7 @@ std::vector<int64_t> epoch_order(std::mt19937_64& rng, int64_t n) {
 std::optional<double> train_step(ClassifierImpl& model, FusedAdamW& optimizer, const std::vector<double>& lr,
                   const TrainInputs& train, const torch::Tensor& indices, const LossFn& loss,
                   const FeatureLoss* feature_loss, double grad_clip,
-                  const torch::Device& device, uint64_t dropout_seed, GradientReducer* reducer) {
+                  const torch::Device& device, uint64_t dropout_seed, GradientReducer* reducer, bool bf16) {
   torch::Tensor mine = indices;
   double share = 1.0;
   if (reducer != nullptr) {
@@ -348,13 +349,14 @@ std::optional<double> train_step(ClassifierImpl& model, FusedAdamW& optimizer, c
     const int64_t* row = rows.data_ptr<int64_t>();
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = mix_seed(dropout_seed, static_cast<uint64_t>(row[i]));
     const DropoutKeyScope keyed(std::move(keys));
-    torch::Tensor l;
-    if (feature_loss == nullptr) {
-      l = loss(model.forward(batch.input_ids.to(device), batch.attention_mask.to(device)), mine);
-    } else {
-      const torch::Tensor pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
-      l = loss(model.classify(pooled), mine) + feature_loss->loss(pooled, mine);
+    torch::Tensor logits, pooled;
+    {
+      const Bf16Autocast autocast(device, bf16);  // the forward only: the losses stay float32
+      pooled = model.pooled_features(batch.input_ids.to(device), batch.attention_mask.to(device));
+      logits = model.classify(pooled);
     }
+    torch::Tensor l = loss(logits.to(torch::kFloat), mine);
+    if (feature_loss != nullptr) l = l + feature_loss->loss(pooled.to(torch::kFloat), mine);
     value = l.item<double>() * share;
     if (std::isfinite(value)) (share == 1.0 ? l : l * share).backward();
   }
@@ -552,8 +554,10 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
   const Schedule schedule = plan_schedule(n, o);
   const std::vector<int64_t> lengths = token_counts(train.attention_mask);
   // A state written under another batch order must not be resumed into this one.
-  const std::string state_key = o.bucket_batches > 0 ? o.state_key + "|buckets " + std::to_string(o.bucket_batches)
-                                                     : o.state_key;
+  // Nor one written in another precision.
+  const std::string state_key = o.state_key +
+                                (o.bucket_batches > 0 ? "|buckets " + std::to_string(o.bucket_batches) : "") +
+                                (o.bf16 ? "|bf16" : "");
   // Every rank starts from rank 0's weights (seeded alike already; this makes sure).
   if (o.group != nullptr) o.group->broadcast(current, 0);
   std::unique_ptr<GradientReducer> reducer;
@@ -592,6 +596,9 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
     return stop;
   };
 
+  if (o.bf16 && !device.is_cuda() && !cpu_has_native_bf16())
+    spdlog::warn("{}: precision bf16 on a CPU without native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
+                 "slower than fp32 here", o.name);
   std::mt19937_64 rng(o.seed);
   int64_t step = 0, examples_seen = 0;
   auto last_log = Clock::now();
@@ -621,7 +628,7 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
       const double lr = group_lr.front();
       const std::optional<double> step_loss =
           train_step(model, optimizer, group_lr, train, perm.narrow(0, begin, len), loss, feature_loss,
-                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), reducer.get());
+                     o.grad_clip, device, mix_seed(o.seed, static_cast<uint64_t>(step)), reducer.get(), o.bf16);
       // Training on would only spread the NaN into every weight; the last state stays as it was.
       if (!step_loss)
         throw std::runtime_error(o.name + ": the training loss is not finite at step " + std::to_string(step) +

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -137,6 +139,22 @@ Bf16Autocast::~Bf16Autocast() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   set_autocast(cuda_, was_enabled_);
   set_autocast_dtype(cuda_, was_dtype_);
+}
+
+bool cpu_has_native_bf16() {
+  static const bool native = [] {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream flags(line.substr(line.find(':') + 1));
+      for (std::string flag; flags >> flag;)
+        if (flag == "avx512_bf16" || flag == "amx_bf16") return true;
+      return false;  // every core lists the same flags
+    }
+    return false;
+  }();
+  return native;
 }
 
 void configure_determinism(bool on) {

@@ -346,6 +346,7 @@ TeacherTrainingResult train_teacher(const Config& config, ProcessGroup* group) {
        {"init", built.init.empty() ? Json() : Json(built.init.string())},
        {"data", split_counts(result)},
        {"train", {{"epochs", to.epochs}, {"batch_size", to.batch_size}, {"lr", to.lr},
+                  {"bucket_batches", to.bucket_batches}, {"precision", to.bf16 ? "bf16" : "fp32"},
                   {"steps", result.steps}, {"planned_steps", trained.planned_steps},
                   {"best_step", result.best_step}, {"stopped_early", result.stopped_early},
                   {"seconds", result.train_seconds}, {"history", history}}},

@@ -155,6 +155,7 @@ TrainerOptions trainer_options_from(const toml::table* table) {
   o.grad_clip = t["grad_clip"].value_or(o.grad_clip);
   o.eval_batch_size = t["eval_batch_size"].value_or(o.eval_batch_size);
   o.bucket_batches = t["bucket_batches"].value_or(o.bucket_batches);
+  o.bf16 = t["precision"].value_or(std::string("fp32")) == "bf16";  // the schema allows fp32 | bf16
   return o;
 }
 

@@ -58,6 +58,15 @@ struct TrainerOptions {
   // one length. 0 (the default): the plain shuffled order of every earlier version, so the
   // published numbers reproduce. Part of the state key when on.
   int64_t bucket_batches = 0;
+  // Mixed precision for the training forward (added in muki 0.10), a speed option: when true,
+  // the forward runs under bfloat16 autocast (device.h's Bf16Autocast: matrix products and
+  // convolutions in bf16, their weights kept and updated in float32); the logits and pooled
+  // features are cast to float32 before the losses, and the backward follows the forward's
+  // precision. Dev evaluation stays float32, so model selection compares like with like. Fast
+  // only where the hardware computes bf16 natively (CPUs with AVX512_BF16 or AMX, recent GPUs);
+  // elsewhere it is slower than float32. false (the default): float32 throughout, as in every
+  // earlier version. Part of the state key when on.
+  bool bf16 = false;
   double log_interval_s = 2.0;  // a progress line at most this often
   std::string name = "train";   // prefix of the progress lines
   std::filesystem::path state_file;  // empty: no resumable state

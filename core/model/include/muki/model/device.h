@@ -54,6 +54,11 @@ class Bf16Autocast {
   c10::ScalarType was_dtype_ = c10::ScalarType::Float;
 };
 
+// Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo's
+// flags): without it, bf16 matrix products are emulated and slower than float32. false where
+// /proc/cpuinfo cannot be read. (Added in muki 0.10.)
+bool cpu_has_native_bf16();
+
 // The deterministic switch ([experiment].deterministic): torch's deterministic algorithms (an op
 // without a deterministic implementation then throws instead of varying), and the cuBLAS workspace
 // setting they need on CUDA (set before cuBLAS starts, unless the environment already has one).
