@@ -9,6 +9,8 @@ are, if anything, flattering to the reference.
                             [--samples 1,4,16] [--threads 2]
   reference.py teacher_pass_best ... [--precision fp32|bf16]   (see teacher_pass_best)
   reference.py student --checkpoint DIR --ids FILE --examples N [--epochs 1] [--threads 2]
+                      [--precision fp32|bf16 (bf16: the forward under torch.autocast, as
+                      muki's train.precision = "bf16")]
 
 The models mirror core/model/src/models.cpp layer by layer and load its weights.pt (a TorchScript
 archive of named tensors). Needs Debian's python3-torch (1.13, the same as libtorch-dev).
@@ -214,7 +216,9 @@ def student(args):
         for b in range(0, args.examples, 32):
             rows = order[b:b + 32]
             (b_ids, b_mask), = batches(ids[rows], mask[rows], 32)
-            log_q = torch.log_softmax(model(b_ids, b_mask), -1)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                logits = model(b_ids, b_mask)
+            log_q = torch.log_softmax(logits.float(), -1)
             t = targets[rows]
             kl = (t * (torch.where(t > 0, t.log(), torch.zeros_like(t)) - log_q)).sum(-1)
             loss = (weights[rows] * kl).mean()
@@ -227,7 +231,7 @@ def student(args):
     seconds = time.perf_counter() - start
     return {"bench": "student", "implementation": "pytorch-reference", "model": config["type"],
             "threads": args.threads, "examples": args.examples, "epochs": args.epochs,
-            "batch_size": 32, "steps": steps, "seconds": seconds, "torch": torch.__version__,
+            "batch_size": 32, "precision": args.precision, "steps": steps, "seconds": seconds, "torch": torch.__version__,
             "examples_per_s": args.examples * args.epochs / seconds}
 
 

@@ -34,12 +34,19 @@ for precision in fp32 bf16; do
 done
 "$python" bench/reference.py teacher_pass --checkpoint "$media" --checkpoint "$science" \
   --samples "$samples" --ids "$out/teacher_ids.bin" --examples "$examples" --threads "$threads" > "$out/teacher_pass.reference.json"
+# Both speed options on: bf16 and adaptive K at the tolerance whose selection cost
+# bench/README.md measures over 11 seeds.
+build/bin/muki_bench_teacher_pass --checkpoint "$media" --checkpoint "$science" --precision bf16 --adaptive 0.05 \
+  --samples 16 --data "$data" --examples "$examples" --threads "$threads" > "$out/teacher_pass.muki.options.json"
+# Students in fp32 and with train.precision = "bf16", each beside PyTorch at the same precision.
 for model in transformer cnn; do
   checkpoint=$([ "$model" = transformer ] && echo "$media" || echo "$cnn")
-  build/bin/muki_bench_student --checkpoint "$checkpoint" --data "$data" --examples "$examples" \
-    --threads "$threads" --ids-out "$out/student_ids_$model.bin" > "$out/student_$model.muki.json"
-  "$python" bench/reference.py student --checkpoint "$checkpoint" --ids "$out/student_ids_$model.bin" \
-    --examples "$examples" --threads "$threads" > "$out/student_$model.reference.json"
+  for precision in fp32 bf16; do
+    build/bin/muki_bench_student --checkpoint "$checkpoint" --data "$data" --examples "$examples" --precision "$precision" \
+      --threads "$threads" --ids-out "$out/student_ids_$model.bin" > "$out/student_$model.muki.$precision.json"
+    "$python" bench/reference.py student --checkpoint "$checkpoint" --ids "$out/student_ids_$model.bin" \
+      --precision "$precision" --examples "$examples" --threads "$threads" > "$out/student_$model.reference.$precision.json"
+  done
 done
 
 "$python" - "$out" <<'PY'
@@ -65,15 +72,32 @@ for precision in ("fp32", "bf16"):
             if row["precision"] == precision and row["teachers"] == 1}
     if 0 in rate and 16 in rate:
         stochastic_cost[precision] = ((1 / rate[16] - 1 / rate[0]) / 16) / (1 / rate[0])
+# The speed options' row: K = 16 with bf16 and adaptive K, against the authors'-style loop (fp32,
+# exact) and the best PyTorch version in bf16 (exact: it has no adaptive K).
+opt = load("teacher_pass.muki.options.json")
+best_bf16 = {(b["teachers"], b["samples"]): b for b in load("teacher_pass.best.bf16.json")["results"]}
+reference = {(r["teachers"], r["samples"]): r for r in tp_ref["results"]}
+options_rows = [{"teachers": m["teachers"], "samples": m["samples"],
+                 "adaptive_tolerance": opt["adaptive_tolerance"],
+                 "samples_drawn_fraction": m.get("samples_drawn_fraction", 1.0),
+                 "muki_examples_per_s": m["examples_per_s"],
+                 "speedup_vs_reference": m["examples_per_s"] / reference[(m["teachers"], 16)]["examples_per_s"],
+                 "speedup_vs_best_bf16": m["examples_per_s"] / best_bf16[(m["teachers"], 16)]["examples_per_s"]}
+                for m in opt["results"]]
 students = []
 for model in ("transformer", "cnn"):
-    m, r = load(f"student_{model}.muki.json"), load(f"student_{model}.reference.json")
-    students.append({"model": m["model"], "muki_examples_per_s": m["examples_per_s"],
-                     "reference_examples_per_s": r["examples_per_s"], "speedup": m["examples_per_s"] / r["examples_per_s"]})
+    for precision in ("fp32", "bf16"):
+        m, r = load(f"student_{model}.muki.{precision}.json"), load(f"student_{model}.reference.{precision}.json")
+        students.append({"model": m["model"], "precision": precision, "muki_examples_per_s": m["examples_per_s"],
+                         "reference_examples_per_s": r["examples_per_s"],
+                         "speedup": m["examples_per_s"] / r["examples_per_s"]})
+fp32_reference = {s["model"]: s["reference_examples_per_s"] for s in students if s["precision"] == "fp32"}
+for s in students:
+    s["speedup_vs_fp32_reference"] = s["muki_examples_per_s"] / fp32_reference[s["model"]]
 results = {"machine": {"cpus": os.cpu_count(), "threads": tp_ref["threads"],
                        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(auto)")},
            "examples": tp_ref["examples"],
-           "teacher_pass": {"reference": tp_ref, "table": rows,
+           "teacher_pass": {"reference": tp_ref, "table": rows, "speed_options": options_rows,
                             "stochastic_pass_cost_vs_deterministic": stochastic_cost},
            "student": {"table": students}}
 json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
@@ -86,9 +110,15 @@ for row in rows:
           f"{row['speedup_vs_best']:.2f}x | {row['speedup_vs_reference']:.2f}x |")
 for precision, cost in stochastic_cost.items():
     print(f"{precision}: one stochastic pass costs {cost:.2f}x one deterministic pass of the same texts")
-print("\nstudent training (examples/s, batch 32, AdamW, weighted KL)")
-print("| model | muki | PyTorch reference | speed-up |\n|---|---:|---:|---:|")
+print("\nteacher pass with both speed options (bf16, adaptive K), K = 16")
+print("| teachers | tolerance | passes drawn | muki | vs best PyTorch (bf16) | vs authors' (fp32) |\n|---:|---:|---:|---:|---:|---:|")
+for row in options_rows:
+    print(f"| {row['teachers']} | {row['adaptive_tolerance']} | {100 * row['samples_drawn_fraction']:.1f}% | "
+          f"{row['muki_examples_per_s']:.1f} | {row['speedup_vs_best_bf16']:.2f}x | {row['speedup_vs_reference']:.2f}x |")
+print("\nstudent training (examples/s, batch 32, AdamW, weighted KL; the reference at the same precision)")
+print("| model | precision | muki | PyTorch reference | speed-up | vs the fp32 reference |\n|---|---|---:|---:|---:|---:|")
 for row in students:
-    print(f"| {row['model']} | {row['muki_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | {row['speedup']:.2f}x |")
+    print(f"| {row['model']} | {row['precision']} | {row['muki_examples_per_s']:.1f} | {row['reference_examples_per_s']:.1f} | "
+          f"{row['speedup']:.2f}x | {row['speedup_vs_fp32_reference']:.2f}x |")
 print(f"\nwrote {os.path.join(out, 'results.json')}")
 PY
