@@ -719,13 +719,14 @@ TEST_F(RunTest, TheReportOpensInChromiumWithTheUncertaintyFigure) {
 TEST(RepositoryConfigs, EveryConfigIsValid) {
   // From the repository root, as the README runs them: teacher outputs (relative to the working
   // folder) and experiments' checkpoints (relative to configs/) then meet.
-  // Experiments: configs/*.toml and their pre-trained variants in configs/pretrained/ (teacher
-  // files are checked through the experiments' [prepare]; configs/pretrain/ by the next test).
+  // Experiments: configs/*.toml, their pre-trained variants in configs/pretrained/ and the fast
+  // quickstart in configs/fast/ (teacher files are checked through the experiments' [prepare];
+  // configs/pretrain/ by the next test).
   std::vector<fs::path> experiments;
-  for (const char* folder : {"configs", "configs/pretrained"})
+  for (const char* folder : {"configs", "configs/pretrained", "configs/fast"})
     for (const auto& entry : fs::directory_iterator(muki::test::source_dir() / folder))
       if (entry.path().extension() == ".toml") experiments.push_back(entry.path());
-  EXPECT_GE(experiments.size(), 12u);
+  EXPECT_GE(experiments.size(), 13u);
   for (const fs::path& config : experiments) {
     const Result r = muki::test::run_command("cd " + muki::test::source_dir().string() + " && env -u MUKI_PLUGIN_PATH " +
                                   muki_binary() + " validate " + config.string());
