@@ -11,6 +11,13 @@
 //               max(1, batch_size / K) texts replicated K times, as ONE forward call. Measured on
 //               2 CPU cores (bench/run.sh): 32-row calls run K = 16 passes 1.4x faster than
 //               256-row ones (the activations stay in cache).
+//   piece_texts INT, default 0 = auto (the whole request on the CPU; 4 calls' texts on CUDA): the
+//               texts tokenized and sorted by length together (added in adapter 0.3.0, muki
+//               0.10). A piece's calls are queued before the next piece is tokenized, so on CUDA,
+//               whose forward calls return before the device has run them, the host tokenizes
+//               piece j+1 while the device runs piece j. On the CPU the calls run as they are
+//               made, so a whole request is one piece: the widest choice of lengths to bucket.
+//               Outputs do not depend on it (tested on the CPU with small pieces).
 //   dropout     FLOAT, optional: the p of every dropout module during the stochastic passes;
 //               default the checkpoint's own rate (the rate it was trained with).
 //   precision   "fp32" (default) | "bf16": bf16 runs the passes' matrix products in bfloat16
@@ -57,6 +64,8 @@ class NativeTeacher : public muki::sdk::Teacher {
     if (path.is_relative() && !ctx.config_dir.empty()) path = fs::path(ctx.config_dir) / path;
     batch_size_ = ctx.options.get_int("batch_size", 0);
     if (batch_size_ < 0) throw Error(MUKI_ERR_CONFIG, "option 'batch_size' must be >= 0 (0 = auto)");
+    piece_texts_ = ctx.options.get_int("piece_texts", 0);
+    if (piece_texts_ < 0) throw Error(MUKI_ERR_CONFIG, "option 'piece_texts' must be >= 0 (0 = auto)");
     try {
       if (const int64_t threads = ctx.options.get_int("threads", 0); threads > 0)
         muki::core::configure_threads(threads);
@@ -117,33 +126,39 @@ class NativeTeacher : public muki::sdk::Teacher {
     auto& model = *checkpoint_.model;
     const int64_t texts_per_call = std::max<int64_t>(1, batch_size_ / std::max<int64_t>(1, k));
     try {
-      // Length bucketing: the request is tokenized once and cut into calls of texts of similar
-      // length, so each call is padded little. A text's outputs do not depend on its call: its
-      // dropout masks are keyed by its position in the request (mc_dropout.h) and attention and
-      // pooling ignore padding.
+      // Length bucketing: each piece of the request is tokenized once and cut into calls of texts
+      // of similar length, so each call is padded little. A text's outputs do not depend on its
+      // piece or call: its dropout masks are keyed by its position in the request (mc_dropout.h)
+      // and attention and pooling ignore padding.
       const muki::core::Bf16Autocast autocast(device_, bf16_);
-      const muki::core::EncodedTexts all = muki::core::encode_texts(
-          *checkpoint_.tokenizer, texts, checkpoint_.model_config.max_length);
-      const std::vector<int64_t> order = muki::core::order_by_length(all.attention_mask);
       // On CUDA the inputs go up from pinned memory without blocking, and the outputs stay on the
-      // device until every call of the request is queued: the host then cuts and copies the next
-      // call's inputs while the device still runs the last one, instead of waiting for each.
+      // device until every call of the request is queued: the host then tokenizes the next piece
+      // and cuts the next call's inputs while the device still runs the last ones.
       struct Call {
-        std::vector<int64_t> rows;
+        std::vector<int64_t> rows;  // positions in the request
         torch::Tensor logits, pooled;
       };
       std::vector<Call> calls;
       const bool cuda = device_.is_cuda();
       auto upload = [&](const torch::Tensor& t) { return cuda ? t.pin_memory().to(device_, true) : t; };
-      for (int64_t start = 0; start < n; start += texts_per_call) {
-        Call call;
-        call.rows.assign(order.begin() + start, order.begin() + std::min(n, start + texts_per_call));
-        const muki::core::EncodedTexts enc = muki::core::select_rows(all, call.rows);
-        const torch::Tensor ids = upload(enc.input_ids), mask = upload(enc.attention_mask);
-        torch::Tensor* pooled_out = features != nullptr ? &call.pooled : nullptr;
-        call.logits = k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
-                             : muki::core::mc_dropout_sample(model, ids, mask, k, seed, pooled_out, call.rows);
-        calls.push_back(std::move(call));
+      const int64_t piece = piece_texts_ > 0 ? piece_texts_ : cuda ? 4 * texts_per_call : std::max<int64_t>(n, 1);
+      for (int64_t first = 0; first < n; first += piece) {
+        const int64_t count = std::min(piece, n - first);
+        const muki::core::EncodedTexts encoded = muki::core::encode_texts(
+            *checkpoint_.tokenizer, std::vector<std::string_view>(texts.begin() + first, texts.begin() + first + count),
+            checkpoint_.model_config.max_length);
+        const std::vector<int64_t> order = muki::core::order_by_length(encoded.attention_mask);
+        for (int64_t start = 0; start < count; start += texts_per_call) {
+          const std::vector<int64_t> local(order.begin() + start, order.begin() + std::min(count, start + texts_per_call));
+          Call call;
+          for (int64_t i : local) call.rows.push_back(first + i);
+          const muki::core::EncodedTexts enc = muki::core::select_rows(encoded, local);
+          const torch::Tensor ids = upload(enc.input_ids), mask = upload(enc.attention_mask);
+          torch::Tensor* pooled_out = features != nullptr ? &call.pooled : nullptr;
+          call.logits = k == 0 ? muki::core::predict_deterministic(model, ids, mask, pooled_out)
+                               : muki::core::mc_dropout_sample(model, ids, mask, k, seed, pooled_out, call.rows);
+          calls.push_back(std::move(call));
+        }
       }
       for (const Call& call : calls) {
         muki::plugins::copy_passes(call.logits, out, call.rows, k);
@@ -158,6 +173,7 @@ class NativeTeacher : public muki::sdk::Teacher {
   torch::Device device_ = torch::kCPU;
   muki::core::LoadedCheckpoint checkpoint_;
   int64_t batch_size_ = 0;  // rows per forward call
+  int64_t piece_texts_ = 0;  // texts tokenized together (0 = auto)
   bool can_sample_ = false;
   bool bf16_ = false;  // precision = "bf16"
   std::string note_;
@@ -173,6 +189,10 @@ const muki_param_desc kParams[] = {
     muki::sdk::param("batch_size", MUKI_PARAM_INT, "0",
                      "rows per forward call: texts, or texts x K when sampling (0 = 32 on the CPU, "
                      "512 on CUDA)", 0, 1e6),
+    muki::sdk::param("piece_texts", MUKI_PARAM_INT, "0",
+                     "texts tokenized and length-sorted together; on CUDA the next piece is tokenized "
+                     "while the device runs this one (0 = the whole request on the CPU, 4 calls' texts "
+                     "on CUDA)", 0, 1e9),
     muki::sdk::param("dropout", MUKI_PARAM_FLOAT, nullptr,
                      "MC-dropout rate override (default: the checkpoint's)", 0, 0.99),
     muki::sdk::param("precision", MUKI_PARAM_STRING, "\"fp32\"",
@@ -181,9 +201,9 @@ const muki_param_desc kParams[] = {
 
 }  // namespace
 
-MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.2.0",
+MUKI_PLUGIN_LIBRARY_WITH_HOOKS("muki-teacher-native", "0.3.0",
                                "muki's own LibTorch classifier checkpoints", muki::plugins::share_host_lock, nullptr,
-                               MUKI_TEACHER(NativeTeacher, "native", "0.2.0",
+                               MUKI_TEACHER(NativeTeacher, "native", "0.3.0",
                                  "a `muki teacher train` checkpoint folder (Transformer, CNN or "
                                  "bag of embeddings); MC dropout for the stochastic passes",
                                  kParams))

@@ -36,10 +36,11 @@ int configure_threads(int64_t threads);
 // once, first thing in main(), before any thread starts; process-wide.
 void tune_allocator();
 
-// Mixed precision for inference passes, for the lifetime of the guard, on this thread: when `bf16`,
-// torch's autocast for `device` runs matrix products (linear, matmul, convolutions) in bfloat16 and
-// keeps reductions and normalisations in float32; otherwise nothing changes. The previous state
-// comes back when the guard goes. Covers LibTorch 1.13's per-device calls and 2.x's.
+// Mixed precision for inference passes and (muki 0.10) training forwards, for the lifetime of the
+// guard, on this thread: when `bf16`, torch's autocast for `device` runs matrix products (linear,
+// matmul, convolutions) in bfloat16 and keeps reductions and normalisations in float32; otherwise
+// nothing changes. The previous state comes back when the guard goes. Covers LibTorch 1.13's
+// per-device calls and 2.x's.
 class Bf16Autocast {
  public:
   Bf16Autocast(const torch::Device& device, bool bf16);
