@@ -7,8 +7,10 @@
 # table. The runs go side by side (below) and share their teachers and teacher passes, which are
 # cached in runs/cache; a second invocation reuses every finished run.
 #   scripts/quickstart.sh [CONFIG]   another experiment over data/ddtp-en, such as
-#                                    configs/pretrained/quickstart.toml (pre-trained teachers and
-#                                    student); runs are named <its experiment.name>-<variant>
+#                                    configs/fast/quickstart.toml (the speed options on: bf16
+#                                    teachers, passes and student; for hardware with native bf16)
+#                                    or configs/pretrained/quickstart.toml (pre-trained teachers
+#                                    and student); runs are named <its experiment.name>-<variant>
 #   MUKI_JOBS=N scripts/quickstart.sh  N runs at a time (default: the core count)
 set -euo pipefail
 cd "$(dirname "$0")/.."
