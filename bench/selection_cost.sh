@@ -16,35 +16,35 @@ out=build/bench/selection
 mkdir -p "$out"
 build/bin/muki teacher train configs/teachers/quickstart.toml --missing-only --log-level warn
 
-bf16=(--set 'teachers.0.options.precision="bf16"' --set 'teachers.1.options.precision="bf16"')
-declare -A variant=(
-  [exact]=""
-  [bf16]="bf16"
-  [adaptive-0.05]="adaptive 0.05"
-  [adaptive-0.02]="adaptive 0.02"
-  [bf16-adaptive-0.05]="bf16 adaptive 0.05"
+# name | overrides (as in scripts/quickstart.sh); the exact pass first, the one the others are compared with
+bf16='teachers.0.options.precision="bf16"|teachers.1.options.precision="bf16"'
+variants=(
+  "exact"
+  "bf16|$bf16"
+  "adaptive-0.05|uncertainty.adaptive_tolerance=0.05"
+  "adaptive-0.02|uncertainty.adaptive_tolerance=0.02"
+  "bf16-adaptive-0.05|$bf16|uncertainty.adaptive_tolerance=0.05"
 )
 analyze() {  # SEED VARIANT
-  local args=() spec=${variant[$2]}
-  [[ $spec == *bf16* ]] && args+=("${bf16[@]}")
-  [[ $spec == *adaptive* ]] && args+=(--set "uncertainty.adaptive_tolerance=${spec##* }")
+  local name sets args=()
+  IFS='|' read -r name sets <<< "$2"
+  IFS='|' read -ra sets <<< "$sets"
+  for s in "${sets[@]}"; do args+=(--set "$s"); done
   OMP_NUM_THREADS=1 build/bin/muki analyze configs/quickstart.toml --uncertainty mc_dropout --integration weighted \
-    --set "experiment.seed=$1" "${args[@]}" --json "$out/seed$1-$2.json" --log-level warn > /dev/null
+    --set "experiment.seed=$1" "${args[@]}" --json "$out/seed$1-$name.json" --log-level warn > /dev/null
 }
 # Two seeds at a time, one thread each.
 IFS=, read -ra list <<< "$seeds"
 for ((i = 0; i < ${#list[@]}; i += 2)); do
   for s in "${list[@]:i:2}"; do
-    (for v in "${!variant[@]}"; do analyze "$s" "$v"; done) &
+    (for v in "${variants[@]}"; do analyze "$s" "$v"; done) &
   done
   wait
 done
 
-/usr/bin/python3 - "$out" "$seeds" "${!variant[@]}" <<'PY'
+/usr/bin/python3 - "$out" "$seeds" "${variants[@]%%|*}" <<'PY'
 import json, os, statistics, sys
-out, seeds, variants = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
-order = ["exact", "bf16", "adaptive-0.05", "adaptive-0.02", "bf16-adaptive-0.05"]
-variants = sorted(variants, key=lambda v: order.index(v) if v in order else len(order))
+out, seeds, variants = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]  # variants[0]: exact
 def measures(seed, v):
     d = json.load(open(os.path.join(out, f"seed{seed}-{v}.json")))
     cal = next(r for r in d["results"] if "calibrated" in r["uncertainty"])

@@ -596,9 +596,8 @@ TrainResult train_classifier(ClassifierImpl& model, const TrainInputs& train, co
     return stop;
   };
 
-  if (o.bf16 && !device.is_cuda() && !cpu_has_native_bf16())
-    spdlog::warn("{}: precision bf16 on a CPU without native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
-                 "slower than fp32 here", o.name);
+  if (const std::string slow = o.bf16 ? bf16_slowness(device) : ""; !slow.empty())
+    spdlog::warn("{}: {}", o.name, slow);
   std::mt19937_64 rng(o.seed);
   int64_t step = 0, examples_seen = 0;
   auto last_log = Clock::now();

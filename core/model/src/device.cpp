@@ -141,7 +141,7 @@ Bf16Autocast::~Bf16Autocast() {
   set_autocast_dtype(cuda_, was_dtype_);
 }
 
-bool cpu_has_native_bf16() {
+std::string bf16_slowness(const torch::Device& device) {
   static const bool native = [] {
     std::ifstream cpuinfo("/proc/cpuinfo");
     std::string line;
@@ -154,7 +154,8 @@ bool cpu_has_native_bf16() {
     }
     return false;
   }();
-  return native;
+  if (device.is_cuda() || native) return "";
+  return "precision bf16 on a CPU without native bfloat16 (no avx512_bf16 or amx_bf16 flag): slower than fp32 here";
 }
 
 void configure_determinism(bool on) {

@@ -95,9 +95,8 @@ class NativeTeacher : public muki::sdk::Teacher {
     if (precision != "fp32" && precision != "bf16")
       throw Error(MUKI_ERR_CONFIG, "option 'precision' must be \"fp32\" or \"bf16\", not \"" + precision + "\"");
     bf16_ = precision == "bf16";
-    if (bf16_ && !device_.is_cuda() && !muki::core::cpu_has_native_bf16())
-      ctx.log(MUKI_LOG_WARN, "precision bf16 on a CPU without native bfloat16 (no avx512_bf16 or amx_bf16 flag): "
-                             "slower than fp32 here");
+    if (const std::string slow = bf16_ ? muki::core::bf16_slowness(device_) : ""; !slow.empty())
+      ctx.log(MUKI_LOG_WARN, slow);
     const int64_t layers = muki::core::count_dropout_modules(model);
     can_sample_ = layers > 0 && p > 0;
     std::ostringstream note;

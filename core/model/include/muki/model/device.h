@@ -55,10 +55,11 @@ class Bf16Autocast {
   c10::ScalarType was_dtype_ = c10::ScalarType::Float;
 };
 
-// Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo's
-// flags): without it, bf16 matrix products are emulated and slower than float32. false where
-// /proc/cpuinfo cannot be read. (Added in muki 0.10.)
-bool cpu_has_native_bf16();
+// Why bf16 (Bf16Autocast) would be slow on `device`, for a warning: non-empty on a CPU that does
+// not compute bfloat16 natively (no AVX512_BF16 or AMX-BF16 in /proc/cpuinfo's flags, or no
+// /proc/cpuinfo), where bf16 matrix products are emulated and slower than float32; empty on CUDA
+// and on CPUs with native bf16. (Added in muki 0.10.)
+std::string bf16_slowness(const torch::Device& device);
 
 // The deterministic switch ([experiment].deterministic): torch's deterministic algorithms (an op
 // without a deterministic implementation then throws instead of varying), and the cuBLAS workspace
