@@ -26,20 +26,22 @@ variants=(
   "bf16-adaptive-0.05|$bf16|uncertainty.adaptive_tolerance=0.05"
 )
 analyze() {  # SEED VARIANT
-  local name sets args=()
+  local name sets set args=()
   IFS='|' read -r name sets <<< "$2"
   IFS='|' read -ra sets <<< "$sets"
-  for s in "${sets[@]}"; do args+=(--set "$s"); done
+  for set in "${sets[@]}"; do args+=(--set "$set"); done
   OMP_NUM_THREADS=1 build/bin/muki analyze configs/quickstart.toml --uncertainty mc_dropout --integration weighted \
     --set "experiment.seed=$1" "${args[@]}" --json "$out/seed$1-$name.json" --log-level warn > /dev/null
 }
 # Two seeds at a time, one thread each.
 IFS=, read -ra list <<< "$seeds"
 for ((i = 0; i < ${#list[@]}; i += 2)); do
+  pids=()
   for s in "${list[@]:i:2}"; do
     (for v in "${variants[@]}"; do analyze "$s" "$v"; done) &
+    pids+=($!)
   done
-  wait
+  for pid in "${pids[@]}"; do wait "$pid" || { echo "selection_cost: an analysis failed (above)" >&2; exit 1; }; done
 done
 
 /usr/bin/python3 - "$out" "$seeds" "${variants[@]%%|*}" <<'PY'
